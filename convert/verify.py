@@ -1,0 +1,161 @@
+"""Parity checks of a written GGUF against the package's reference and the source checkpoint.
+
+Tokenizer: llama.cpp's tokenization of the GGUF vs the pure-Python CodeGen2.5
+reference (itself tested against tiktoken) on a built-in corpus.
+Logits (when torch and transformers are installed): llama.cpp vs the
+transformers forward pass of the source checkpoint on a short prompt.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convert.errors import ConvertError
+from convert.vocab.codegen25 import codegen25_tokenizer
+from convert.vocab.corpus import verification_corpus
+
+LOGIT_PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n'
+F32_TOLERANCE = 1e-4
+
+
+@dataclass
+class TokenizerParity:
+    strings: int
+    equal: int
+    round_trips: int
+    first_mismatch: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.equal == self.strings and self.round_trips == self.strings
+
+
+@dataclass
+class LogitParity:
+    prompt_tokens: int
+    max_abs_diff: float
+    argmax_agreement: float
+    greedy_equal: bool
+    tolerance: float | None  # None: the file is lossy (f16, quantized); figures are informational
+
+    @property
+    def ok(self) -> bool:
+        if self.tolerance is None:
+            return True
+        return self.max_abs_diff <= self.tolerance and self.greedy_equal
+
+
+@dataclass
+class VerifyReport:
+    gguf: str
+    tokenizer: TokenizerParity
+    logits: LogitParity | None
+    logits_skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.tokenizer.ok and (self.logits is None or self.logits.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def _load_llama(path: Path, **kwargs: Any) -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ConvertError("verification needs llama-cpp-python, which is not installed") from None
+    try:
+        return llama_cpp.Llama(model_path=str(path), verbose=False, **kwargs)
+    except (ValueError, RuntimeError) as exc:
+        raise ConvertError(f"llama.cpp cannot load {path}: {exc}") from None
+
+
+def verify_tokenizer(gguf_path: Path, corpus: list[str] | None = None) -> TokenizerParity:
+    reference = codegen25_tokenizer()
+    llm = _load_llama(gguf_path, vocab_only=True)
+    strings = corpus if corpus is not None else verification_corpus()
+    equal = round_trips = 0
+    first_mismatch = None
+    for text in strings:
+        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        if ids == reference.encode(text):
+            equal += 1
+        elif first_mismatch is None:
+            first_mismatch = text
+        if llm.detokenize(ids, special=True) == text.encode("utf-8"):
+            round_trips += 1
+    return TokenizerParity(len(strings), equal, round_trips, first_mismatch)
+
+
+def verify_logits(gguf_path: Path, checkpoint_dir: Path, exact: bool, greedy_tokens: int = 8) -> LogitParity:
+    import torch
+    import transformers
+
+    ids = codegen25_tokenizer().encode(LOGIT_PROMPT)
+    model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        reference = model(torch.tensor([ids])).logits[0].numpy()
+        generated = model.generate(
+            torch.tensor([ids]), max_new_tokens=greedy_tokens, do_sample=False, pad_token_id=50256
+        )[0, len(ids) :].tolist()
+
+    llm = _load_llama(gguf_path, n_ctx=256, logits_all=True, type_k=0, type_v=0, n_threads=os.cpu_count() or 1)
+    llm.eval(ids)
+    ours = np.asarray(llm.scores[: len(ids)], dtype=np.float32)
+    ours_generated = _greedy(llm, ids, greedy_tokens)
+    return LogitParity(
+        prompt_tokens=len(ids),
+        max_abs_diff=float(np.max(np.abs(ours - reference))),
+        argmax_agreement=float(np.mean(ours.argmax(-1) == reference.argmax(-1))),
+        greedy_equal=ours_generated == generated,
+        tolerance=F32_TOLERANCE if exact else None,
+    )
+
+
+def _greedy(llm: Any, ids: list[int], count: int) -> list[int]:
+    llm.reset()
+    llm.eval(ids)
+    out: list[int] = []
+    for _ in range(count):
+        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        out.append(token)
+        llm.eval([token])
+    return out
+
+
+def _all_f32(gguf_path: Path) -> bool:
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    try:
+        reader = GGUFReader(gguf_path, "r")
+    except (ValueError, OSError) as exc:
+        raise ConvertError(f"{gguf_path}: not a valid GGUF file ({exc})") from None
+    return all(t.tensor_type == GGMLQuantizationType.F32 for t in reader.tensors)
+
+
+def verify(gguf_path: Path, checkpoint_dir: Path | None) -> VerifyReport:
+    """Tokenizer parity always; logit parity when a checkpoint is given and torch is installed."""
+    if not gguf_path.is_file():
+        raise ConvertError(f"{gguf_path}: no such file")
+    exact = _all_f32(gguf_path)
+    tokenizer = verify_tokenizer(gguf_path)
+    if checkpoint_dir is None:
+        return VerifyReport(str(gguf_path), tokenizer, None, "no checkpoint given")
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return VerifyReport(
+            str(gguf_path), tokenizer, None,
+            "install torch and transformers (pip install 'localcoder[verify]') to compare logits",
+        )
+    return VerifyReport(str(gguf_path), tokenizer, verify_logits(gguf_path, checkpoint_dir, exact))

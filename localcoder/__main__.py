@@ -1,0 +1,3 @@
+from localcoder.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""The `localcoder` command: a thin Typer layer over convert/ and localcoder/.
+
+Each command lives in its own module, parses options, calls one core
+function and renders its result; see STYLE.md.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from localcoder import __version__
+from localcoder.cli import convert_cmd, demo_cmd, inspect_cmd, verify_cmd
+
+app = typer.Typer(
+    name="localcoder",
+    help="Offline code assistant for the CodeGen model family, on llama.cpp.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+for module in (convert_cmd, inspect_cmd, verify_cmd, demo_cmd):
+    module.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"localcoder {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Offline code assistant for the CodeGen model family, on llama.cpp."""
+
+
+def main() -> None:
+    app()

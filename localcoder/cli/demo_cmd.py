@@ -1,0 +1,47 @@
+"""`localcoder demo`: the whole pipeline on a built-in tiny checkpoint (random weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from localcoder import paths
+from localcoder.cli._common import stderr, stdout, user_errors
+from localcoder.cli.progress import RichConvertEvents
+from localcoder.demo import run_demo
+from localcoder.gguf_info import read_gguf
+from localcoder.render import render_convert, render_summary
+
+EPILOG = """\
+[bold]Examples[/]
+
+  localcoder demo
+  localcoder demo --dir /tmp/localcoder-demo
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo", epilog=EPILOG)(demo_command)
+
+
+@user_errors
+def demo_command(
+    directory: Optional[Path] = typer.Option(None, "--dir", help="Where to put the demo files. Default: LOCALCODER_HOME/demo."),
+) -> None:
+    """Build a tiny RANDOM-weight CodeGen2.5 checkpoint, convert it (f16, Q4_K_M) and inspect the result."""
+    target = directory or paths.demo_dir()
+    stderr.print(
+        "[yellow]demo:[/] building a tiny CodeGen2.5-layout checkpoint with [bold]random weights[/] "
+        f"in {target}; it shows the pipeline, not a useful model."
+    )
+    with RichConvertEvents(stderr) as events:
+        result = run_demo(target, events)
+    stdout.print(f"checkpoint (random weights): {result.checkpoint}")
+    for conversion in result.conversions:
+        render_convert(stdout, conversion)
+    for conversion in result.conversions:
+        stdout.rule(f"localcoder inspect {conversion.output.name}")
+        render_summary(stdout, read_gguf(conversion.output))
+    stdout.print("[yellow]Note:[/] these GGUF files hold random weights. See README.md to convert real CodeGen2.5 weights.")

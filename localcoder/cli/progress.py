@@ -1,0 +1,56 @@
+"""Rich progress on stderr for conversions: bytes and tensors written, then llama.cpp's quantizer."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from localcoder.render import human_bytes
+
+
+class RichConvertEvents:
+    """Implements convert.pipeline.ConvertEvents; one bar per stage."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task: TaskID | None = None
+        self.bytes_done = self.bytes_total = self.tensors_done = self.tensors_total = 0
+
+    def __enter__(self) -> RichConvertEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def writing(self, total_bytes: int, total_tensors: int) -> None:
+        self.bytes_done, self.bytes_total = 0, total_bytes
+        self.tensors_done, self.tensors_total = 0, total_tensors
+        self.task = self.progress.add_task("converting", total=total_bytes, detail=self._detail())
+
+    def tensor_written(self, name: str, source_bytes: int) -> None:
+        self.bytes_done += source_bytes
+        self.tensors_done += 1
+        assert self.task is not None
+        self.progress.update(self.task, completed=self.bytes_done, detail=self._detail())
+
+    def quantizing(self, qtype: str) -> None:
+        self.task = self.progress.add_task(f"quantizing to {qtype}", total=self.tensors_total, detail="")
+
+    def quantized_tensor(self, done: int, total: int, name: str) -> None:
+        assert self.task is not None
+        self.progress.update(self.task, completed=done, total=total, detail=f"{done}/{total} {name}")
+
+    def _detail(self) -> str:
+        return (
+            f"{human_bytes(self.bytes_done)}/{human_bytes(self.bytes_total)}"
+            f"  {self.tensors_done}/{self.tensors_total} tensors"
+        )

@@ -1,0 +1,131 @@
+"""Rendering of result objects: Rich tables for people, JSON for editors and scripts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from convert.pipeline import ConvertResult
+from convert.verify import VerifyReport
+from localcoder.gguf_info import GGUFSummary
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n:.2f} TB"
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def to_json(value: Any) -> str:
+    def default(obj: Any) -> Any:
+        if is_dataclass(obj):
+            return asdict(obj)  # type: ignore[arg-type]
+        if isinstance(obj, Path):
+            return str(obj)
+        raise TypeError(type(obj).__name__)
+
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    return json.dumps(value, default=default, indent=2, ensure_ascii=False)
+
+
+def _pairs_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, "-" if value is None else str(value))
+    return table
+
+
+def render_summary(console: Console, summary: GGUFSummary, all_tensors: bool = False) -> None:
+    console.print(
+        _pairs_table(
+            f"[bold]{summary.path}[/]",
+            [
+                ("name", summary.name),
+                ("architecture", summary.architecture),
+                ("family", summary.family),
+                ("prompt format", summary.prompt_format),
+                ("file type", summary.file_type),
+                ("context length", summary.context_length),
+                ("parameters", human_count(summary.parameters)),
+                ("tensors", f"{summary.tensor_count} ({', '.join(f'{n} {t}' for t, n in sorted(summary.tensor_types.items()))})"),
+                ("size", human_bytes(summary.file_bytes)),
+            ],
+        )
+    )
+    meta = Table(title="metadata", title_justify="left", show_header=False, box=None)
+    meta.add_column(style="cyan")
+    meta.add_column(overflow="fold")
+    for key, value in summary.metadata.items():
+        meta.add_row(key, _short(value))
+    console.print(meta)
+    tensors = Table(title="tensors", title_justify="left")
+    for column in ("name", "type", "shape", "size"):
+        tensors.add_column(column, justify="right" if column == "size" else "left")
+    shown = summary.tensors if all_tensors else _abridged(summary)
+    for t in shown:
+        tensors.add_row(t.name, t.type, " x ".join(map(str, t.shape)), human_bytes(t.nbytes))
+    console.print(tensors)
+    if len(shown) < summary.tensor_count:
+        console.print(f"[dim]{summary.tensor_count - len(shown)} more tensors of repeated blocks; --all lists them[/]")
+
+
+def _abridged(summary: GGUFSummary) -> list:
+    """Non-block tensors and the first block: the rest repeats it."""
+    return [t for t in summary.tensors if not t.name.startswith("blk.") or t.name.startswith("blk.0.")]
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict) and "length" in value:
+        preview = ", ".join(map(repr, value["first"][:4]))
+        return f"[{value['length']} items: {preview}, ...]"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def render_convert(console: Console, result: ConvertResult) -> None:
+    rows = [
+        ("wrote", result.output),
+        ("architecture", f"{result.architecture} -> {result.family}"),
+        ("type", result.file_type),
+        ("tensors", result.tensors),
+        ("size", f"{human_bytes(result.output_bytes)} (from {human_bytes(result.source_bytes)} of source tensors)"),
+        ("time", f"{result.seconds:.1f} s"),
+    ]
+    if result.fallbacks:
+        rows.append(("kept at f16", f"{len(result.fallbacks)} tensors whose rows don't fill a block: {', '.join(result.fallbacks[:4])}"))
+    console.print(_pairs_table("[bold green]converted[/]", rows))
+
+
+def render_verify(console: Console, report: VerifyReport) -> None:
+    tok = report.tokenizer
+    rows: list[tuple[str, Any]] = [
+        ("tokenizer", f"{'PASS' if tok.ok else 'FAIL'}: {tok.equal}/{tok.strings} strings tokenize identically, {tok.round_trips}/{tok.strings} round-trip"),
+    ]
+    if tok.first_mismatch is not None:
+        rows.append(("first mismatch", repr(tok.first_mismatch[:80])))
+    if report.logits is not None:
+        lg = report.logits
+        verdict = "PASS" if lg.ok else "FAIL"
+        bound = f" (bound {lg.tolerance:g})" if lg.tolerance is not None else " (lossy file type: no bound)"
+        rows.append(("logits", f"{verdict}: max |dlogit| {lg.max_abs_diff:.2e}{bound} over {lg.prompt_tokens} tokens"))
+        rows.append(("top-1 agreement", f"{lg.argmax_agreement:.1%}; greedy continuation {'equal' if lg.greedy_equal else 'differs'}"))
+    else:
+        rows.append(("logits", f"skipped: {report.logits_skipped}"))
+    console.print(_pairs_table("[bold]parity report[/]", rows))

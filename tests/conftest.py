@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from convert.synthetic import LlamaShape
+from tests.checkpoints import TinySpec, save_checkpoint
+
+TINY = TinySpec(LlamaShape(hidden=64, intermediate=128, layers=2, heads=4))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's model directory or Hugging Face cache."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LOCALCODER_HOME", str(home / "localcoder"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default tiny CodeGen2.5 checkpoint: 3 .bin shards, index, rotary buffers, poisoned tokenizer code."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return save_checkpoint(TINY, tmp_path_factory.mktemp("tiny") / "codegen25-tiny")
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200"}
