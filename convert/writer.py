@@ -97,7 +97,8 @@ def write_tensor_data(
         start = out.tell()
         data = item.plan.load()
         for encoded in _encode_chunks(data, item.qtype):
-            encoded.tofile(out)
+            # file.write, unlike ndarray.tofile, reports a full disk with its errno.
+            out.write(memoryview(np.ascontiguousarray(encoded)).cast("B"))
         del data  # drops the shard mapping before the next tensor is read
         written = out.tell() - start
         if written != item.nbytes:

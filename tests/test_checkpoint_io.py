@@ -150,6 +150,14 @@ def test_written_bin_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert torch.load(path, weights_only=True)["half"].dtype == torch.float16
 
 
+def test_written_bin_takes_uint16_as_bfloat16_bits(tmp_path: Path) -> None:
+    values = torch.randn(4, 3, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+    write_torch_bin(tmp_path / "bf16.bin", {"w": values.view(torch.int16).numpy().view(np.uint16)})
+    assert torch.equal(torch.load(tmp_path / "bf16.bin", weights_only=True)["w"], values)
+    record = read_torch_bin(tmp_path / "bf16.bin")["w"]
+    assert record.dtype == "BF16" and record.read().tobytes() == values.float().numpy().tobytes()
+
+
 def test_pickled_integers_cover_every_width() -> None:
     # Shapes and element counts of multi-GB tensors need the wider opcodes.
     for value in (0, 255, 256, 65535, 65536, 2**31 - 1, 2**31, 2**40, 2**63, -1, -(2**31), -(2**31) - 1):

@@ -290,6 +290,7 @@ def write_torch_bin(path: Path, tensors: Mapping[str, np.ndarray]) -> None:
     stored uncompressed at 64-byte alignment), so demos and benchmarks can
     build real-format checkpoints without torch. Each tensor's bytes are
     streamed into the archive; nothing holds the whole file in memory.
+    numpy has no bfloat16, so uint16 arrays are taken as bfloat16 bit patterns.
     """
     path = Path(path)
     prefix = f"{path.stem or 'archive'}/"
