@@ -19,6 +19,7 @@ from gguf.constants import GGML_QUANT_SIZES
 
 from convert.architectures.base import TensorPlan
 from convert.errors import ConvertError
+from convert.fastcast import to_float16
 
 # Output types written directly by numpy; everything else goes through llama.cpp.
 DIRECT_TYPES: dict[str, tuple[GGMLQuantizationType, LlamaFileType]] = {
@@ -78,7 +79,7 @@ def _encode_chunks(data: np.ndarray, qtype: GGMLQuantizationType) -> Iterator[np
     step = max(1, _CHUNK_BYTES // max(1, rows.shape[1] * 4))
     for start in range(0, rows.shape[0], step):
         chunk = np.asarray(rows[start : start + step], dtype=np.float32)
-        yield quants.quantize(chunk, qtype)
+        yield to_float16(chunk) if qtype == GGMLQuantizationType.F16 else quants.quantize(chunk, qtype)
 
 
 def write_tensor_data(
