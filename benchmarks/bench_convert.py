@@ -44,8 +44,18 @@ def copy_with_fsync(files: list[Path], target: Path) -> float:
 
 def run_convert(checkpoint: Path, output: Path, outtype: str) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one `localcoder convert` child process."""
-    command = [sys.executable, "-m", "localcoder", "convert", str(checkpoint), "-o", str(output),
-               "--outtype", outtype, "--force"]
+    command = [
+        sys.executable,
+        "-m",
+        "localcoder",
+        "convert",
+        str(checkpoint),
+        "-o",
+        str(output),
+        "--outtype",
+        outtype,
+        "--force",
+    ]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
@@ -88,7 +98,9 @@ def main() -> None:
     print(f"plain copy     {copy_seconds:.2f} s ({source_bytes / GB / copy_seconds:.2f} GB/s), with fsync")
     print(f"time ratio     {convert_seconds / copy_seconds:.2f} x copy (target <= 1.5)")
     print(f"peak RSS       {peak_rss / MB:.0f} MB; largest tensor {largest / MB:.0f} MB")
-    print(f"RSS ratio      {peak_rss / rss_target:.2f} of 2 x largest + 300 MB = {rss_target / MB:.0f} MB (target <= 1.0)")
+    print(
+        f"RSS ratio      {peak_rss / rss_target:.2f} of 2 x largest + 300 MB = {rss_target / MB:.0f} MB (target <= 1.0)"
+    )
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def run_quantizer(
     """Quantize `source` into `target` in a child process; raise ConvertError on failure."""
     command = [sys.executable, "-m", "convert.quantize", str(source), str(target), qtype, str(threads)]
     log: list[str] = []
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace") as child:
+    with subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as child:
         assert child.stderr is not None
         try:
             for line in child.stderr:

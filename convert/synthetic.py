@@ -132,9 +132,14 @@ def write_codegen25_checkpoint(
     if shard_no - 1 < shards:  # fewer tensors than shards: rename to the true count
         _renumber(directory, weight_map, shard_no - 1, shards)
 
-    _write_json(directory / "pytorch_model.bin.index.json", {"metadata": {"total_size": total}, "weight_map": weight_map})
+    _write_json(
+        directory / "pytorch_model.bin.index.json", {"metadata": {"total_size": total}, "weight_map": weight_map}
+    )
     _write_json(directory / "config.json", codegen25_config(shape))
-    _write_json(directory / "generation_config.json", {"_from_model_config": True, "bos_token_id": 50256, "eos_token_id": 50256, "pad_token_id": 0})
+    _write_json(
+        directory / "generation_config.json",
+        {"_from_model_config": True, "bos_token_id": 50256, "eos_token_id": 50256, "pad_token_id": 0},
+    )
     _write_json(directory / "tokenizer_config.json", TOKENIZER_CONFIG)
     (directory / "README.md").write_text(
         "Randomly initialised weights in the CodeGen2.5 checkpoint layout, made by localcoder.\n"

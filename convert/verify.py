@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from convert.errors import ConvertError
+from convert.llamacpp import detokenize, load_llama, tokenize
 from convert.vocab.codegen25 import codegen25_tokenizer
 from convert.vocab.corpus import verification_corpus
 
@@ -67,30 +68,19 @@ class VerifyReport:
         return data
 
 
-def _load_llama(path: Path, **kwargs: Any) -> Any:
-    try:
-        import llama_cpp
-    except ImportError:
-        raise ConvertError("verification needs llama-cpp-python, which is not installed") from None
-    try:
-        return llama_cpp.Llama(model_path=str(path), verbose=False, **kwargs)
-    except (ValueError, RuntimeError) as exc:
-        raise ConvertError(f"llama.cpp cannot load {path}: {exc}") from None
-
-
 def verify_tokenizer(gguf_path: Path, corpus: list[str] | None = None) -> TokenizerParity:
     reference = codegen25_tokenizer()
-    llm = _load_llama(gguf_path, vocab_only=True)
+    llm = load_llama(gguf_path, vocab_only=True)
     strings = corpus if corpus is not None else verification_corpus()
     equal = round_trips = 0
     first_mismatch = None
     for text in strings:
-        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        ids = tokenize(llm, text)
         if ids == reference.encode(text):
             equal += 1
         elif first_mismatch is None:
             first_mismatch = text
-        if llm.detokenize(ids, special=True) == text.encode("utf-8"):
+        if detokenize(llm, ids) == text.encode("utf-8"):
             round_trips += 1
     return TokenizerParity(len(strings), equal, round_trips, first_mismatch)
 
@@ -108,7 +98,7 @@ def verify_logits(gguf_path: Path, checkpoint_dir: Path, exact: bool, greedy_tok
             torch.tensor([ids]), max_new_tokens=greedy_tokens, do_sample=False, pad_token_id=50256
         )[0, len(ids) :].tolist()
 
-    llm = _load_llama(gguf_path, n_ctx=256, logits_all=True, type_k=0, type_v=0, n_threads=os.cpu_count() or 1)
+    llm = load_llama(gguf_path, n_ctx=256, logits_all=True, type_k=0, type_v=0, n_threads=os.cpu_count() or 1)
     llm.eval(ids)
     ours = np.asarray(llm.scores[: len(ids)], dtype=np.float32)
     ours_generated = _greedy(llm, ids, greedy_tokens)
@@ -155,7 +145,9 @@ def verify(gguf_path: Path, checkpoint_dir: Path | None) -> VerifyReport:
         import transformers  # noqa: F401
     except ImportError:
         return VerifyReport(
-            str(gguf_path), tokenizer, None,
+            str(gguf_path),
+            tokenizer,
+            None,
             "install torch and transformers (pip install 'localcoder[verify]') to compare logits",
         )
     return VerifyReport(str(gguf_path), tokenizer, verify_logits(gguf_path, checkpoint_dir, exact))

@@ -78,7 +78,9 @@ def read_gguf(path: Path) -> GGUFSummary:
     try:
         reader = GGUFReader(path, "r")
     except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
-        raise LocalcoderError(f"{path}: not a valid GGUF file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise LocalcoderError(
+            f"{path}: not a valid GGUF file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
 
     values = {name: _field_value(f) for name, f in reader.fields.items() if not name.startswith("GGUF.")}
     arch = str(values.get("general.architecture", "unknown"))

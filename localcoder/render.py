@@ -64,7 +64,7 @@ def render_summary(console: Console, summary: GGUFSummary, all_tensors: bool = F
                 ("file type", summary.file_type),
                 ("context length", summary.context_length),
                 ("parameters", human_count(summary.parameters)),
-                ("tensors", f"{summary.tensor_count} ({', '.join(f'{n} {t}' for t, n in sorted(summary.tensor_types.items()))})"),
+                ("tensors", f"{summary.tensor_count} ({_type_counts(summary)})"),
                 ("size", human_bytes(summary.file_bytes)),
             ],
         )
@@ -84,6 +84,10 @@ def render_summary(console: Console, summary: GGUFSummary, all_tensors: bool = F
     console.print(tensors)
     if len(shown) < summary.tensor_count:
         console.print(f"[dim]{summary.tensor_count - len(shown)} more tensors of repeated blocks; --all lists them[/]")
+
+
+def _type_counts(summary: GGUFSummary) -> str:
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(summary.tensor_types.items()))
 
 
 def _abridged(summary: GGUFSummary) -> list:
@@ -109,14 +113,23 @@ def render_convert(console: Console, result: ConvertResult) -> None:
         ("time", f"{result.seconds:.1f} s"),
     ]
     if result.fallbacks:
-        rows.append(("kept at f16", f"{len(result.fallbacks)} tensors whose rows don't fill a block: {', '.join(result.fallbacks[:4])}"))
+        rows.append(
+            (
+                "kept at f16",
+                f"{len(result.fallbacks)} tensors whose rows don't fill a block: {', '.join(result.fallbacks[:4])}",
+            )
+        )
     console.print(_pairs_table("[bold green]converted[/]", rows))
 
 
 def render_verify(console: Console, report: VerifyReport) -> None:
     tok = report.tokenizer
     rows: list[tuple[str, Any]] = [
-        ("tokenizer", f"{'PASS' if tok.ok else 'FAIL'}: {tok.equal}/{tok.strings} strings tokenize identically, {tok.round_trips}/{tok.strings} round-trip"),
+        (
+            "tokenizer",
+            f"{'PASS' if tok.ok else 'FAIL'}: {tok.equal}/{tok.strings} strings tokenize identically,"
+            f" {tok.round_trips}/{tok.strings} round-trip",
+        ),
     ]
     if tok.first_mismatch is not None:
         rows.append(("first mismatch", repr(tok.first_mismatch[:80])))
@@ -125,7 +138,12 @@ def render_verify(console: Console, report: VerifyReport) -> None:
         verdict = "PASS" if lg.ok else "FAIL"
         bound = f" (bound {lg.tolerance:g})" if lg.tolerance is not None else " (lossy file type: no bound)"
         rows.append(("logits", f"{verdict}: max |dlogit| {lg.max_abs_diff:.2e}{bound} over {lg.prompt_tokens} tokens"))
-        rows.append(("top-1 agreement", f"{lg.argmax_agreement:.1%}; greedy continuation {'equal' if lg.greedy_equal else 'differs'}"))
+        rows.append(
+            (
+                "top-1 agreement",
+                f"{lg.argmax_agreement:.1%}; greedy continuation {'equal' if lg.greedy_equal else 'differs'}",
+            )
+        )
     else:
         rows.append(("logits", f"skipped: {report.logits_skipped}"))
     console.print(_pairs_table("[bold]parity report[/]", rows))

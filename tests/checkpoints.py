@@ -44,7 +44,7 @@ def build_model(spec: TinySpec):
     torch.manual_seed(spec.seed)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config))
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.ndim == 2:
                 param.mul_(spec.scale)
             else:  # norms: away from 1.0 so a dropped or misplaced norm shows

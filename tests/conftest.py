@@ -7,6 +7,7 @@ import pytest
 
 from convert.synthetic import LlamaShape
 from tests.checkpoints import TinySpec, save_checkpoint
+from tests.references import humaneval_prompts, stdlib_texts, tiktoken_encoding  # noqa: F401  (shared fixtures)
 
 TINY = TinySpec(LlamaShape(hidden=64, intermediate=128, layers=2, heads=4))
 
@@ -30,3 +31,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def cli_env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="session")
+def tiny_f32_gguf(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from convert.pipeline import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("f32") / "tiny.F32.gguf"
+    return convert(ConvertOptions(source=str(tiny_checkpoint), output=out, outtype="f32")).output

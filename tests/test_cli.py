@@ -17,14 +17,8 @@ from tests.test_convert_errors import assert_one_line_error, run_cli
 pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def f32_gguf(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("f32") / "tiny.F32.gguf"
-    return convert(ConvertOptions(source=str(tiny_checkpoint), output=out, outtype="f32")).output
-
-
-def test_inspect_json_shows_what_later_stages_need(f32_gguf: Path) -> None:
-    result = run_cli("inspect", str(f32_gguf), "--json")
+def test_inspect_json_shows_what_later_stages_need(tiny_f32_gguf: Path) -> None:
+    result = run_cli("inspect", str(tiny_f32_gguf), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     meta = summary["metadata"]
@@ -43,10 +37,16 @@ def test_inspect_json_shows_what_later_stages_need(f32_gguf: Path) -> None:
     assert not any("rotary" in t["name"] for t in summary["tensors"])
 
 
-def test_inspect_text(f32_gguf: Path) -> None:
-    result = run_cli("inspect", str(f32_gguf))
+def test_inspect_text(tiny_f32_gguf: Path) -> None:
+    result = run_cli("inspect", str(tiny_f32_gguf))
     assert result.returncode == 0, result.stderr
-    for needle in ("codegen2.5", "codegen-infill", "token_embd.weight", "blk.0.attn_q.weight", "tokenizer.ggml.eom_token_id"):
+    for needle in (
+        "codegen2.5",
+        "codegen-infill",
+        "token_embd.weight",
+        "blk.0.attn_q.weight",
+        "tokenizer.ggml.eom_token_id",
+    ):
         assert needle in result.stdout
 
 
@@ -57,8 +57,8 @@ def test_inspect_bad_files(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("inspect", str(junk)), "not a valid GGUF")
 
 
-def test_verify_passes_on_an_exact_conversion(f32_gguf: Path, tiny_checkpoint: Path) -> None:
-    result = run_cli("verify", str(f32_gguf), str(tiny_checkpoint), "--json")
+def test_verify_passes_on_an_exact_conversion(tiny_f32_gguf: Path, tiny_checkpoint: Path) -> None:
+    result = run_cli("verify", str(tiny_f32_gguf), str(tiny_checkpoint), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True
@@ -82,7 +82,9 @@ def test_verify_catches_a_tokenizer_without_the_whitespace_merges(
 
 
 def test_convert_with_verify_flag(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    result = run_cli("convert", str(tiny_checkpoint), "-o", str(tmp_path / "m.gguf"), "--outtype", "f32", "--verify", "--json")
+    result = run_cli(
+        "convert", str(tiny_checkpoint), "-o", str(tmp_path / "m.gguf"), "--outtype", "f32", "--verify", "--json"
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["result"]["tensors"] == 21
@@ -126,7 +128,10 @@ def test_every_command_has_help_with_examples() -> None:
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "localcoder", "demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "localcoder", "demo", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert "random" in result.stderr and "random" in result.stdout

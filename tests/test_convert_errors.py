@@ -90,7 +90,9 @@ def test_llama_with_another_tokenizer_is_refused(checkpoint: Path, out_dir: Path
 
 def test_missing_shard(checkpoint: Path, out_dir: Path) -> None:
     (checkpoint / "pytorch_model-00002-of-00003.bin").unlink()
-    assert_one_line_error(run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "00002-of-00003", "missing")
+    assert_one_line_error(
+        run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "00002-of-00003", "missing"
+    )
     assert_no_output(out_dir)
 
 
@@ -98,7 +100,9 @@ def test_truncated_shard(checkpoint: Path, out_dir: Path) -> None:
     shard = checkpoint / "pytorch_model-00001-of-00003.bin"
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])
-    assert_one_line_error(run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "00001-of-00003", "truncated")
+    assert_one_line_error(
+        run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "00001-of-00003", "truncated"
+    )
     assert_no_output(out_dir)
 
 
@@ -107,7 +111,9 @@ def test_index_naming_an_absent_tensor(checkpoint: Path, out_dir: Path) -> None:
     data = json.loads(index.read_text())
     data["weight_map"]["model.layers.7.mlp.up_proj.weight"] = "pytorch_model-00001-of-00003.bin"
     index.write_text(json.dumps(data))
-    assert_one_line_error(run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "model.layers.7.mlp.up_proj.weight")
+    assert_one_line_error(
+        run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "model.layers.7.mlp.up_proj.weight"
+    )
     assert_no_output(out_dir)
 
 
@@ -119,7 +125,9 @@ def test_shape_not_matching_config(checkpoint: Path, out_dir: Path) -> None:
 
 def test_vocab_size_other_than_51200(checkpoint: Path, out_dir: Path) -> None:
     edit_json(checkpoint / "config.json", vocab_size=32000)
-    assert_one_line_error(run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "vocab_size 32000", "51200")
+    assert_one_line_error(
+        run_cli("convert", str(checkpoint), "-o", str(out_dir / "m.gguf")), "vocab_size 32000", "51200"
+    )
 
 
 def test_code_carrying_bin_is_refused_and_not_run(checkpoint: Path, out_dir: Path, tmp_path: Path) -> None:
@@ -169,7 +177,9 @@ def test_unwritable_output_directory(tiny_checkpoint: Path, out_dir: Path) -> No
 
 def test_read_only_filesystem_output(tiny_checkpoint: Path) -> None:
     """Works as root too: /proc does not take new files."""
-    assert_one_line_error(run_cli("convert", str(tiny_checkpoint), "-o", "/proc/localcoder-test/m.gguf"), "output directory")
+    assert_one_line_error(
+        run_cli("convert", str(tiny_checkpoint), "-o", "/proc/localcoder-test/m.gguf"), "output directory"
+    )
 
 
 @pytest.fixture
@@ -202,11 +212,23 @@ def test_disk_filling_up_mid_write_leaves_nothing(tiny_checkpoint: Path, out_dir
 
 
 def test_ctrl_c_mid_way_leaves_nothing(tmp_path: Path) -> None:
-    checkpoint = write_codegen25_checkpoint(tmp_path / "big", LlamaShape(hidden=512, intermediate=1024, layers=4, heads=8))
+    checkpoint = write_codegen25_checkpoint(
+        tmp_path / "big", LlamaShape(hidden=512, intermediate=1024, layers=4, heads=8)
+    )
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     child = subprocess.Popen(
-        [sys.executable, "-m", "localcoder", "convert", str(checkpoint), "-o", str(out_dir / "m.gguf"), "--outtype", "q8_0"],
+        [
+            sys.executable,
+            "-m",
+            "localcoder",
+            "convert",
+            str(checkpoint),
+            "-o",
+            str(out_dir / "m.gguf"),
+            "--outtype",
+            "q8_0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

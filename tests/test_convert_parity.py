@@ -25,7 +25,9 @@ GREEDY_TOKENS = 12
 SPECS = {
     "4-heads-3-shards": TinySpec(LlamaShape(hidden=64, intermediate=128, layers=2, heads=4)),
     "2-heads-1-bin": TinySpec(LlamaShape(hidden=96, intermediate=160, layers=1, heads=2), shards=1, seed=1),
-    "gqa-safetensors": TinySpec(LlamaShape(hidden=128, intermediate=96, layers=2, heads=8), kv_heads=2, fmt="safetensors", seed=2),
+    "gqa-safetensors": TinySpec(
+        LlamaShape(hidden=128, intermediate=96, layers=2, heads=8), kv_heads=2, fmt="safetensors", seed=2
+    ),
 }
 
 
@@ -38,7 +40,9 @@ def reference(spec: TinySpec, ids: list[int]) -> tuple[np.ndarray, list[int]]:
 
 
 def llama_logits(path: Path, ids: list[int]) -> tuple[np.ndarray, list[int]]:
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, logits_all=True, type_k=0, type_v=0, n_threads=2, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(path), n_ctx=256, logits_all=True, type_k=0, type_v=0, n_threads=2, verbose=False
+    )
     llm.eval(ids)
     logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
     generated = []

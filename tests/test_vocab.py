@@ -7,14 +7,11 @@ GPT-2 files in ../shared/data/gpt2, and every comparison demands 100% equal ids.
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import sys
-import sysconfig
 import unicodedata
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -31,94 +28,14 @@ from convert.vocab.codegen25 import (
     gguf_vocab,
 )
 from convert.vocab.corpus import verification_corpus
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GPT2_DIR = SHARED_DATA / "gpt2"
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-FIM_NAMES = (
-    "<fim_prefix> <fim_middle> <fim_suffix> <fim_pad> <filename> <gh_stars> <issue_start> "
-    "<issue_comment> <issue_closed> <jupyter_start> <jupyter_text> <jupyter_code> "
-    "<jupyter_output> <empty_output> <commit_before> <commit_msg> <commit_after> <reponame>"
-).split()
-
-
-@pytest.fixture(scope="module")
-def tiktoken_encoding():
-    """tiktoken's CodeGen2.5 encoding, assembled independently of convert.vocab."""
-    tiktoken = pytest.importorskip("tiktoken")
-    load = pytest.importorskip("tiktoken.load")
-    if not (GPT2_DIR / "vocab.bpe").is_file() or not (GPT2_DIR / "encoder.json").is_file():
-        pytest.skip(f"GPT-2 BPE files not found in {GPT2_DIR}")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, write no cache
-        ranks = load.data_gym_to_mergeable_bpe_ranks(
-            vocab_bpe_file=str(GPT2_DIR / "vocab.bpe"),
-            encoder_json_file=str(GPT2_DIR / "encoder.json"),
-        )
-    next_id = len(ranks) + 1  # GPT-2's n_vocab counts <|endoftext|>
-    for run in [" " * n for n in range(31, 1, -1)] + ["\t" * n for n in range(9, 1, -1)]:
-        ranks[run.encode()] = next_id
-        next_id += 1
-    names = FIM_NAMES + [f"<dummy_{n}>" for n in range(4)] + ["<sep>", "<eom>"]
-    names += [f"<mask_{n}>" for n in range(881, 0, -1)]
-    specials = {"<|endoftext|>": 50256} | {name: next_id + i for i, name in enumerate(names)}
-    return tiktoken.Encoding("codegen25", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                             special_tokens=specials)
-
-
-@pytest.fixture(scope="module")
-def stdlib_texts() -> list[str]:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
-    if len(files) < 300:
-        pytest.skip(f"too few stdlib sources under {root}")
-    chosen = random.Random(311).sample(files, 300)
-    return [p.read_text(encoding="utf-8", errors="replace") for p in chosen]
-
-
-@pytest.fixture(scope="module")
-def humaneval_prompts() -> list[str]:
-    path = SHARED_DATA / "HumanEval.jsonl.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        return [json.loads(line)["prompt"] for line in lines if line.strip()]
-
-
-def random_whitespace_strings(count: int = 3000) -> list[str]:
-    """Strings where whitespace runs meet every other character class."""
-    rng = random.Random(2500)
-    units = [" ", "\t", "\n", "\r", "\r\n", "\u00a0", "\u3000", "\u0085", "\x1c", "\u2028",
-             "a", "Z", "é", "中", "🙂", "1", "²", "'", "s", "ll", "_", ".", "(", "#", "<", ">",
-             "<sep>", "<mask_1>", "<|endoftext|>"]
-    weights = [30, 12, 6, 2, 2, 1, 1, 1, 1, 1] + [2] * 16 + [1, 1, 1]
-    return ["".join(rng.choices(units, weights, k=rng.randint(0, 48))) for _ in range(count)]
-
-
-def assert_same_ids(strings: Iterable[str], expected: Callable[[str], list[int]],
-                    actual: Callable[[str], list[int]]) -> None:
-    checked = 0
-    for text in strings:
-        want, got = expected(text), actual(text)
-        assert got == want, f"first differing string: {text!r}\n expected {want}\n got      {got}"
-        checked += 1
-    assert checked, "nothing was compared"
-
-
-def tiktoken_ids(encoding) -> Callable[[str], list[int]]:
-    """tiktoken's encode(allowed_special="all"), as CodeGen2.5 calls it.
-
-    That call costs ~0.25 ms of set conversion for 905 specials, too slow for
-    80,000 lines; text without "<" cannot hold a special (all start with it),
-    and for such text encode_ordinary is the same function.
-    """
-
-    def encode(text: str) -> list[int]:
-        if "<" in text:
-            return encoding.encode(text, allowed_special="all")
-        return encoding.encode_ordinary(text)
-
-    return encode
+from tests.references import (
+    FIM_NAMES,
+    GPT2_DIR,
+    GPT2_PATTERN,
+    assert_same_ids,
+    random_whitespace_strings,
+    tiktoken_ids,
+)
 
 
 def test_corpus_matches_tiktoken(tiktoken_encoding) -> None:
@@ -140,8 +57,7 @@ def test_humaneval_prompts_match_tiktoken(tiktoken_encoding, humaneval_prompts) 
 
 
 def test_random_whitespace_strings_match_tiktoken(tiktoken_encoding) -> None:
-    assert_same_ids(random_whitespace_strings(), tiktoken_ids(tiktoken_encoding),
-                    codegen25_tokenizer().encode)
+    assert_same_ids(random_whitespace_strings(), tiktoken_ids(tiktoken_encoding), codegen25_tokenizer().encode)
 
 
 def test_long_pieces_match_tiktoken(tiktoken_encoding) -> None:
@@ -220,12 +136,11 @@ def merge_list_encoder(merges: list[str], tokens: list[str]) -> Callable[[str], 
     def encode_piece(piece: str) -> list[int]:
         symbols = [byte_chars[b] for b in piece.encode("utf-8")]
         while len(symbols) > 1:
-            pairs = [(rank.get(pair, sys.maxsize), i) for i, pair in
-                     enumerate(zip(symbols, symbols[1:], strict=False))]
+            pairs = [(rank.get(pair, sys.maxsize), i) for i, pair in enumerate(zip(symbols, symbols[1:], strict=False))]
             best, i = min(pairs)
             if best == sys.maxsize:
                 break
-            symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+            symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
         return [token_id[s] for s in symbols]
 
     def encode(text: str) -> list[int]:
@@ -242,10 +157,12 @@ def merge_list_encoder(merges: list[str], tokens: list[str]) -> Callable[[str], 
 def test_gguf_merges_reproduce_tiktoken(tiktoken_encoding, humaneval_prompts) -> None:
     """The GGUF arrays, applied the llama.cpp way, give tiktoken's ids."""
     vocab = gguf_vocab()
-    texts = [t for t in verification_corpus() + random_whitespace_strings() + humaneval_prompts
-             if not any(s in t for s in SPECIAL_TOKENS)]
-    assert_same_ids(texts, tiktoken_encoding.encode_ordinary,
-                    merge_list_encoder(vocab.merges, vocab.tokens))
+    texts = [
+        t
+        for t in verification_corpus() + random_whitespace_strings() + humaneval_prompts
+        if not any(s in t for s in SPECIAL_TOKENS)
+    ]
+    assert_same_ids(texts, tiktoken_encoding.encode_ordinary, merge_list_encoder(vocab.merges, vocab.tokens))
     # Without the 38 extra merges most indented code comes out differently.
     crippled = merge_list_encoder(vocab.merges[:50000], vocab.tokens)
     differing = [t for t in humaneval_prompts if crippled(t) != tiktoken_encoding.encode_ordinary(t)]

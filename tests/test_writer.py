@@ -17,10 +17,12 @@ from tests.checkpoints import TinySpec, save_checkpoint
 def test_ggml_f16_cast_is_bit_identical_to_numpy() -> None:
     assert _ggml_fp32_to_fp16() is not None, "llama-cpp-python's ggml-cpu library was not found"
     rng = np.random.default_rng(0)
-    values = np.concatenate([
-        rng.standard_normal(1 << 20, dtype=np.float32) * 10.0 ** rng.integers(-9, 6, 1 << 20),
-        np.array([0.0, -0.0, np.inf, -np.inf, 65504, 65519.99, 65520, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5], np.float32),
-    ]).astype(np.float32)
+    values = np.concatenate(
+        [
+            rng.standard_normal(1 << 20, dtype=np.float32) * 10.0 ** rng.integers(-9, 6, 1 << 20),
+            np.array([0.0, -0.0, np.inf, -np.inf, 65504, 65519.99, 65520, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5], np.float32),
+        ]
+    ).astype(np.float32)
     with np.errstate(over="ignore"):
         expected = values.astype(np.float16)
     assert np.array_equal(to_float16(values).view(np.uint16), expected.view(np.uint16))
@@ -49,11 +51,13 @@ def test_direct_types_round_trip_the_weights(outtype: str, expected: GGMLQuantiz
     checkpoint = save_checkpoint(spec, tmp_path / "ckpt")
     result = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "m.gguf", outtype=outtype))
     tensors = {t.name: t for t in GGUFReader(result.output).tensors}
-    model_state = {k: v.numpy() for k, v in __import__("torch").load(
-        checkpoint / "pytorch_model-00001-of-00003.bin", weights_only=True).items()}
+    model_state = {
+        k: v.numpy()
+        for k, v in __import__("torch").load(checkpoint / "pytorch_model-00001-of-00003.bin", weights_only=True).items()
+    }
     source = model_state["model.embed_tokens.weight"]
     written = tensors["token_embd.weight"]
     assert written.tensor_type == expected
     values = dequantize(written.data, written.tensor_type).reshape(source.shape)
-    assert np.allclose(values, source, rtol=2 ** -7, atol=1e-6)
+    assert np.allclose(values, source, rtol=2**-7, atol=1e-6)
     assert tensors["blk.0.attn_norm.weight"].tensor_type == GGMLQuantizationType.F32

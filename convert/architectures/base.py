@@ -83,9 +83,7 @@ class SourceArchitecture(ABC):
             if record is None:
                 raise ConvertError(f"checkpoint lacks tensor {name}")
             if tuple(record.shape) != shape:
-                raise ConvertError(
-                    f"tensor {name} has shape {tuple(record.shape)}, but config.json implies {shape}"
-                )
+                raise ConvertError(f"tensor {name} has shape {tuple(record.shape)}, but config.json implies {shape}")
         unexpected = [n for n in available if n not in expected and not self.ignored_tensor(n)]
         if unexpected:
             raise ConvertError(
@@ -116,9 +114,7 @@ def architecture_for(checkpoint: Checkpoint) -> SourceArchitecture:
     name = checkpoint.architecture
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise ConvertError(
-            f"unsupported architecture {name!r}; supported: {', '.join(supported_architectures())}"
-        )
+        raise ConvertError(f"unsupported architecture {name!r}; supported: {', '.join(supported_architectures())}")
     arch = cls(checkpoint)
     arch.validate()
     return arch

@@ -66,9 +66,7 @@ class CodeGen25(SourceArchitecture):
             )
         vocab_size = self.config_int("vocab_size")
         if vocab_size != vocab.VOCAB_SIZE:
-            raise ConvertError(
-                f"config.json: vocab_size {vocab_size}; CodeGen2.5 checkpoints have {vocab.VOCAB_SIZE}"
-            )
+            raise ConvertError(f"config.json: vocab_size {vocab_size}; CodeGen2.5 checkpoints have {vocab.VOCAB_SIZE}")
         act = self.config.get("hidden_act", "silu")
         if act != "silu":
             raise ConvertError(f"config.json: hidden_act {act!r}; CodeGen2.5 uses silu")
@@ -77,7 +75,8 @@ class CodeGen25(SourceArchitecture):
         hidden, heads, kv_heads = self.hidden, self.n_heads, self.n_kv_heads
         if hidden % heads or (hidden // heads) % 2 or heads % kv_heads:
             raise ConvertError(
-                f"config.json: hidden_size {hidden} does not split into {heads} heads / {kv_heads} KV heads of even size"
+                f"config.json: hidden_size {hidden} does not split into {heads} heads"
+                f" / {kv_heads} KV heads of even size"
             )
         self.config_int("num_hidden_layers")
         self.config_int("intermediate_size")

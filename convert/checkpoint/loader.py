@@ -57,7 +57,9 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConvertError(f"{path.parent}: no {path.name} ({what}); is this a Hugging Face checkpoint directory?") from None
+        raise ConvertError(
+            f"{path.parent}: no {path.name} ({what}); is this a Hugging Face checkpoint directory?"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConvertError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -114,5 +116,7 @@ def _read_sharded(index_path: Path, reader) -> tuple[dict[str, TensorRecord], li
     for name, shard_name in weight_map.items():
         record = tensors.get(name)
         if record is None or record.path.name != Path(shard_name).name:
-            raise ConvertError(f"{index_path.name} says tensor {name} is in {shard_name}, but that shard does not hold it")
+            raise ConvertError(
+                f"{index_path.name} says tensor {name} is in {shard_name}, but that shard does not hold it"
+            )
     return tensors, files

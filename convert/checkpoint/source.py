@@ -43,16 +43,16 @@ def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedSource:
     from huggingface_hub import errors as hub_errors
 
     try:
-        local = huggingface_hub.snapshot_download(
-            repo_id, revision=revision, allow_patterns=HUB_FILE_PATTERNS
-        )
+        local = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILE_PATTERNS)
     except hub_errors.LocalEntryNotFoundError:
         raise ConvertError(
             f"{repo_id} is not in the local Hugging Face cache and the Hub cannot be reached"
             " (offline or HF_HUB_OFFLINE=1); download it once online, or pass a local directory"
         ) from None
     except hub_errors.RepositoryNotFoundError:
-        raise ConvertError(f"{repo_id}: no such repo on the Hugging Face Hub (or it needs a login: huggingface-cli login)") from None
+        raise ConvertError(
+            f"{repo_id}: no such repo on the Hugging Face Hub (or it needs a login: huggingface-cli login)"
+        ) from None
     except hub_errors.RevisionNotFoundError:
         raise ConvertError(f"{repo_id}: no revision {revision!r}") from None
     except (hub_errors.HfHubHTTPError, OSError) as exc:

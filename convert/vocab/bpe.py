@@ -20,8 +20,17 @@ from collections.abc import Iterable, Mapping
 WHITE_SPACE: frozenset[str] = frozenset(
     chr(code)
     for code in (
-        *range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
-        0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
+        *range(0x09, 0x0E),
+        0x20,
+        0x85,
+        0xA0,
+        0x1680,
+        *range(0x2000, 0x200B),
+        0x2028,
+        0x2029,
+        0x202F,
+        0x205F,
+        0x3000,
     )
 )
 
@@ -144,8 +153,7 @@ class ByteLevelBPE:
         # start that was absorbed into the symbol on its left.
         end = list(range(1, size + 1))
         prev = list(range(-1, size - 1))
-        heap = [(rank, s, s + 1, s + 2) for s in range(size - 1)
-                if (rank := ranks.get(data[s:s + 2])) is not None]
+        heap = [(rank, s, s + 1, s + 2) for s in range(size - 1) if (rank := ranks.get(data[s : s + 2])) is not None]
         heapq.heapify(heap)
         while heap:
             _, left, mid, right = heapq.heappop(heap)
@@ -164,7 +172,7 @@ class ByteLevelBPE:
         ids = []
         start = 0
         while start < size:
-            ids.append(ranks[data[start:end[start]]])
+            ids.append(ranks[data[start : end[start]]])
             start = end[start]
         return ids
 

@@ -39,10 +39,23 @@ WHITESPACE_TOKENS: tuple[str, ...] = (
 )
 
 _NAMED_SPECIALS = (
-    "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<filename>",
-    "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>",
-    "<jupyter_start>", "<jupyter_text>", "<jupyter_code>", "<jupyter_output>",
-    "<empty_output>", "<commit_before>", "<commit_msg>", "<commit_after>",
+    "<fim_prefix>",
+    "<fim_middle>",
+    "<fim_suffix>",
+    "<fim_pad>",
+    "<filename>",
+    "<gh_stars>",
+    "<issue_start>",
+    "<issue_comment>",
+    "<issue_closed>",
+    "<jupyter_start>",
+    "<jupyter_text>",
+    "<jupyter_code>",
+    "<jupyter_output>",
+    "<empty_output>",
+    "<commit_before>",
+    "<commit_msg>",
+    "<commit_after>",
     "<reponame>",
 )
 
@@ -153,7 +166,7 @@ def _special_spans(text: str) -> Iterable[tuple[int, int]]:
     pos = text.find("<")
     while pos != -1:
         close = text.find(">", pos + 1, pos + _LONGEST_SPECIAL)
-        if close != -1 and text[pos:close + 1] in SPECIAL_TOKENS:
+        if close != -1 and text[pos : close + 1] in SPECIAL_TOKENS:
             yield pos, close + 1
             pos = text.find("<", close + 1)
         else:

@@ -32,13 +32,26 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def convert_command(
-    source: str = typer.Argument(..., help="Checkpoint directory, or a Hugging Face repo id such as Salesforce/codegen25-7b-mono_P."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .gguf file. Default: MODEL.TYPE.gguf in the model directory."),
-    outtype: str = typer.Option("f16", "--outtype", "-t", help=f"Type written directly: {', '.join(DIRECT_TYPES)}. With --quant, the intermediate's type."),
-    quant: Optional[str] = typer.Option(None, "--quant", "-q", help="Quantize with llama.cpp: Q4_0, Q4_K_M, Q5_K_M, Q6_K, Q8_0, ..."),
+    source: str = typer.Argument(
+        ..., help="Checkpoint directory, or a Hugging Face repo id such as Salesforce/codegen25-7b-mono_P."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Output .gguf file. Default: MODEL.TYPE.gguf in the model directory."
+    ),
+    outtype: str = typer.Option(
+        "f16",
+        "--outtype",
+        "-t",
+        help=f"Type written directly: {', '.join(DIRECT_TYPES)}. With --quant, the intermediate's type.",
+    ),
+    quant: Optional[str] = typer.Option(
+        None, "--quant", "-q", help="Quantize with llama.cpp: Q4_0, Q4_K_M, Q5_K_M, Q6_K, Q8_0, ..."
+    ),
     revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision (branch, tag or commit)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
-    do_verify: bool = typer.Option(False, "--verify", help="Check tokenizer (and, with torch installed, logit) parity after writing."),
+    do_verify: bool = typer.Option(
+        False, "--verify", help="Check tokenizer (and, with torch installed, logit) parity after writing."
+    ),
     threads: int = typer.Option(0, "--threads", help="Quantizer threads (0: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def demo_command(
-    directory: Optional[Path] = typer.Option(None, "--dir", help="Where to put the demo files. Default: LOCALCODER_HOME/demo."),
+    directory: Optional[Path] = typer.Option(
+        None, "--dir", help="Where to put the demo files. Default: LOCALCODER_HOME/demo."
+    ),
 ) -> None:
     """Build a tiny RANDOM-weight CodeGen2.5 checkpoint, convert it (f16, Q4_K_M) and inspect the result."""
     target = directory or paths.demo_dir()
@@ -44,4 +46,6 @@ def demo_command(
     for conversion in result.conversions:
         stdout.rule(f"localcoder inspect {conversion.output.name}")
         render_summary(stdout, read_gguf(conversion.output))
-    stdout.print("[yellow]Note:[/] these GGUF files hold random weights. See README.md to convert real CodeGen2.5 weights.")
+    stdout.print(
+        "[yellow]Note:[/] these GGUF files hold random weights. See README.md to convert real CodeGen2.5 weights."
+    )

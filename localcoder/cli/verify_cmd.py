@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
 @user_errors
 def verify_command(
     gguf: Path = typer.Argument(..., help="The converted .gguf file."),
-    checkpoint: Optional[str] = typer.Argument(None, help="Its source checkpoint (directory or Hub repo id) for logit parity."),
+    checkpoint: Optional[str] = typer.Argument(
+        None, help="Its source checkpoint (directory or Hub repo id) for logit parity."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
     """Check that a GGUF tokenizes like CodeGen2.5 and (f32, with torch installed) computes the same logits."""
