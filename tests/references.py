@@ -8,6 +8,7 @@ GPT-2 files in ../shared/data/gpt2.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 import sysconfig
@@ -17,7 +18,22 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GPT2_DIR = SHARED_DATA / "gpt2"
+# The hashes tiktoken checks when it downloads its "gpt2" files.
+GPT2_SHA256 = {
+    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+}
+
+
+def _gpt2_dir() -> Path:
+    """../shared/data/gpt2, else the package's copy: either way the files tiktoken would download."""
+    shared = SHARED_DATA / "gpt2"
+    if all((shared / name).is_file() for name in GPT2_SHA256):
+        return shared
+    return Path(__file__).resolve().parents[1] / "convert" / "vocab" / "data"
+
+
+GPT2_DIR = _gpt2_dir()
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 FIM_NAMES = (
     "<fim_prefix> <fim_middle> <fim_suffix> <fim_pad> <filename> <gh_stars> <issue_start> "
@@ -31,8 +47,8 @@ def tiktoken_encoding():
     """tiktoken's CodeGen2.5 encoding, assembled independently of convert.vocab."""
     tiktoken = pytest.importorskip("tiktoken")
     load = pytest.importorskip("tiktoken.load")
-    if not (GPT2_DIR / "vocab.bpe").is_file() or not (GPT2_DIR / "encoder.json").is_file():
-        pytest.skip(f"GPT-2 BPE files not found in {GPT2_DIR}")
+    for name, digest in GPT2_SHA256.items():
+        assert hashlib.sha256((GPT2_DIR / name).read_bytes()).hexdigest() == digest, f"{GPT2_DIR / name} is not GPT-2's"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, write no cache
         ranks = load.data_gym_to_mergeable_bpe_ranks(

@@ -244,3 +244,16 @@ def test_ctrl_c_mid_way_leaves_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert "interrupted" in stderr
     assert_no_output(out_dir)
+
+
+def test_unknown_output_and_quantization_types(tiny_checkpoint: Path, out_dir: Path) -> None:
+    assert_one_line_error(
+        run_cli("convert", str(tiny_checkpoint), "-o", str(out_dir / "m.gguf"), "-t", "f8"), "f8", "f16"
+    )
+    result = run_cli("convert", str(tiny_checkpoint), "-o", str(out_dir / "m.gguf"), "--quant", "Q3_X")
+    assert_one_line_error(result, "Q3_X", "Q4_K_M")
+    assert_no_output(out_dir)
+
+
+def test_verify_of_a_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("verify", str(tmp_path / "absent.gguf")), "no such file")

@@ -51,7 +51,7 @@ def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedSource:
         ) from None
     except hub_errors.RepositoryNotFoundError:
         raise ConvertError(
-            f"{repo_id}: no such repo on the Hugging Face Hub (or it needs a login: huggingface-cli login)"
+            f"{repo_id}: no such repo on the Hugging Face Hub (or it needs a login: hf auth login)"
         ) from None
     except hub_errors.RevisionNotFoundError:
         raise ConvertError(f"{repo_id}: no revision {revision!r}") from None
