@@ -9,7 +9,6 @@ their index, rotary `inv_freq` buffers included, written without torch.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,62 +74,73 @@ TOKENIZER_CONFIG = {
 }
 
 
-def _state_dict(shape: LlamaShape, rng: np.random.Generator, dtype: np.dtype) -> Iterator[tuple[str, np.ndarray]]:
-    def weight(rows: int, cols: int) -> np.ndarray:
-        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(dtype)
+@dataclass(frozen=True)
+class _RandomTensor:
+    """A tensor made only when it is written, so a 27 GB checkpoint needs one tensor of memory."""
 
-    def norm() -> np.ndarray:
-        return (1.0 + 0.1 * rng.standard_normal(shape.hidden, dtype=np.float32)).astype(dtype)
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    seed: tuple[int, int]
+    kind: str  # "weight" | "norm" | "inv_freq"
 
-    head_dim = shape.hidden // shape.heads
-    inv_freq = (1.0 / 10000 ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim)).astype(np.float32)
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        if self.kind == "inv_freq":
+            head_dim = self.shape[0] * 2
+            values = 1.0 / 10000 ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim)
+        elif self.kind == "norm":
+            values = 1.0 + 0.1 * rng.standard_normal(self.shape, dtype=np.float32)
+        else:
+            values = rng.standard_normal(self.shape, dtype=np.float32) * np.float32(0.02)
+        return values.astype(dtype or self.dtype, copy=False)
+
+
+def _state_dict(shape: LlamaShape, seed: int, dtype: np.dtype) -> Iterator[tuple[str, _RandomTensor]]:
     h, i = shape.hidden, shape.intermediate
-    yield "model.embed_tokens.weight", weight(VOCAB_SIZE, h)
+    layer_tensors = [
+        ("self_attn.q_proj.weight", (h, h), "weight"),
+        ("self_attn.k_proj.weight", (h, h), "weight"),
+        ("self_attn.v_proj.weight", (h, h), "weight"),
+        ("self_attn.o_proj.weight", (h, h), "weight"),
+        ("self_attn.rotary_emb.inv_freq", (h // shape.heads // 2,), "inv_freq"),
+        ("mlp.gate_proj.weight", (i, h), "weight"),
+        ("mlp.down_proj.weight", (h, i), "weight"),
+        ("mlp.up_proj.weight", (i, h), "weight"),
+        ("input_layernorm.weight", (h,), "norm"),
+        ("post_attention_layernorm.weight", (h,), "norm"),
+    ]
+    names = [("model.embed_tokens.weight", (VOCAB_SIZE, h), "weight")]
     for n in range(shape.layers):
-        prefix = f"model.layers.{n}."
-        yield prefix + "self_attn.q_proj.weight", weight(h, h)
-        yield prefix + "self_attn.k_proj.weight", weight(h, h)
-        yield prefix + "self_attn.v_proj.weight", weight(h, h)
-        yield prefix + "self_attn.o_proj.weight", weight(h, h)
-        yield prefix + "self_attn.rotary_emb.inv_freq", inv_freq
-        yield prefix + "mlp.gate_proj.weight", weight(i, h)
-        yield prefix + "mlp.down_proj.weight", weight(h, i)
-        yield prefix + "mlp.up_proj.weight", weight(i, h)
-        yield prefix + "input_layernorm.weight", norm()
-        yield prefix + "post_attention_layernorm.weight", norm()
-    yield "model.norm.weight", norm()
-    yield "lm_head.weight", weight(VOCAB_SIZE, h)
+        names += [(f"model.layers.{n}.{suffix}", dims, kind) for suffix, dims, kind in layer_tensors]
+    names += [("model.norm.weight", (h,), "norm"), ("lm_head.weight", (VOCAB_SIZE, h), "weight")]
+    for index, (name, dims, kind) in enumerate(names):
+        tensor_dtype = np.dtype(np.float32) if kind == "inv_freq" else dtype
+        yield name, _RandomTensor(dims, tensor_dtype, (seed, index), kind)
 
 
 def write_codegen25_checkpoint(
     directory: Path, shape: LlamaShape, shards: int = 3, seed: int = 0, dtype: str = "float32"
 ) -> Path:
-    """Write a random CodeGen2.5-layout checkpoint; shards are filled in order, about equally."""
+    """Write a random CodeGen2.5-layout checkpoint, tensors split in order into about equal shards."""
     directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    budget = shape.parameters * np.dtype(dtype).itemsize / shards
+    tensors = list(_state_dict(shape, seed, np.dtype(dtype)))
+    total = sum(tensor.nbytes for _, tensor in tensors)
+    groups: list[dict[str, _RandomTensor]] = [{} for _ in range(shards)]
+    written = 0
+    for key, tensor in tensors:
+        middle = written + tensor.nbytes // 2  # a tensor goes where most of its bytes fall
+        groups[min(shards - 1, middle * shards // total)][key] = tensor
+        written += tensor.nbytes
+    groups = [group for group in groups if group]
     weight_map: dict[str, str] = {}
-    total = 0
-    pending: dict[str, np.ndarray] = {}
-    pending_bytes = 0
-    shard_no = 1
-
-    def flush() -> None:
-        nonlocal pending, pending_bytes, shard_no
-        name = f"pytorch_model-{shard_no:05d}-of-{shards:05d}.bin"
-        write_torch_bin(directory / name, pending)
-        weight_map.update({key: name for key in pending})
-        pending, pending_bytes, shard_no = {}, 0, shard_no + 1
-
-    for key, tensor in _state_dict(shape, rng, np.dtype(dtype)):
-        pending[key] = tensor
-        pending_bytes += tensor.nbytes
-        total += tensor.nbytes
-        if pending_bytes >= budget and shard_no < shards:
-            flush()
-    flush()
-    if shard_no - 1 < shards:  # fewer tensors than shards: rename to the true count
-        _renumber(directory, weight_map, shard_no - 1, shards)
+    for number, group in enumerate(groups, start=1):
+        name = f"pytorch_model-{number:05d}-of-{len(groups):05d}.bin"
+        write_torch_bin(directory / name, group)
+        weight_map.update(dict.fromkeys(group, name))
 
     _write_json(
         directory / "pytorch_model.bin.index.json", {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -146,16 +156,6 @@ def write_codegen25_checkpoint(
         "They produce meaningless text; they exist to exercise the conversion pipeline.\n"
     )
     return directory
-
-
-def _renumber(directory: Path, weight_map: dict[str, str], written: int, planned: int) -> None:
-    for number in range(1, written + 1):
-        old = f"pytorch_model-{number:05d}-of-{planned:05d}.bin"
-        new = f"pytorch_model-{number:05d}-of-{written:05d}.bin"
-        os.replace(directory / old, directory / new)
-        for key, value in weight_map.items():
-            if value == old:
-                weight_map[key] = new
 
 
 def _write_json(path: Path, data: dict) -> None:
