@@ -7,6 +7,7 @@ and appended. Peak memory is about one source tensor plus one chunk.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterator
@@ -88,25 +89,28 @@ def write_tensor_data(
     on_tensor: Callable[[TensorLayout], None] | None = None,
 ) -> None:
     """Append every tensor's data after the header, in table order."""
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    assert writer.fout is not None
-    out = writer.fout[0]
-    for item in tensors:
-        writer.write_padding(out, out.tell())
-        start = out.tell()
-        data = item.plan.load()
-        for encoded in _encode_chunks(data, item.qtype):
-            # file.write, unlike ndarray.tofile, reports a full disk with its errno.
-            out.write(memoryview(np.ascontiguousarray(encoded)).cast("B"))
-        del data  # drops the shard mapping before the next tensor is read
-        written = out.tell() - start
-        if written != item.nbytes:
-            raise ConvertError(f"internal error: {item.plan.name} wrote {written} bytes, expected {item.nbytes}")
-        writer.write_padding(out, item.nbytes)
-        if on_tensor:
-            on_tensor(item)
-    out.flush()
-    os.fsync(out.fileno())
-    writer.close()
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        assert writer.fout is not None
+        out = writer.fout[0]
+        for item in tensors:
+            writer.write_padding(out, out.tell())
+            start = out.tell()
+            data = item.plan.load()
+            for encoded in _encode_chunks(data, item.qtype):
+                # file.write, unlike ndarray.tofile, reports a full disk with its errno.
+                out.write(memoryview(np.ascontiguousarray(encoded)).cast("B"))
+            del data  # drops the shard mapping before the next tensor is read
+            written = out.tell() - start
+            if written != item.nbytes:
+                raise ConvertError(f"internal error: {item.plan.name} wrote {written} bytes, expected {item.nbytes}")
+            writer.write_padding(out, item.nbytes)
+            if on_tensor:
+                on_tensor(item)
+        out.flush()
+        os.fsync(out.fileno())
+    finally:
+        with contextlib.suppress(OSError):  # after a failure the caller removes the file anyway
+            writer.close()

@@ -76,3 +76,26 @@ def test_llama_cpp_pythons_own_detokenize_mangles_long_pieces(llama_tokenize) ->
     ids = tokenize(llama_tokenize, text)
     assert detokenize(llama_tokenize, ids) == text.encode()
     assert llama_tokenize.detokenize(ids, special=True) != text.encode()
+
+
+def end_of_generation_ids(llm) -> set[int]:
+    vocab = llm._model.vocab
+    return {token for token in range(51200) if llama_cpp.llama_vocab_is_eog(vocab, token)}
+
+
+def test_end_of_generation_tokens(llama_tokenize) -> None:
+    """<|endoftext|> and <eom> end generation; llama.cpp adds <fim_pad> and <reponame> by their text."""
+    assert end_of_generation_ids(llama_tokenize) == {50256, 50298, 50312, 50318}
+
+
+def test_eom_ends_generation_only_because_its_key_is_written(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gguf import GGUFWriter
+
+    from convert.pipeline import ConvertOptions, convert
+
+    monkeypatch.setattr(GGUFWriter, "add_eom_token_id", lambda self, token: None)
+    out = convert(ConvertOptions(source=str(tiny_checkpoint), output=tmp_path / "no-eom.gguf")).output
+    llm = llama_cpp.Llama(model_path=str(out), vocab_only=True, verbose=False)
+    assert 50318 not in end_of_generation_ids(llm)
