@@ -1,6 +1,6 @@
 """Conversion speed and memory on a synthetic CodeGen2.5-layout checkpoint, measured in one run.
 
-    python benchmarks/bench_convert.py [--shape 1gb|7b|tiny] [--outtype f16] [--dir DIR]
+    python benchmarks/bench_convert.py [--shape 1gb|7b|tiny] [--outtype f16] [--quant Q4_K_M] [--dir DIR]
 
 Builds (once, cached in DIR) a random float32 checkpoint in the real
 three-shard .bin layout, copies its shards (the baseline: same bytes, same
@@ -42,20 +42,10 @@ def copy_with_fsync(files: list[Path], target: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_convert(checkpoint: Path, output: Path, outtype: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one `localcoder convert` child process."""
-    command = [
-        sys.executable,
-        "-m",
-        "localcoder",
-        "convert",
-        str(checkpoint),
-        "-o",
-        str(output),
-        "--outtype",
-        outtype,
-        "--force",
-    ]
+def run_convert(checkpoint: Path, output: Path, outtype: str, quant: str | None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one `localcoder convert` child process (and its quantizer)."""
+    command = [sys.executable, "-m", "localcoder", "convert", str(checkpoint), "-o", str(output)]
+    command += ["--outtype", outtype, "--force"] + (["--quant", quant] if quant else [])
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
@@ -70,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="1gb")
     parser.add_argument("--outtype", default="f16", choices=["f32", "f16", "bf16", "q8_0"])
+    parser.add_argument("--quant", help="also quantize with llama.cpp (e.g. Q4_K_M); the copy ratio then includes it")
     parser.add_argument("--dir", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
 
@@ -84,8 +75,8 @@ def main() -> None:
 
     copy_seconds = copy_with_fsync(shards, args.dir / "copy")
     shutil.rmtree(args.dir / "copy")
-    output = args.dir / f"synthetic-{args.shape}.{args.outtype}.gguf"
-    convert_seconds, peak_rss = run_convert(checkpoint, output, args.outtype)
+    output = args.dir / f"synthetic-{args.shape}.{args.quant or args.outtype}.gguf"
+    convert_seconds, peak_rss = run_convert(checkpoint, output, args.outtype, args.quant)
     output_bytes = output.stat().st_size
     output.unlink()
 
@@ -93,7 +84,8 @@ def main() -> None:
     print(f"machine        {platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"date           {date.today().isoformat()}")
     print(f"checkpoint     {args.shape}: {shape}, {source_bytes / GB:.2f} GB float32 in {len(shards)} shards")
-    print(f"output         {args.outtype}, {output_bytes / GB:.2f} GB")
+    via = f" via {args.outtype}" if args.quant else ""
+    print(f"output         {args.quant or args.outtype}{via}, {output_bytes / GB:.2f} GB")
     print(f"convert        {convert_seconds:.2f} s wall, {source_bytes / GB / convert_seconds:.2f} GB/s input")
     print(f"plain copy     {copy_seconds:.2f} s ({source_bytes / GB / copy_seconds:.2f} GB/s), with fsync")
     print(f"time ratio     {convert_seconds / copy_seconds:.2f} x copy (target <= 1.5)")
