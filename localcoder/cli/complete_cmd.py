@@ -1,0 +1,116 @@
+"""`localcoder complete FILE:LINE[:COL]`: fill in code at a cursor, streamed to stdout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from localcoder.cli._common import fail, stderr, user_errors
+from localcoder.complete import complete
+from localcoder.edit import insert_completion, unified_diff, write_completion
+from localcoder.generate import Sampling
+from localcoder.render import to_json
+from localcoder.runtime import load_model, resolve_model
+from localcoder.source import locate, parse_position, parse_target, read_source, read_source_bytes
+
+EPILOG = """\
+LINE and COL are 1-based. Without COL the cursor is at the end of the line's text; a blank or
+whitespace-only line is filled from its indentation. The model sees the code before the cursor and
+after it, writes the middle, and ends it at its end-of-middle sentinel. Only the new code is printed.
+
+[bold]Scope[/] (where a completion stops, on top of the sentinel): [cyan]line[/] stops at the end of the
+line, [cyan]block[/] when the code dedents below the cursor's block, [cyan]full[/] keeps everything.
+Default: block on a blank line, line when the cursor is mid-line.
+
+[bold]Examples[/]
+
+  localcoder complete app.py:42                  [dim]# end of line 42[/]
+  localcoder complete app.py:42:17 --scope full
+  localcoder complete app.py:42 --write          [dim]# insert it into the file[/]
+  localcoder complete app.py:42 --diff -n 3      [dim]# three alternatives as diffs[/]
+  cat app.py | localcoder complete - --line 42 --json     [dim]# for editors[/]
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("complete", epilog=EPILOG)(complete_command)
+
+
+@user_errors
+def complete_command(
+    target: str = typer.Argument(..., help="FILE:LINE[:COL], or - (with --line/--col) to read the buffer from stdin."),
+    line: Optional[str] = typer.Option(
+        None, "--line", "-l", help="Cursor line (1-based), for - or a FILE without :LINE."
+    ),
+    col: Optional[str] = typer.Option(None, "--col", "-c", help="Cursor column (1-based, characters)."),
+    stdin: bool = typer.Option(False, "--stdin", help="Read the buffer from stdin (same as FILE -)."),
+    scope: Optional[str] = typer.Option(None, "--scope", "-s", help="line | block | full (default: by cursor)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text."),
+    write: bool = typer.Option(False, "--write", "-w", help="Insert the completion into FILE (atomic)."),
+    diff: bool = typer.Option(False, "--diff", help="Print the change as a unified diff."),
+    n: int = typer.Option(1, "-n", min=1, max=16, help="Number of alternatives."),
+    temperature: float = typer.Option(0.2, "--temperature", "-t", min=0.0, help="Sampling temperature; 0 = greedy."),
+    top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    max_tokens: int = typer.Option(128, "--max-tokens", min=1, help="Most new tokens."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (alternative i uses seed + i)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
+    gpu_layers: Optional[int] = typer.Option(
+        None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
+    ),
+    ctx: Optional[int] = typer.Option(
+        None, "--ctx", min=64, help="Context window (default: the model's, 2048 for CodeGen2.5)."
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="GGUF path or name in the model directory (else LOCALCODER_MODEL, config)."
+    ),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the file (default UTF-8)."),
+) -> None:
+    """Fill in code at a cursor from the code before and after it (CodeGen2.5 infill)."""
+    if scope not in (None, "line", "block", "full"):
+        raise fail(f"--scope must be line, block or full, not {scope!r}")
+    path_text, file_line, file_col = parse_target(target)
+    from_stdin = stdin or path_text == "-"
+    cursor_line = file_line if file_line is not None else (parse_position(line, "LINE") if line else None)
+    cursor_col = file_col if file_col is not None else (parse_position(col, "COL") if col else None)
+    if cursor_line is None:
+        raise fail("no cursor line: use FILE:LINE[:COL], or --line with - or --stdin")
+    if from_stdin and write:
+        raise fail("--write needs a file, not stdin")
+    if write and n > 1:
+        raise fail("--write inserts one completion; drop -n or use --diff to compare alternatives")
+
+    buffer = (
+        read_source_bytes(sys.stdin.buffer.read(), encoding=encoding)
+        if from_stdin
+        else read_source(Path(path_text), encoding)
+    )
+    cursor = locate(buffer, cursor_line, cursor_col)
+    loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers)
+    stream = not (as_json or diff or write)
+    streamed_any = [False] * n
+
+    def show(index: int, text: str) -> None:
+        if n > 1 and not streamed_any[index]:
+            sys.stdout.write(("\n" if index else "") + f"--- alternative {index + 1} of {n} ---\n")
+        streamed_any[index] = True
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    result = complete(loaded, buffer, cursor, sampling, scope, n, show if stream else None)  # type: ignore[arg-type]
+    for note in result.notes:
+        stderr.print(f"[yellow]note:[/] {note}")
+
+    if stream:
+        sys.stdout.write("\n")
+    elif as_json:
+        sys.stdout.write(to_json(result) + "\n")
+    elif diff:
+        for alternative in result.alternatives:
+            sys.stdout.write(unified_diff(buffer, insert_completion(buffer, cursor, alternative.completion)))
+    if write:
+        write_completion(Path(path_text), buffer, cursor, result.completion)
+        stderr.print(f"inserted {len(result.completion)} characters at {buffer.path}:{cursor.line}:{cursor.col}")

@@ -1,0 +1,123 @@
+"""complete(): buffer and cursor -> prompt -> generation -> truncation -> result.
+
+The CLI and (later) the server call this one function; rendering is elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from localcoder.generate import Sampling, generate
+from localcoder.prompts import build_prompt, stop_ids
+from localcoder.runtime import LoadedModel
+from localcoder.source import Cursor, SourceBuffer
+from localcoder.truncate import CursorContext, Scope, StreamingTruncator, default_scope
+
+
+@dataclass
+class Alternative:
+    completion: str
+    stop_reason: str
+    tokens: int
+    prompt_ms: float
+    generate_ms: float
+
+
+@dataclass
+class CompletionResult:
+    completion: str
+    alternatives: list[Alternative]
+    cursor: Cursor
+    scope: str
+    model: str
+    prompt_format: str
+    prompt_tokens: int
+    trimmed_lines: dict[str, int]
+    timings_ms: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def stop_reason(self) -> str:
+        return self.alternatives[0].stop_reason
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.alternatives[0]
+        data: dict[str, Any] = {
+            "completion": self.completion,
+            "cursor": asdict(self.cursor),
+            "scope": self.scope,
+            "stop_reason": first.stop_reason,
+            "tokens": {"prompt": self.prompt_tokens, "generated": first.tokens},
+            "timings_ms": {key: round(value, 3) for key, value in self.timings_ms.items()},
+            "model": self.model,
+            "prompt_format": self.prompt_format,
+            "trimmed_lines": self.trimmed_lines,
+            "notes": self.notes,
+        }
+        if len(self.alternatives) > 1:
+            data["alternatives"] = [
+                {"completion": a.completion, "stop_reason": a.stop_reason, "tokens": a.tokens}
+                for a in self.alternatives
+            ]
+        return data
+
+
+def complete(
+    model: LoadedModel,
+    buffer: SourceBuffer,
+    cursor: Cursor,
+    sampling: Sampling,
+    scope: Scope | None = None,
+    n: int = 1,
+    on_text: Callable[[int, str], None] | None = None,
+) -> CompletionResult:
+    """Fill in code at `cursor`; `on_text(alternative, text)` streams each alternative's final text."""
+    started = time.perf_counter()
+    prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
+    line_start = prefix.rfind("\n") + 1
+    context = CursorContext(line_before=prefix[line_start:], suffix=suffix)
+    chosen_scope = scope or default_scope(context)
+    budget = model.n_ctx - sampling.max_tokens
+    prompt = build_prompt(model.format, model.vocab, prefix, suffix, budget)
+    stop = stop_ids(model.format, model.vocab)
+    eom = model.vocab.single_token("<eom>") if model.format.name == "codegen-infill" else None
+
+    alternatives = []
+    for index in range(n):
+        truncator = StreamingTruncator(chosen_scope, context)
+
+        def feed(text: str, index: int = index, truncator: StreamingTruncator = truncator) -> bool:
+            safe = truncator.feed(text)
+            if safe and on_text:
+                on_text(index, safe)
+            return not truncator.stopped
+
+        seed = None if sampling.seed is None else sampling.seed + index
+        run = generate(model.llm, prompt.ids, stop, Sampling(**{**asdict(sampling), "seed": seed}), feed, eom)
+        rest = truncator.finish()
+        if rest and on_text:
+            on_text(index, rest)
+        reason = "scope" if truncator.stopped else run.stop_reason
+        alternatives.append(Alternative(truncator.text, reason, run.tokens, run.prompt_ms, run.generate_ms))
+
+    first = alternatives[0]
+    return CompletionResult(
+        completion=first.completion,
+        alternatives=alternatives,
+        cursor=cursor,
+        scope=chosen_scope,
+        model=str(model.path),
+        prompt_format=model.format.name,
+        prompt_tokens=len(prompt.ids),
+        trimmed_lines={"above": prompt.trimmed_prefix_lines, "below": prompt.trimmed_suffix_lines},
+        timings_ms={
+            "load": model.load_ms,
+            "prompt": first.prompt_ms,
+            "generate": first.generate_ms,
+            "total": (time.perf_counter() - started) * 1000,
+        },
+        notes=prompt.notes,
+    )

@@ -1,0 +1,110 @@
+"""Resolve which GGUF to use and load it into llama.cpp, quietly.
+
+Model choice, first that applies: --model (a path, or a name in the model
+directory), LOCALCODER_MODEL, `model = "..."` in LOCALCODER_HOME/config.toml,
+the only GGUF in the model directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convert.llamacpp import tokenize
+from localcoder import paths
+from localcoder.errors import LocalcoderError
+from localcoder.prompts import PromptFormat, Vocabulary, detect_format
+
+HOW_TO_GET_A_MODEL = (
+    "convert one with `localcoder convert Salesforce/codegen25-7b-mono_P --quant Q4_K_M`"
+    " (downloads when online), or try `localcoder demo`"
+)
+
+
+def config() -> dict[str, Any]:
+    path = paths.home() / "config.toml"
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise LocalcoderError(f"{path}: {exc}") from None
+
+
+def _by_name(value: str) -> Path:
+    path = Path(value).expanduser()
+    if path.exists():
+        return path
+    for candidate in (paths.models_dir() / value, paths.models_dir() / f"{value}.gguf"):
+        if candidate.exists():
+            return candidate
+    raise LocalcoderError(f"model {value}: no such file (nor in {paths.models_dir()}); {HOW_TO_GET_A_MODEL}")
+
+
+def resolve_model(flag: str | None) -> Path:
+    for value in (flag, os.environ.get("LOCALCODER_MODEL"), config().get("model")):
+        if value:
+            return _by_name(str(value))
+    found = sorted(paths.models_dir().glob("*.gguf")) if paths.models_dir().is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise LocalcoderError(
+            f"{len(found)} models in {paths.models_dir()}: pick one with --model NAME, LOCALCODER_MODEL,"
+            ' or model = "NAME" in config.toml (see `localcoder models`)'
+        )
+    raise LocalcoderError(f"no model yet: {HOW_TO_GET_A_MODEL}; or pass --model PATH")
+
+
+def default_gpu_layers() -> int:
+    """All layers when llama.cpp was built with Metal or CUDA offload, else none."""
+    import llama_cpp
+
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    llm: Any
+    vocab: Vocabulary
+    format: PromptFormat
+    n_ctx: int
+    load_ms: float
+
+
+def load_model(
+    path: Path, n_ctx: int | None = None, threads: int | None = None, gpu_layers: int | None = None
+) -> LoadedModel:
+    if path.is_dir():
+        raise LocalcoderError(f"{path} is a directory, not a GGUF model")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise LocalcoderError(f"{path} is not a GGUF file; {HOW_TO_GET_A_MODEL}")
+    import llama_cpp
+
+    logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+    started = time.perf_counter()
+    try:
+        llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx or 0,  # 0: the context length the model was trained with
+            n_threads=threads,
+            n_gpu_layers=default_gpu_layers() if gpu_layers is None else gpu_layers,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise LocalcoderError(f"llama.cpp cannot load {path}: {exc}") from None
+    load_ms = (time.perf_counter() - started) * 1000
+    vocab_handle = llm._model.vocab
+    vocab = Vocabulary(
+        tokenize=lambda text: tokenize(llm, text),
+        metadata=dict(llm.metadata),
+        end_of_generation=frozenset(t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)),
+    )
+    return LoadedModel(path, llm, vocab, detect_format(vocab), llm.n_ctx(), load_ms)
