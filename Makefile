@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source (about 12 CPU-minutes once; pip caches the wheel).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-convert clean
+.PHONY: demo test lint bench-convert bench-complete clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: $(VENV)/.test
 SHAPE ?= 1gb
 bench-convert: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_convert.py --shape $(SHAPE)
+
+# Completion latency against llama-cpp-python's bare API (COMPLETE_SHAPE=7b for the real size).
+COMPLETE_SHAPE ?= bench
+bench-complete: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_complete.py --shape $(COMPLETE_SHAPE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -2,7 +2,8 @@
 
 Real weights can't be assumed to be present, so `make demo` builds a
 checkpoint in the exact file layout of Salesforce/codegen25-7b-mono_P (with
-random weights), converts it to f16 and to Q4_K_M and summarises the files.
+random weights), converts it to f16 and to Q4_K_M, summarises the files, and completes a
+sample file with the Q4_K_M model (random weights write random code).
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ from pathlib import Path
 
 from convert.pipeline import ConvertEvents, ConvertOptions, ConvertResult, convert
 from convert.synthetic import SHAPES, write_codegen25_checkpoint
+from localcoder.complete import CompletionResult, complete
+from localcoder.generate import Sampling
+from localcoder.runtime import load_model
+from localcoder.source import locate, read_source
 
 DEMO_NAME = "codegen25-tiny-random"
+SAMPLE = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    \n\n\nprint(fibonacci(10))\n'
+SAMPLE_LINE = 3
 
 
 @dataclass
 class DemoResult:
     checkpoint: Path
     conversions: list[ConvertResult]
+    sample: Path
+    completion: CompletionResult
 
 
 def run_demo(directory: Path, events: ConvertEvents | None = None) -> DemoResult:
@@ -32,4 +41,9 @@ def run_demo(directory: Path, events: ConvertEvents | None = None) -> DemoResult
         convert(ConvertOptions(source=str(checkpoint), output_dir=directory, outtype="f16", force=True), events),
         convert(ConvertOptions(source=str(checkpoint), output_dir=directory, quant="Q4_K_M", force=True), events),
     ]
-    return DemoResult(checkpoint, conversions)
+    sample = directory / "sample.py"
+    sample.write_text(SAMPLE)
+    buffer = read_source(sample)
+    model = load_model(conversions[-1].output)
+    completion = complete(model, buffer, locate(buffer, SAMPLE_LINE, None), Sampling(temperature=0, max_tokens=16))
+    return DemoResult(checkpoint, conversions, sample, completion)

@@ -11,6 +11,7 @@ llama-cpp-python's `suffix=` path puts token id 0 where FIM tokens belong.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,7 +66,12 @@ class Vocabulary:
 
     tokenize: Callable[[str], list[int]]
     metadata: dict[str, str]
-    end_of_generation: frozenset[int]
+    find_end_of_generation: Callable[[], frozenset[int]]
+
+    @functools.cached_property
+    def end_of_generation(self) -> frozenset[int]:
+        """Asked of llama.cpp only when a format needs it: it means one call per vocabulary entry."""
+        return self.find_end_of_generation()
 
     def single_token(self, text: str) -> int | None:
         ids = self.tokenize(text)
@@ -115,7 +121,6 @@ class Prompt:
     prefix: str
     suffix: str
     format: PromptFormat
-    stop: frozenset[int]
     trimmed_prefix_lines: int = 0
     trimmed_suffix_lines: int = 0
     notes: list[str] = field(default_factory=list)
@@ -144,6 +149,9 @@ def build_prompt(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str,
     fixed = len(assemble(fmt, vocab, "", ""))
     if fixed >= budget:
         raise LocalcoderError(f"no room for the prompt: the window leaves {budget} tokens after generation")
+    whole = assemble(fmt, vocab, prefix, suffix)
+    if len(whole) <= budget:  # the common case: no per-line accounting needed
+        return _prompt(Prompt(whole, prefix, suffix, fmt))
     head = prefix.splitlines(keepends=True)
     cursor_head = head.pop() if head and not head[-1].endswith("\n") else ""
     tail = suffix.splitlines(keepends=True)
@@ -171,11 +179,15 @@ def build_prompt(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str,
             last -= 1
             estimate -= costs_tail[last]
         estimate = max(estimate, 0)
-    prompt = Prompt(ids, kept_prefix, kept_suffix, fmt, frozenset(), first, len(tail) - last)
-    if not fmt.infill:
+    return _prompt(Prompt(ids, kept_prefix, kept_suffix, fmt, first, len(tail) - last))
+
+
+def _prompt(prompt: Prompt) -> Prompt:
+    if not prompt.format.infill:
         prompt.notes.append("this model cannot infill: completing left to right from the text before the cursor")
-    if first or len(tail) - last:
+    if prompt.trimmed_prefix_lines or prompt.trimmed_suffix_lines:
         prompt.notes.append(
-            f"the file is longer than the window: left out {first} line(s) above and {len(tail) - last} below"
+            f"the file is longer than the window: left out {prompt.trimmed_prefix_lines} line(s) above"
+            f" and {prompt.trimmed_suffix_lines} below"
         )
     return prompt

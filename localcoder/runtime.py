@@ -105,6 +105,8 @@ def load_model(
     vocab = Vocabulary(
         tokenize=lambda text: tokenize(llm, text),
         metadata=dict(llm.metadata),
-        end_of_generation=frozenset(t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)),
+        find_end_of_generation=lambda: frozenset(
+            t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)
+        ),
     )
     return LoadedModel(path, llm, vocab, detect_format(vocab), llm.n_ctx(), load_ms)

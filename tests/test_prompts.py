@@ -22,7 +22,7 @@ def codegen_vocab(tiny_f32_gguf: Path) -> Vocabulary:
     """The vocabulary of a converted CodeGen2.5 GGUF, through the real llama.cpp."""
     llm = llama_cpp.Llama(model_path=str(tiny_f32_gguf), vocab_only=True, verbose=False)
     eog = frozenset(t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(llm._model.vocab, t))
-    return Vocabulary(lambda text: tokenize(llm, text), dict(llm.metadata), eog)
+    return Vocabulary(lambda text: tokenize(llm, text), dict(llm.metadata), lambda: eog)
 
 
 def split_points(texts: list[str], count: int) -> list[tuple[str, str]]:
@@ -74,7 +74,7 @@ class FakeVocab(Vocabulary):
 
     def __init__(self, metadata: dict[str, str]) -> None:
         tokenizer = codegen25_tokenizer()
-        super().__init__(tokenizer.encode, metadata, frozenset({0, 50256}))
+        super().__init__(tokenizer.encode, metadata, lambda: frozenset({0, 50256}))
 
 
 def test_fim_format_from_gguf_metadata() -> None:

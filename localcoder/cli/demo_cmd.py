@@ -10,7 +10,7 @@ import typer
 from localcoder import paths
 from localcoder.cli._common import stderr, stdout, user_errors
 from localcoder.cli.progress import RichConvertEvents
-from localcoder.demo import run_demo
+from localcoder.demo import SAMPLE_LINE, run_demo
 from localcoder.gguf_info import read_gguf
 from localcoder.render import render_convert, render_summary
 
@@ -32,7 +32,7 @@ def demo_command(
         None, "--dir", help="Where to put the demo files. Default: LOCALCODER_HOME/demo."
     ),
 ) -> None:
-    """Build a tiny RANDOM-weight CodeGen2.5 checkpoint, convert it (f16, Q4_K_M) and inspect the result."""
+    """Build a tiny RANDOM-weight CodeGen2.5 checkpoint, convert it (f16, Q4_K_M), inspect it, complete a file."""
     target = directory or paths.demo_dir()
     stderr.print(
         "[yellow]demo:[/] building a tiny CodeGen2.5-layout checkpoint with [bold]random weights[/] "
@@ -46,6 +46,17 @@ def demo_command(
     for conversion in result.conversions:
         stdout.rule(f"localcoder inspect {conversion.output.name}")
         render_summary(stdout, read_gguf(conversion.output))
+    quant = result.conversions[-1].output
+    stdout.rule(f"localcoder complete {result.sample.name}:{SAMPLE_LINE} --model {quant.name} -t 0 --max-tokens 16")
+    stdout.print(result.sample.read_text(), markup=False, highlight=False)
+    completion = result.completion
     stdout.print(
-        "[yellow]Note:[/] these GGUF files hold random weights. See README.md to convert real CodeGen2.5 weights."
+        f"completion at line {SAMPLE_LINE} ({completion.stop_reason}, {completion.alternatives[0].tokens} tokens,"
+        f" {completion.timings_ms['total']:.0f} ms): {completion.completion!r}",
+        markup=False,
+        highlight=False,
+    )
+    stdout.print(
+        "[yellow]Note:[/] these GGUF files hold random weights, so that completion is noise."
+        " See README.md to convert real CodeGen2.5 weights."
     )
