@@ -67,20 +67,33 @@ def save_checkpoint(spec: TinySpec, directory: Path) -> Path:
     names = list(state)
     per_shard = -(-len(names) // spec.shards)
     weight_map = {}
-    if spec.fmt == "safetensors":
-        from safetensors.torch import save_file
+    if spec.shards == 1:
+        if spec.fmt == "safetensors":
+            from safetensors.torch import save_file
 
-        save_file(state, directory / "model.safetensors")
-    elif spec.shards == 1:
-        torch.save(state, directory / "pytorch_model.bin")
+            save_file(state, directory / "model.safetensors")
+        else:
+            torch.save(state, directory / "pytorch_model.bin")
     else:
+        stem, index_name = (
+            ("model", "model.safetensors.index.json")
+            if spec.fmt == "safetensors"
+            else ("pytorch_model", "pytorch_model.bin.index.json")
+        )
+        suffix = "safetensors" if spec.fmt == "safetensors" else "bin"
         for number in range(spec.shards):
             chunk = names[number * per_shard : (number + 1) * per_shard]
-            shard = f"pytorch_model-{number + 1:05d}-of-{spec.shards:05d}.bin"
-            torch.save({k: state[k] for k in chunk}, directory / shard)
-            weight_map.update({k: shard for k in chunk})
+            shard = f"{stem}-{number + 1:05d}-of-{spec.shards:05d}.{suffix}"
+            part = {k: state[k] for k in chunk}
+            if spec.fmt == "safetensors":
+                from safetensors.torch import save_file
+
+                save_file(part, directory / shard)
+            else:
+                torch.save(part, directory / shard)
+            weight_map.update(dict.fromkeys(chunk, shard))
         total = sum(t.numel() * t.element_size() for t in state.values())
-        (directory / "pytorch_model.bin.index.json").write_text(
+        (directory / index_name).write_text(
             json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
         )
     (directory / "config.json").write_text(json.dumps(config, indent=2))

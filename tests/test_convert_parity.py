@@ -26,7 +26,10 @@ SPECS = {
     "4-heads-3-shards": TinySpec(LlamaShape(hidden=64, intermediate=128, layers=2, heads=4)),
     "2-heads-1-bin": TinySpec(LlamaShape(hidden=96, intermediate=160, layers=1, heads=2), shards=1, seed=1),
     "gqa-safetensors": TinySpec(
-        LlamaShape(hidden=128, intermediate=96, layers=2, heads=8), kv_heads=2, fmt="safetensors", seed=2
+        LlamaShape(hidden=128, intermediate=96, layers=2, heads=8), kv_heads=2, fmt="safetensors", shards=1, seed=2
+    ),
+    "2-safetensors-shards": TinySpec(
+        LlamaShape(hidden=64, intermediate=192, layers=2, heads=2), fmt="safetensors", shards=2, seed=3
     ),
 }
 
