@@ -20,7 +20,7 @@ from typing import Protocol
 from gguf import GGUFWriter
 
 from convert import CONVERTER_VERSION, metadata
-from convert.architectures import SourceArchitecture, architecture_for
+from convert.architectures import ArchitectureOptions, SourceArchitecture, architecture_for
 from convert.checkpoint.loader import Checkpoint, load_checkpoint
 from convert.checkpoint.source import resolve_source
 from convert.errors import ConvertError
@@ -40,6 +40,7 @@ class ConvertOptions:
     revision: str | None = None
     force: bool = False
     threads: int = 0
+    mp_num: int | None = None  # CodeGen1/2 only: override the fused-QKV shard count read from the checkpoint
 
 
 @dataclass
@@ -79,7 +80,7 @@ def convert(options: ConvertOptions, events: ConvertEvents | None = None) -> Con
     qtype = check_quant_type(options.quant) if options.quant else None
 
     checkpoint = load_checkpoint(resolve_source(options.source, options.revision))
-    arch = architecture_for(checkpoint)
+    arch = architecture_for(checkpoint, ArchitectureOptions(mp_num=options.mp_num))
     tensors = layout(arch.tensor_plans(), options.outtype)
     file_type = qtype or options.outtype.upper()
     target = _target_path(options, checkpoint, file_type)
@@ -89,9 +90,10 @@ def convert(options: ConvertOptions, events: ConvertEvents | None = None) -> Con
     with _temporary(target, ".partial") as direct_path:
         writer = header_writer(direct_path, arch.gguf_architecture, tensors)
         _add_metadata(writer, arch, checkpoint, options.outtype, tensors)
-        events.writing(checkpoint.total_bytes, len(tensors))
+        # The bytes the tensors are read from: ignored buffers and synthesized zeros count for nothing.
+        events.writing(sum(t.plan.source_bytes for t in tensors), len(tensors))
         with _disk_errors(target):
-            write_tensor_data(writer, tensors, lambda t: events.tensor_written(t.plan.name, t.plan.source.nbytes))
+            write_tensor_data(writer, tensors, lambda t: events.tensor_written(t.plan.name, t.plan.source_bytes))
         if qtype:
             events.quantizing(qtype)
             with _temporary(target, ".quant") as quant_path, _disk_errors(target):
@@ -182,7 +184,7 @@ def _add_metadata(
     writer.add_string(metadata.FAMILY, arch.family)
     writer.add_string(metadata.PROMPT_FORMAT, arch.prompt_format)
     writer.add_string(metadata.CONVERTER_VERSION, CONVERTER_VERSION)
-    source_dtype = sorted({t.plan.source.dtype for t in tensors})
+    source_dtype = sorted({t.plan.source_dtype for t in tensors if t.plan.source_dtype})
     writer.add_string(metadata.SOURCE_DTYPE, ",".join(source_dtype))
     if checkpoint.repo_id:
         writer.add_string(metadata.SOURCE_REPO, checkpoint.repo_id)
