@@ -53,7 +53,7 @@ class ConvertResult:
     output_bytes: int
     source_bytes: int
     seconds: float
-    fallbacks: list[str] = field(default_factory=list)
+    fallbacks: dict[str, str] = field(default_factory=dict)  # tensor -> the type it was written in instead
 
 
 class ConvertEvents(Protocol):
@@ -97,9 +97,10 @@ def convert(options: ConvertOptions, events: ConvertEvents | None = None) -> Con
         if qtype:
             events.quantizing(qtype)
             with _temporary(target, ".quant") as quant_path, _disk_errors(target):
-                run_quantizer(direct_path, quant_path, qtype, options.threads, events.quantized_tensor)
+                fallbacks = run_quantizer(direct_path, quant_path, qtype, options.threads, events.quantized_tensor)
                 os.replace(quant_path, target)
         else:
+            fallbacks = {t.plan.name: t.qtype.name for t in tensors if _fell_back(t, options.outtype)}
             os.replace(direct_path, target)
 
     return ConvertResult(
@@ -111,7 +112,7 @@ def convert(options: ConvertOptions, events: ConvertEvents | None = None) -> Con
         output_bytes=target.stat().st_size,
         source_bytes=checkpoint.total_bytes,
         seconds=time.monotonic() - started,
-        fallbacks=[t.plan.name for t in tensors if _fell_back(t, options.outtype)],
+        fallbacks=fallbacks,
     )
 
 

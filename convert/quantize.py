@@ -20,6 +20,8 @@ from convert.errors import ConvertError
 
 _FTYPE_PREFIX = "LLAMA_FTYPE_MOSTLY_"
 _PROGRESS = re.compile(r"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+# "warning: blk.0.attn_q.weight - ncols 64 not divisible by 256 (required for type q4_K) -> falling back to q5_0"
+_FALLBACK = re.compile(r"warning:\s+(\S+)\s+- ncols.*->\s*falling back to\s+(\S+)")
 
 
 def quant_types() -> dict[str, int]:
@@ -50,10 +52,15 @@ def run_quantizer(
     qtype: str,
     threads: int = 0,
     on_progress: Callable[[int, int, str], None] | None = None,
-) -> None:
-    """Quantize `source` into `target` in a child process; raise ConvertError on failure."""
+) -> dict[str, str]:
+    """Quantize `source` into `target` in a child process; raise ConvertError on failure.
+
+    Returns the tensors llama.cpp wrote in another type because their rows don't
+    fill the requested type's blocks (tensor name -> the type used instead).
+    """
     command = [sys.executable, "-m", "convert.quantize", str(source), str(target), qtype, str(threads)]
     log: list[str] = []
+    fallbacks: dict[str, str] = {}
     with subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
     ) as child:
@@ -64,12 +71,15 @@ def run_quantizer(
                 match = _PROGRESS.search(line)
                 if match and on_progress:
                     on_progress(int(match.group(1)), int(match.group(2)), match.group(3))
+                if fallback := _FALLBACK.search(line):
+                    fallbacks[fallback.group(1)] = fallback.group(2).upper()
         except BaseException:
             child.kill()
             raise
     if child.returncode != 0:
         reason = next((line for line in reversed(log) if line.strip()), f"exit status {child.returncode}")
         raise ConvertError(f"llama.cpp could not quantize to {qtype}: {reason.strip()}")
+    return fallbacks
 
 
 def _quantize_in_this_process(source: str, target: str, qtype: str, threads: int) -> int:

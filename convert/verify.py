@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from convert import metadata
 from convert.errors import ConvertError
 from convert.llamacpp import detokenize, load_llama, tokenize
+from convert.vocab.added_tokens import tokenizer_from_gguf_tokens
 from convert.vocab.codegen25 import codegen25_tokenizer
 from convert.vocab.corpus import verification_corpus
 
@@ -68,8 +70,55 @@ class VerifyReport:
         return data
 
 
+@dataclass
+class _GGUFFacts:
+    architecture: str
+    family: str | None
+    all_f32: bool
+    tokens: list[str]
+    token_types: list[int]
+
+
+def _read_facts(gguf_path: Path) -> _GGUFFacts:
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    try:
+        reader = GGUFReader(gguf_path, "r")
+    except (ValueError, OSError) as exc:
+        raise ConvertError(f"{gguf_path}: not a valid GGUF file ({exc})") from None
+
+    def text(key: str) -> str | None:
+        field = reader.fields.get(key)
+        return bytes(field.parts[field.data[0]]).decode() if field else None
+
+    tokens_field, types_field = (
+        reader.fields.get("tokenizer.ggml.tokens"),
+        reader.fields.get("tokenizer.ggml.token_type"),
+    )
+    if tokens_field is None or types_field is None:
+        raise ConvertError(f"{gguf_path}: has no tokenizer to verify")
+    return _GGUFFacts(
+        architecture=text("general.architecture") or "unknown",
+        family=text(metadata.FAMILY),
+        all_f32=all(t.tensor_type == GGMLQuantizationType.F32 for t in reader.tensors),
+        tokens=[bytes(tokens_field.parts[i]).decode("utf-8", "replace") for i in tokens_field.data],
+        token_types=[int(types_field.parts[i][0]) for i in types_field.data],
+    )
+
+
+def reference_tokenizer(facts: _GGUFFacts) -> Any:
+    """CodeGen2.5: the package's own vocabulary. CodeGen1/2: GPT-2 plus the file's added tokens."""
+    if facts.family == "codegen2.5":
+        return codegen25_tokenizer()
+    if facts.family in ("codegen1", "codegen2"):
+        return tokenizer_from_gguf_tokens(facts.tokens, facts.token_types)
+    raise ConvertError(
+        f"no reference tokenizer for a GGUF of family {facts.family!r}; only CodeGen files can be verified"
+    )
+
+
 def verify_tokenizer(gguf_path: Path, corpus: list[str] | None = None) -> TokenizerParity:
-    reference = codegen25_tokenizer()
+    reference = reference_tokenizer(_read_facts(gguf_path))
     llm = load_llama(gguf_path, vocab_only=True)
     strings = corpus if corpus is not None else verification_corpus()
     equal = round_trips = 0
@@ -85,11 +134,12 @@ def verify_tokenizer(gguf_path: Path, corpus: list[str] | None = None) -> Tokeni
     return TokenizerParity(len(strings), equal, round_trips, first_mismatch)
 
 
-def verify_logits(gguf_path: Path, checkpoint_dir: Path, exact: bool, greedy_tokens: int = 8) -> LogitParity:
+def verify_logits(gguf_path: Path, checkpoint_dir: Path, greedy_tokens: int = 8) -> LogitParity:
     import torch
     import transformers
 
-    ids = codegen25_tokenizer().encode(LOGIT_PROMPT)
+    facts = _read_facts(gguf_path)
+    ids = reference_tokenizer(facts).encode(LOGIT_PROMPT)
     model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
     model.eval()
     with torch.no_grad():
@@ -107,8 +157,16 @@ def verify_logits(gguf_path: Path, checkpoint_dir: Path, exact: bool, greedy_tok
         max_abs_diff=float(np.max(np.abs(ours - reference))),
         argmax_agreement=float(np.mean(ours.argmax(-1) == reference.argmax(-1))),
         greedy_equal=ours_generated == generated,
-        tolerance=F32_TOLERANCE if exact else None,
+        tolerance=_tolerance(facts, reference) if facts.all_f32 else None,
     )
+
+
+def _tolerance(facts: _GGUFFacts, reference: np.ndarray) -> float:
+    """1e-4 for the LLaMA graph; CodeGen1/2 run on phi2, whose CPU GELU reads a float16 table,
+    which costs up to about 6e-4 of the largest logit on tiny models (see tests/test_codegen_convert.py)."""
+    if facts.architecture == "llama":
+        return F32_TOLERANCE
+    return 1e-3 * float(np.abs(reference).max())
 
 
 def _greedy(llm: Any, ids: list[int], count: int) -> list[int]:
@@ -122,21 +180,10 @@ def _greedy(llm: Any, ids: list[int], count: int) -> list[int]:
     return out
 
 
-def _all_f32(gguf_path: Path) -> bool:
-    from gguf import GGMLQuantizationType, GGUFReader
-
-    try:
-        reader = GGUFReader(gguf_path, "r")
-    except (ValueError, OSError) as exc:
-        raise ConvertError(f"{gguf_path}: not a valid GGUF file ({exc})") from None
-    return all(t.tensor_type == GGMLQuantizationType.F32 for t in reader.tensors)
-
-
 def verify(gguf_path: Path, checkpoint_dir: Path | None) -> VerifyReport:
     """Tokenizer parity always; logit parity when a checkpoint is given and torch is installed."""
     if not gguf_path.is_file():
         raise ConvertError(f"{gguf_path}: no such file")
-    exact = _all_f32(gguf_path)
     tokenizer = verify_tokenizer(gguf_path)
     if checkpoint_dir is None:
         return VerifyReport(str(gguf_path), tokenizer, None, "no checkpoint given")
@@ -150,4 +197,4 @@ def verify(gguf_path: Path, checkpoint_dir: Path | None) -> VerifyReport:
             None,
             "install torch and transformers (pip install 'localcoder[verify]') to compare logits",
         )
-    return VerifyReport(str(gguf_path), tokenizer, verify_logits(gguf_path, checkpoint_dir, exact))
+    return VerifyReport(str(gguf_path), tokenizer, verify_logits(gguf_path, checkpoint_dir))

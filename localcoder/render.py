@@ -113,12 +113,8 @@ def render_convert(console: Console, result: ConvertResult) -> None:
         ("time", f"{result.seconds:.1f} s"),
     ]
     if result.fallbacks:
-        rows.append(
-            (
-                "kept at f16",
-                f"{len(result.fallbacks)} tensors whose rows don't fill a block: {', '.join(result.fallbacks[:4])}",
-            )
-        )
+        examples = ", ".join(f"{name} ({kind})" for name, kind in list(result.fallbacks.items())[:3])
+        rows.append(("fallbacks", f"{len(result.fallbacks)} tensors whose rows don't fill a block: {examples}, ..."))
     console.print(_pairs_table("[bold green]converted[/]", rows))
 
 

@@ -61,3 +61,14 @@ def test_direct_types_round_trip_the_weights(outtype: str, expected: GGMLQuantiz
     values = dequantize(written.data, written.tensor_type).reshape(source.shape)
     assert np.allclose(values, source, rtol=2**-7, atol=1e-6)
     assert tensors["blk.0.attn_norm.weight"].tensor_type == GGMLQuantizationType.F32
+
+
+def test_llama_cpp_quantizer_fallbacks_are_reported(tmp_path: Path) -> None:
+    """Rows of 64 cannot take Q4_K's 256-wide blocks: llama.cpp falls back, and the summary says so."""
+    pytest.importorskip("torch")
+    spec = TinySpec(LlamaShape(hidden=64, intermediate=128, layers=1, heads=4))
+    checkpoint = save_checkpoint(spec, tmp_path / "ckpt")
+    result = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "q.gguf", quant="Q4_K_M"))
+    types = {t.name: t.tensor_type.name for t in GGUFReader(result.output).tensors}
+    assert result.fallbacks["blk.0.attn_q.weight"] == types["blk.0.attn_q.weight"] == "Q5_0"
+    assert "output_norm.weight" not in result.fallbacks

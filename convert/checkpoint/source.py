@@ -2,8 +2,10 @@
 
 Repo ids are resolved with huggingface-hub, which honours HF_HOME and
 HF_HUB_OFFLINE: the local cache when offline, a download (with its progress
-bars on stderr) when online. Only the files the converter reads are fetched;
-code files such as tokenization_codegen25.py are never downloaded or run.
+bars on stderr) when online. Only the files the converter reads are fetched:
+configs, weights, tokenizer files and a CodeGen2 repo's modeling_*.py, which
+is read as text for its mp_num and never imported or run
+(tokenization_codegen25.py is not fetched at all).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from convert.errors import ConvertError
 
 # What the converter reads from a repo; everything else (README, *.py) stays behind.
-HUB_FILE_PATTERNS = ["*.json", "*.bin", "*.safetensors"]
+HUB_FILE_PATTERNS = ["*.json", "*.bin", "*.safetensors", "merges.txt", "modeling_*.py"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

@@ -82,7 +82,7 @@ def _data_text(name: str) -> str:
 
 
 @functools.cache
-def _gpt2_ranks() -> dict[bytes, int]:
+def gpt2_ranks() -> dict[bytes, int]:
     """GPT-2's mergeable tokens (bytes -> id), from encoder.json."""
     char_to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
     encoder: dict[str, int] = json.loads(_data_text("encoder.json"))
@@ -102,7 +102,7 @@ def _gpt2_merges() -> tuple[str, ...]:
 
 def codegen25_ranks() -> dict[bytes, int]:
     """All mergeable CodeGen2.5 tokens: GPT-2 plus the 38 whitespace runs."""
-    ranks = dict(_gpt2_ranks())
+    ranks = dict(gpt2_ranks())
     for offset, run in enumerate(WHITESPACE_TOKENS):
         ranks[run.encode("ascii")] = FIRST_WHITESPACE_ID + offset
     return ranks

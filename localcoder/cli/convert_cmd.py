@@ -20,6 +20,7 @@ EPILOG = """\
 [bold]Examples[/]
 
   localcoder convert ./codegen25-7b-mono_P                      [dim]# f16 into the model directory[/]
+  localcoder convert Salesforce/codegen2-1B_P --quant Q8_0       [dim]# CodeGen2 (and CodeGen1) too[/]
   localcoder convert Salesforce/codegen25-7b-mono_P --quant Q4_K_M
   localcoder convert ./ckpt -o ckpt.f32.gguf --outtype f32 --verify
   HF_HUB_OFFLINE=1 localcoder convert Salesforce/codegen25-7b-multi_P   [dim]# from the local cache only[/]
@@ -53,9 +54,12 @@ def convert_command(
         False, "--verify", help="Check tokenizer (and, with torch installed, logit) parity after writing."
     ),
     threads: int = typer.Option(0, "--threads", help="Quantizer threads (0: all cores)."),
+    mp_num: Optional[int] = typer.Option(
+        None, "--mp-num", help="CodeGen1/2 only: the fused qkv layout's mp_num (4 or 8; default: from the repo)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Convert a CodeGen2.5 checkpoint to GGUF, exactly, offline; optionally quantize it."""
+    """Convert a CodeGen2.5, CodeGen2 or CodeGen1 checkpoint to GGUF, exactly, offline; optionally quantize it."""
     options = ConvertOptions(
         source=source,
         output=output,
@@ -65,6 +69,7 @@ def convert_command(
         revision=revision,
         force=force,
         threads=threads,
+        mp_num=mp_num,
     )
     with RichConvertEvents(stderr) as events:
         result = convert(options, events)

@@ -32,7 +32,7 @@ def verify_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
-    """Check that a GGUF tokenizes like CodeGen2.5 and (f32, with torch installed) computes the same logits."""
+    """Check that a GGUF tokenizes like its CodeGen model and (f32, with torch installed) computes the same logits."""
     directory = resolve_source(checkpoint).directory if checkpoint else None
     report = verify(gguf, directory)
     if as_json:
