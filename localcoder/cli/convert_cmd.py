@@ -20,7 +20,7 @@ EPILOG = """\
 [bold]Examples[/]
 
   localcoder convert ./codegen25-7b-mono_P                      [dim]# f16 into the model directory[/]
-  localcoder convert Salesforce/codegen2-1B_P --quant Q8_0       [dim]# CodeGen2 (and CodeGen1) too[/]
+  localcoder convert Salesforce/codegen2-1B --quant Q8_0         [dim]# CodeGen2 (and CodeGen1) too[/]
   localcoder convert Salesforce/codegen25-7b-mono_P --quant Q4_K_M
   localcoder convert ./ckpt -o ckpt.f32.gguf --outtype f32 --verify
   HF_HUB_OFFLINE=1 localcoder convert Salesforce/codegen25-7b-multi_P   [dim]# from the local cache only[/]
