@@ -22,6 +22,7 @@ from convert.architectures import codegen as codegen_arch
 from convert.errors import ConvertError
 from convert.pipeline import ConvertOptions, convert
 from convert.vocab.codegen25 import codegen25_tokenizer
+from tests.llama_run import llama_logits
 from tests.references import GPT2_DIR
 
 torch = pytest.importorskip("torch")
@@ -192,20 +193,6 @@ def transformers_reference(spec: CodeGenSpec, ids: list[int]) -> tuple[np.ndarra
         logits = model(torch.tensor([ids])).logits[0].numpy()
         out = model.generate(torch.tensor([ids]), max_new_tokens=GREEDY_TOKENS, do_sample=False, pad_token_id=50256)
     return logits, out[0, len(ids) :].tolist()
-
-
-def llama_logits(path: Path, ids: list[int]) -> tuple[np.ndarray, list[int]]:
-    llm = llama_cpp.Llama(
-        model_path=str(path), n_ctx=256, logits_all=True, type_k=0, type_v=0, n_threads=2, verbose=False
-    )
-    llm.eval(ids)
-    logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
-    generated = []
-    for _ in range(GREEDY_TOKENS):
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        generated.append(token)
-        llm.eval([token])
-    return logits, generated
 
 
 # llama.cpp's CPU GELU is a lookup table indexed by the input rounded to
