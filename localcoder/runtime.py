@@ -77,6 +77,10 @@ class LoadedModel:
     n_ctx: int
     load_ms: float
 
+    @property
+    def chat_template(self) -> str | None:
+        return self.vocab.metadata.get("tokenizer.chat_template")
+
 
 def load_model(
     path: Path, n_ctx: int | None = None, threads: int | None = None, gpu_layers: int | None = None
@@ -109,4 +113,7 @@ def load_model(
             t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)
         ),
     )
-    return LoadedModel(path, llm, vocab, detect_format(vocab), llm.n_ctx(), load_ms)
+    # llama.cpp pads the context to a multiple of 256, but llama-cpp-python's token buffer keeps the size
+    # asked for: the smaller of the two is the real window.
+    window = min(llm.n_ctx(), len(llm.input_ids))
+    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms)

@@ -1,0 +1,271 @@
+"""A chat session: instructions in, code out, the program growing turn by turn.
+
+Base code models (every CodeGen) continue the program: each instruction is
+appended as a comment and the model writes that turn's code, cut by MTPB's
+multi-turn rules (localcoder.chat.turns). Models whose GGUF carries a chat
+template get the conversation as messages instead. The KV cache is reused
+across turns: llama.cpp keeps what it has read, and a turn evaluates only the
+tokens that differ from the previous context.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from localcoder.chat.turns import Program, Turn, truncate_turn
+from localcoder.errors import LocalcoderError
+from localcoder.generate import Sampling, generate
+from localcoder.prompts import FORMATS, stop_ids
+from localcoder.runtime import LoadedModel
+from localcoder.sandbox import Limits, RunResult, run_program
+
+_FENCE = re.compile(r"```[\w+-]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+@dataclass
+class TurnStats:
+    instruction: str
+    prompt_tokens: int
+    evaluated_tokens: int  # prompt tokens llama.cpp had to read: the rest came from the KV cache
+    generated_tokens: int
+    prompt_ms: float
+    generate_ms: float
+    left_out_turns: int  # oldest turns not in the model's context because the program outgrew the window
+
+
+@dataclass
+class TurnResult:
+    turn: Turn
+    stats: TurnStats
+    stop_reason: str
+
+
+@dataclass
+class ChatState:
+    """Everything /undo can go back to: the text the turns build on and the turns."""
+
+    base: str
+    turns: list[Turn] = field(default_factory=list)
+    turn_stats: list[TurnStats] = field(default_factory=list)  # one per turn
+
+
+class ChatSession:
+    def __init__(self, model: LoadedModel, lang: str = "python", preamble: str = "", sampling: Sampling | None = None):
+        self.model = model
+        self.lang = lang
+        self.sampling = sampling or Sampling(temperature=0.2, top_p=0.95, max_tokens=256)
+        self.state = ChatState(preamble)
+        self.history: list[ChatState] = []  # states replaced by /edit, /load, /reset, for /undo
+        self.stats: list[TurnStats] = []
+        self._seed_offset = 0
+
+    # The program ---------------------------------------------------------------------------
+
+    @property
+    def program(self) -> Program:
+        return Program(self.lang, list(self.state.turns))
+
+    def text(self) -> str:
+        return self.program.text(self.state.base)
+
+    def replace_text(self, text: str) -> None:
+        """The program becomes `text` (from /edit or /load); later turns build on it."""
+        self.history.append(self.state)
+        self.state = ChatState(text)
+
+    def reset(self, preamble: str = "") -> None:
+        self.replace_text(preamble)
+
+    def undo(self) -> str:
+        if self.state.turns:
+            turn = self.state.turns.pop()
+            self.state.turn_stats.pop()
+            return f"removed the turn {turn.instruction!r}"
+        if self.history:
+            self.state = self.history.pop()
+            return "restored the program as it was before the last edit, load or reset"
+        raise LocalcoderError("nothing to undo")
+
+    def save(self, path: Path, overwrite: bool = False) -> None:
+        """Write the program atomically; refuse to replace a file unless told to."""
+        if path.is_dir():
+            raise LocalcoderError(f"{path} is a directory")
+        if path.exists() and not overwrite:
+            raise LocalcoderError(f"{path} exists")
+        directory = path.parent if str(path.parent) else Path(".")
+        try:
+            handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".partial")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(self.text())
+            os.replace(temporary, path)
+        except OSError as exc:
+            if "temporary" in locals():
+                Path(temporary).unlink(missing_ok=True)
+            raise LocalcoderError(f"cannot save to {path}: {exc.strerror or exc}") from None
+
+    def load(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LocalcoderError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if b"\0" in data[:8192]:
+            raise LocalcoderError(f"{path} looks binary")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LocalcoderError(f"{path} is not UTF-8 text") from None
+        self.replace_text(text if text.endswith("\n") or not text else text + "\n")
+
+    def run(self, limits: Limits | None = None) -> RunResult:
+        return run_program(self.text(), limits or Limits())
+
+    def set_option(self, key: str, value: str) -> None:
+        """/set temperature|top_p|max_tokens VALUE; ValueError for a bad value."""
+        if key == "temperature" and float(value) >= 0:
+            self.sampling = replace(self.sampling, temperature=float(value))
+        elif key == "top_p" and 0 < float(value) <= 1:
+            self.sampling = replace(self.sampling, top_p=float(value))
+        elif key == "max_tokens" and 0 < int(value) < self.model.n_ctx:
+            self.sampling = replace(self.sampling, max_tokens=int(value))
+        elif key in ("temperature", "top_p", "max_tokens"):
+            raise ValueError(value)
+        else:
+            raise LocalcoderError(f"/set knows temperature, top_p and max_tokens, not {key!r}")
+
+    # Generation ----------------------------------------------------------------------------
+
+    def ask(self, instruction: str, on_text: Callable[[str], None] | None = None) -> TurnResult:
+        """Generate the code for one instruction and append it to the program."""
+        instruction = instruction.strip()
+        if not instruction:
+            raise LocalcoderError("an empty instruction")
+        if self.model.chat_template:
+            code, stats, reason = self._ask_with_template(instruction, on_text)
+        else:
+            code, stats, reason = self._continue_program(instruction, on_text)
+        turn = Turn(instruction, code)
+        self.state.turns.append(turn)
+        self.state.turn_stats.append(stats)
+        self.stats.append(stats)
+        return TurnResult(turn, stats, reason)
+
+    def retry(self, on_text: Callable[[str], None] | None = None) -> TurnResult:
+        """Resample the last turn (with another seed)."""
+        if not self.state.turns:
+            raise LocalcoderError("no turn to retry yet")
+        last, last_stats = self.state.turns.pop(), self.state.turn_stats.pop()
+        self._seed_offset += 1
+        try:
+            return self.ask(last.instruction, on_text)
+        except BaseException:
+            self.state.turns.append(last)
+            self.state.turn_stats.append(last_stats)
+            raise
+
+    def _sampling(self) -> Sampling:
+        seed = None if self.sampling.seed is None else self.sampling.seed + self._seed_offset
+        return replace(self.sampling, seed=seed)
+
+    def _context(self, instruction: str) -> tuple[list[int], int]:
+        """Prompt ids for the next turn; the oldest turns leave the context when the window is full."""
+        budget = self.model.n_ctx - self.sampling.max_tokens
+        turns = self.state.turns
+        for left_out in range(len(turns) + 1):
+            text = Program(self.lang, turns[left_out:]).prompt_for(instruction, self.state.base)
+            ids = self.model.vocab.tokenize(text)
+            if len(ids) <= budget:
+                return ids, left_out
+        raise LocalcoderError(
+            f"the program's start and this instruction alone exceed the {budget}-token window; /reset or /edit it"
+        )
+
+    def _continue_program(self, instruction: str, on_text: Callable[[str], None] | None) -> tuple[str, TurnStats, str]:
+        ids, left_out = self._context(instruction)
+        evaluated = len(ids) - self._cached_prefix(ids)
+        streamer = _LineStreamer(self.lang, on_text)
+        stop = stop_ids(FORMATS["left-to-right"], self.model.vocab)  # the model's end-of-text tokens
+        run = generate(self.model.llm, ids, stop, self._sampling(), streamer.feed)
+        code = streamer.finish()
+        reason = "cut" if run.stop_reason == "scope" else run.stop_reason
+        stats = TurnStats(instruction, len(ids), evaluated, run.tokens, run.prompt_ms, run.generate_ms, left_out)
+        return code, stats, reason
+
+    def _cached_prefix(self, ids: list[int]) -> int:
+        """How much of `ids` llama.cpp already holds; it reuses exactly this much (Llama.generate's rule)."""
+        llm = self.model.llm
+        cached = list(llm._input_ids[: llm.n_tokens])  # llama-cpp-python's record of the KV cache
+        common = 0
+        for a, b in zip(cached, ids, strict=False):  # the two lengths differ by design
+            if a != b:
+                break
+            common += 1
+        return min(common, len(ids) - 1) if common == len(ids) else common
+
+    def _ask_with_template(self, instruction: str, on_text: Callable[[str], None] | None) -> tuple[str, TurnStats, str]:
+        messages = [{"role": "system", "content": f"You write {self.lang} code. Reply with code only."}]
+        if self.state.base:
+            messages.append({"role": "user", "content": f"The program so far:\n{self.state.base}"})
+        for turn in self.state.turns:
+            messages += [{"role": "user", "content": turn.instruction}, {"role": "assistant", "content": turn.code}]
+        messages.append({"role": "user", "content": instruction})
+        sampling = self._sampling()
+        started = time.perf_counter()
+        pieces: list[str] = []
+        stream = self.model.llm.create_chat_completion(
+            messages=messages,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=sampling.seed,
+            stream=True,
+        )
+        reason = "end_of_text"
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            text = choice.get("delta", {}).get("content") or ""
+            if text:
+                pieces.append(text)
+                if on_text:
+                    on_text(text)
+            reason = choice.get("finish_reason") or reason
+        reply = "".join(pieces)
+        fenced = _FENCE.search(reply)
+        code = (fenced.group(1) if fenced else reply).strip("\n")
+        elapsed = (time.perf_counter() - started) * 1000
+        stats = TurnStats(instruction, 0, 0, len(self.model.vocab.tokenize(reply)), 0.0, elapsed, 0)
+        return code, stats, "max_tokens" if reason == "length" else reason
+
+
+class _LineStreamer:
+    """Shows complete lines of the turn as MTPB's truncation will keep them; asks to stop once it cuts."""
+
+    def __init__(self, lang: str, on_text: Callable[[str], None] | None) -> None:
+        self.lang = lang
+        self.on_text = on_text
+        self.raw = ""
+        self.shown = ""
+
+    def _show(self, text: str) -> None:
+        if text.startswith(self.shown) and len(text) > len(self.shown):
+            if self.on_text:
+                self.on_text(text[len(self.shown) :])
+            self.shown = text
+
+    def feed(self, chunk: str) -> bool:
+        self.raw += chunk
+        complete = self.raw[: self.raw.rfind("\n") + 1]
+        kept = truncate_turn(complete, self.lang)
+        self._show(kept.rstrip("\n"))
+        return len(kept) == len(complete)  # a cut inside the complete lines ends the turn
+
+    def finish(self) -> str:
+        """The turn's code exactly as MTPB keeps it (trailing newlines included; the display drops them)."""
+        final = truncate_turn(self.raw, self.lang)
+        self._show(final.rstrip("\n"))
+        return final

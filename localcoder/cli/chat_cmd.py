@@ -1,0 +1,92 @@
+"""`localcoder chat`: multi-turn program synthesis, interactive or from a script."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from localcoder.chat.repl import ChatRepl, interactive
+from localcoder.chat.session import ChatSession
+from localcoder.chat.turns import MTPB_PREAMBLE, comment_prefix
+from localcoder.cli._common import fail, stderr, stdout, user_errors
+from localcoder.generate import Sampling
+from localcoder.render import to_json
+from localcoder.runtime import load_model, resolve_model
+
+EPILOG = """\
+Each instruction becomes a comment in the program and the model writes the code for it, building on
+every earlier turn (CodeGen's multi-turn program synthesis). Enter sends; Esc then Enter starts a new
+line; Ctrl-C cancels a generation; Ctrl-D quits; /help lists the slash commands
+(/undo /retry /edit /show /run /save /load /reset /model /set /stats).
+
+[bold]Examples[/]
+
+  localcoder chat
+  localcoder chat --preamble mtpb --model codegen25-7b-mono_P.Q4_K_M
+  localcoder chat --script turns.txt > program.py        [dim]# one instruction per line[/]
+  printf 'read a csv file\\nprint its mean\\n' | localcoder chat --script - --json
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chat", epilog=EPILOG)(chat_command)
+
+
+@user_errors
+def chat_command(
+    script: Optional[str] = typer.Option(
+        None, "--script", help="Run the instructions in FILE (- for stdin), one per line."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --script: per-turn code and timings as JSON."),
+    lang: str = typer.Option("python", "--lang", help="Language of the program (sets the comment syntax)."),
+    preamble: str = typer.Option(
+        "none", "--preamble", help="none, mtpb (MTPB's numpy import), or a FILE to start from."
+    ),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name in the model directory."),
+    temperature: float = typer.Option(0.2, "--temperature", "-t", min=0.0, help="Sampling temperature; 0 = greedy."),
+    top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Most new tokens per turn."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
+) -> None:
+    """Write a program turn by turn from natural-language instructions."""
+    comment_prefix(lang)  # an unknown language fails before the model loads
+    start = {"none": "", "mtpb": MTPB_PREAMBLE}.get(preamble)
+    if start is None:
+        path = Path(preamble).expanduser()
+        if not path.is_file():
+            raise fail(f"--preamble must be none, mtpb or an existing file, not {preamble!r}")
+        start = path.read_text(encoding="utf-8")
+    loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers)
+    sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling)
+    if script is None:
+        if not sys.stdin.isatty():
+            raise fail("chat needs a terminal; use --script FILE (or --script -) for instructions from a file or pipe")
+        interactive(session, stdout)
+        return
+    lines = (sys.stdin.read() if script == "-" else _read_script(Path(script))).splitlines()
+    repl = ChatRepl(session, stderr, ask_yes_no=lambda question: False)
+    for line in lines:
+        repl.handle(line)
+    if as_json:
+        state = session.state
+        turns = [
+            {"instruction": turn.instruction, "code": turn.code, "stats": stats}
+            for turn, stats in zip(state.turns, state.turn_stats, strict=True)
+        ]
+        sys.stdout.write(to_json({"program": session.text(), "turns": turns}) + "\n")
+    else:
+        sys.stdout.write(session.text())
+
+
+def _read_script(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {path}: {exc}") from None
