@@ -3,7 +3,8 @@
 Real weights can't be assumed to be present, so `make demo` builds a
 checkpoint in the exact file layout of Salesforce/codegen25-7b-mono_P (with
 random weights), converts it to f16 and to Q4_K_M, summarises the files, and completes a
-sample file with the Q4_K_M model (random weights write random code).
+sample file and runs a two-turn scripted chat with the Q4_K_M model (random
+weights write random code).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from convert.pipeline import ConvertEvents, ConvertOptions, ConvertResult, convert
 from convert.synthetic import SHAPES, write_codegen25_checkpoint
+from localcoder.chat.session import ChatSession
 from localcoder.complete import CompletionResult, complete
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model
@@ -22,6 +24,7 @@ from localcoder.source import locate, read_source
 DEMO_NAME = "codegen25-tiny-random"
 SAMPLE = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    \n\n\nprint(fibonacci(10))\n'
 SAMPLE_LINE = 3
+CHAT_SCRIPT = ("read numbers from a file called data.txt", "print their mean")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class DemoResult:
     conversions: list[ConvertResult]
     sample: Path
     completion: CompletionResult
+    chat_program: str
 
 
 def run_demo(directory: Path, events: ConvertEvents | None = None) -> DemoResult:
@@ -46,4 +50,7 @@ def run_demo(directory: Path, events: ConvertEvents | None = None) -> DemoResult
     buffer = read_source(sample)
     model = load_model(conversions[-1].output)
     completion = complete(model, buffer, locate(buffer, SAMPLE_LINE, None), Sampling(temperature=0, max_tokens=16))
-    return DemoResult(checkpoint, conversions, sample, completion)
+    chat = ChatSession(model, sampling=Sampling(temperature=0, max_tokens=12))
+    for instruction in CHAT_SCRIPT:
+        chat.ask(instruction)
+    return DemoResult(checkpoint, conversions, sample, completion, chat.text())

@@ -71,6 +71,8 @@ def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path) -> None:
     saved = tmp_path / "program.py"
     loaded = tmp_path / "start.py"
     loaded.write_text("value = 7\n")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\x00\x01binary")
     script = "\n".join(
         [
             "first",
@@ -85,6 +87,8 @@ def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path) -> None:
             "/lod nowhere",
             f"/load {tmp_path / 'missing.py'}",
             f"/save {tmp_path / 'no' / 'such' / 'dir' / 'x.py'}",
+            f"/load {binary}",
+            f"/model {tmp_path / 'absent.gguf'}",
             "/stats",
         ]
     )
@@ -97,6 +101,7 @@ def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path) -> None:
     assert "unknown command /bogus" in result.stderr
     assert "did you mean /load?" in result.stderr
     assert "missing.py" in result.stderr and "cannot save" in result.stderr
+    assert "looks binary" in result.stderr and "absent.gguf" in result.stderr
 
 
 def test_oldest_turns_leave_the_context_not_the_program(chat_model: Path) -> None:
@@ -210,3 +215,28 @@ def test_the_repl_in_a_terminal(chat_model: Path, tmp_path: Path) -> None:
     terminal.command("/undo", "restored the program")  # the edit goes first
     assert terminal.quit() == 0
     assert "print the answer" in (tmp_path / "home" / "chat_history").read_text()
+
+
+def test_run_survives_what_the_program_does(chat_model: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from localcoder.sandbox import Limits
+
+    session = ChatSession(load_model(chat_model), sampling=Sampling(temperature=0, max_tokens=16))
+    session.run_limits = Limits(seconds=1.0, memory_mb=512)
+    console = Console(record=True, width=200)
+    repl = ChatRepl(session, console, ask_yes_no=lambda question: False)
+    canary = tmp_path / "outside.txt"
+    for program, expected in (
+        ("while True:\n    pass\n", "time limit"),
+        (f"open({str(canary)!r}, 'w').write('x')\n", "PermissionError"),
+        ("import socket\nsocket.create_connection(('127.0.0.1', 9))\n", "Error"),
+    ):
+        source = tmp_path / "program.py"
+        source.write_text(program)
+        repl.handle(f"/load {source}")
+        repl.handle("/run")
+        assert expected in console.export_text(clear=True)
+    assert not canary.exists()
+    repl.handle("print the answer")  # the session goes on
+    assert session.state.turns[-1].code == CODE

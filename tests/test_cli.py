@@ -120,7 +120,7 @@ def test_hub_repo_not_cached_while_offline(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_examples() -> None:
-    for command in ("complete", "models", "convert", "inspect", "verify", "demo"):
+    for command in ("complete", "chat", "models", "convert", "inspect", "verify", "demo"):
         result = run_cli(command, "--help")
         assert result.returncode == 0
         assert "Examples" in result.stdout, command
@@ -139,3 +139,4 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "codegen25-tiny-random.Q4_K_M.gguf").exists()
     assert "Q4_K" in result.stdout
     assert "completion at line 3" in result.stdout
+    assert "# read numbers from a file called data.txt" in result.stdout and "# print their mean" in result.stdout

@@ -63,6 +63,7 @@ class ChatSession:
         self.state = ChatState(preamble)
         self.history: list[ChatState] = []  # states replaced by /edit, /load, /reset, for /undo
         self.stats: list[TurnStats] = []
+        self.run_limits = Limits(seconds=10.0, memory_mb=1024)
         self._seed_offset = 0
 
     # The program ---------------------------------------------------------------------------
@@ -122,8 +123,9 @@ class ChatSession:
             raise LocalcoderError(f"{path} is not UTF-8 text") from None
         self.replace_text(text if text.endswith("\n") or not text else text + "\n")
 
-    def run(self, limits: Limits | None = None) -> RunResult:
-        return run_program(self.text(), limits or Limits())
+    def run(self) -> RunResult:
+        """Run the program in the sandbox (a temporary directory, time and memory limits, no network)."""
+        return run_program(self.text(), self.run_limits)
 
     def set_option(self, key: str, value: str) -> None:
         """/set temperature|top_p|max_tokens VALUE; ValueError for a bad value."""

@@ -10,7 +10,7 @@ import typer
 from localcoder import paths
 from localcoder.cli._common import stderr, stdout, user_errors
 from localcoder.cli.progress import RichConvertEvents
-from localcoder.demo import SAMPLE_LINE, run_demo
+from localcoder.demo import CHAT_SCRIPT, SAMPLE_LINE, run_demo
 from localcoder.gguf_info import read_gguf
 from localcoder.render import render_convert, render_summary
 
@@ -32,7 +32,7 @@ def demo_command(
         None, "--dir", help="Where to put the demo files. Default: LOCALCODER_HOME/demo."
     ),
 ) -> None:
-    """Build a tiny RANDOM-weight CodeGen2.5 checkpoint, convert it (f16, Q4_K_M), inspect it, complete a file."""
+    """Build a tiny RANDOM-weight CodeGen2.5 checkpoint; convert, inspect, complete a file and chat with it."""
     target = directory or paths.demo_dir()
     stderr.print(
         "[yellow]demo:[/] building a tiny CodeGen2.5-layout checkpoint with [bold]random weights[/] "
@@ -56,7 +56,10 @@ def demo_command(
         markup=False,
         highlight=False,
     )
+    script = " / ".join(CHAT_SCRIPT)
+    stdout.rule(f'localcoder chat --script ("{script}") --model {quant.name} -t 0 --max-tokens 12')
+    stdout.print(result.chat_program, markup=False, highlight=False)
     stdout.print(
-        "[yellow]Note:[/] these GGUF files hold random weights, so that completion is noise."
+        "[yellow]Note:[/] these GGUF files hold random weights, so the completion and the chat are noise."
         " See README.md to convert real CodeGen2.5 weights."
     )
