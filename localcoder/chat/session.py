@@ -24,6 +24,7 @@ from localcoder.generate import Sampling, generate
 from localcoder.prompts import FORMATS, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
+from localcoder.source import read_source
 
 _FENCE = re.compile(r"```[\w+-]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -111,16 +112,8 @@ class ChatSession:
             raise LocalcoderError(f"cannot save to {path}: {exc.strerror or exc}") from None
 
     def load(self, path: Path) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise LocalcoderError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if b"\0" in data[:8192]:
-            raise LocalcoderError(f"{path} looks binary")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise LocalcoderError(f"{path} is not UTF-8 text") from None
+        """Start from the program in `path` (missing, binary or non-UTF-8 files are refused by read_source)."""
+        text = read_source(path).text
         self.replace_text(text if text.endswith("\n") or not text else text + "\n")
 
     def run(self) -> RunResult:

@@ -15,6 +15,7 @@ from localcoder.cli._common import fail, stderr, stdout, user_errors
 from localcoder.generate import Sampling
 from localcoder.render import to_json
 from localcoder.runtime import load_model, resolve_model
+from localcoder.source import read_source
 
 EPILOG = """\
 Each instruction becomes a comment in the program and the model writes the code for it, building on
@@ -70,7 +71,7 @@ def chat_command(
             raise fail("chat needs a terminal; use --script FILE (or --script -) for instructions from a file or pipe")
         interactive(session, stdout)
         return
-    lines = (sys.stdin.read() if script == "-" else _read_script(Path(script))).splitlines()
+    lines = (sys.stdin.read() if script == "-" else read_source(Path(script)).text).splitlines()
     repl = ChatRepl(session, stderr, ask_yes_no=lambda question: False)
     for line in lines:
         repl.handle(line)
@@ -83,10 +84,3 @@ def chat_command(
         sys.stdout.write(to_json({"program": session.text(), "turns": turns}) + "\n")
     else:
         sys.stdout.write(session.text())
-
-
-def _read_script(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read {path}: {exc}") from None
