@@ -57,6 +57,8 @@ def chat_command(
 ) -> None:
     """Write a program turn by turn from natural-language instructions."""
     comment_prefix(lang)  # an unknown language fails before the model loads
+    if script is None and not sys.stdin.isatty():
+        raise fail("chat needs a terminal; use --script FILE (or --script -) for instructions from a file or pipe")
     start = {"none": "", "mtpb": MTPB_PREAMBLE}.get(preamble)
     if start is None:
         path = Path(preamble).expanduser()
@@ -67,8 +69,6 @@ def chat_command(
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling)
     if script is None:
-        if not sys.stdin.isatty():
-            raise fail("chat needs a terminal; use --script FILE (or --script -) for instructions from a file or pipe")
         interactive(session, stdout)
         return
     lines = (sys.stdin.read() if script == "-" else read_source(Path(script)).text).splitlines()
