@@ -46,6 +46,7 @@ class ConvertOptions:
 @dataclass
 class ConvertResult:
     output: Path
+    source_directory: Path  # where the checkpoint was read from (a Hub id resolved to its cache folder)
     architecture: str
     family: str
     file_type: str
@@ -105,6 +106,7 @@ def convert(options: ConvertOptions, events: ConvertEvents | None = None) -> Con
 
     return ConvertResult(
         output=target,
+        source_directory=checkpoint.directory,
         architecture=checkpoint.architecture,
         family=arch.family,
         file_type=file_type,

@@ -117,8 +117,8 @@ def reference_tokenizer(facts: _GGUFFacts) -> Any:
     )
 
 
-def verify_tokenizer(gguf_path: Path, corpus: list[str] | None = None) -> TokenizerParity:
-    reference = reference_tokenizer(_read_facts(gguf_path))
+def verify_tokenizer(gguf_path: Path, facts: _GGUFFacts, corpus: list[str] | None = None) -> TokenizerParity:
+    reference = reference_tokenizer(facts)
     llm = load_llama(gguf_path, vocab_only=True)
     strings = corpus if corpus is not None else verification_corpus()
     equal = round_trips = 0
@@ -134,11 +134,10 @@ def verify_tokenizer(gguf_path: Path, corpus: list[str] | None = None) -> Tokeni
     return TokenizerParity(len(strings), equal, round_trips, first_mismatch)
 
 
-def verify_logits(gguf_path: Path, checkpoint_dir: Path, greedy_tokens: int = 8) -> LogitParity:
+def verify_logits(gguf_path: Path, facts: _GGUFFacts, checkpoint_dir: Path, greedy_tokens: int = 8) -> LogitParity:
     import torch
     import transformers
 
-    facts = _read_facts(gguf_path)
     ids = reference_tokenizer(facts).encode(LOGIT_PROMPT)
     model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
     model.eval()
@@ -184,7 +183,8 @@ def verify(gguf_path: Path, checkpoint_dir: Path | None) -> VerifyReport:
     """Tokenizer parity always; logit parity when a checkpoint is given and torch is installed."""
     if not gguf_path.is_file():
         raise ConvertError(f"{gguf_path}: no such file")
-    tokenizer = verify_tokenizer(gguf_path)
+    facts = _read_facts(gguf_path)  # parsing 51,200 tokens takes a while: once per verify
+    tokenizer = verify_tokenizer(gguf_path, facts)
     if checkpoint_dir is None:
         return VerifyReport(str(gguf_path), tokenizer, None, "no checkpoint given")
     try:
@@ -197,4 +197,4 @@ def verify(gguf_path: Path, checkpoint_dir: Path | None) -> VerifyReport:
             None,
             "install torch and transformers (pip install 'localcoder[verify]') to compare logits",
         )
-    return VerifyReport(str(gguf_path), tokenizer, verify_logits(gguf_path, checkpoint_dir))
+    return VerifyReport(str(gguf_path), tokenizer, verify_logits(gguf_path, facts, checkpoint_dir))

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from convert.checkpoint.source import resolve_source
 from convert.pipeline import ConvertOptions, convert
 from convert.verify import verify
 from convert.writer import DIRECT_TYPES
@@ -73,7 +72,7 @@ def convert_command(
     )
     with RichConvertEvents(stderr) as events:
         result = convert(options, events)
-    report = verify(result.output, resolve_source(source, revision).directory) if do_verify else None
+    report = verify(result.output, result.source_directory) if do_verify else None
     if as_json:
         payload = {"result": result, "verify": report.to_dict() if report else None}
         stdout.print(to_json(payload), markup=False, highlight=False, soft_wrap=True)
