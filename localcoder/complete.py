@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from localcoder.generate import Sampling, generate
-from localcoder.prompts import build_prompt, stop_ids
+from localcoder.generate import GenerationCancelled, Sampling, generate
+from localcoder.prompts import STABLE_LINES, build_prompt, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.source import Cursor, SourceBuffer
 from localcoder.truncate import CursorContext, Scope, StreamingTruncator, default_scope
@@ -24,6 +24,7 @@ class Alternative:
     tokens: int
     prompt_ms: float
     generate_ms: float
+    cached_tokens: int = 0
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CompletionResult:
     trimmed_lines: dict[str, int]
     timings_ms: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    prompt_layout: str = "stable"
 
     @property
     def stop_reason(self) -> str:
@@ -50,10 +52,11 @@ class CompletionResult:
             "cursor": asdict(self.cursor),
             "scope": self.scope,
             "stop_reason": first.stop_reason,
-            "tokens": {"prompt": self.prompt_tokens, "generated": first.tokens},
+            "tokens": {"prompt": self.prompt_tokens, "cached": first.cached_tokens, "generated": first.tokens},
             "timings_ms": {key: round(value, 3) for key, value in self.timings_ms.items()},
             "model": self.model,
             "prompt_format": self.prompt_format,
+            "prompt_layout": self.prompt_layout,
             "trimmed_lines": self.trimmed_lines,
             "notes": self.notes,
         }
@@ -65,6 +68,9 @@ class CompletionResult:
         return data
 
 
+PROMPT_LAYOUTS = {"stable": STABLE_LINES, "cursor": 0}  # see build_prompt
+
+
 def complete(
     model: LoadedModel,
     buffer: SourceBuffer,
@@ -73,15 +79,21 @@ def complete(
     scope: Scope | None = None,
     n: int = 1,
     on_text: Callable[[int, str], None] | None = None,
+    layout: str = "stable",
+    cancelled: Callable[[], bool] | None = None,
 ) -> CompletionResult:
-    """Fill in code at `cursor`; `on_text(alternative, text)` streams each alternative's final text."""
+    """Fill in code at `cursor`; `on_text(alternative, text)` streams each alternative's final text.
+
+    `cancelled()` is asked after every token; when it says yes (a client went away), GenerationCancelled is
+    raised and the model is left ready for the next request.
+    """
     started = time.perf_counter()
     prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
     line_start = prefix.rfind("\n") + 1
     context = CursorContext(line_before=prefix[line_start:], suffix=suffix)
     chosen_scope = scope or default_scope(context)
     budget = model.n_ctx - sampling.max_tokens
-    prompt = build_prompt(model.format, model.vocab, prefix, suffix, budget)
+    prompt = build_prompt(model.format, model.vocab, prefix, suffix, budget, PROMPT_LAYOUTS[layout])
     stop = stop_ids(model.format, model.vocab)
     eom = model.vocab.single_token("<eom>") if model.format.name == "codegen-infill" else None
 
@@ -90,6 +102,8 @@ def complete(
         truncator = StreamingTruncator(chosen_scope, context)
 
         def feed(text: str, index: int = index, truncator: StreamingTruncator = truncator) -> bool:
+            if cancelled is not None and cancelled():
+                raise GenerationCancelled
             safe = truncator.feed(text)
             if safe and on_text:
                 on_text(index, safe)
@@ -101,7 +115,9 @@ def complete(
         if rest and on_text:
             on_text(index, rest)
         reason = "scope" if truncator.stopped else run.stop_reason
-        alternatives.append(Alternative(truncator.text, reason, run.tokens, run.prompt_ms, run.generate_ms))
+        alternatives.append(
+            Alternative(truncator.text, reason, run.tokens, run.prompt_ms, run.generate_ms, run.cached_tokens)
+        )
 
     first = alternatives[0]
     return CompletionResult(
@@ -120,4 +136,5 @@ def complete(
             "total": (time.perf_counter() - started) * 1000,
         },
         notes=prompt.notes,
+        prompt_layout=layout,
     )

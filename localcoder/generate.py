@@ -24,6 +24,10 @@ class Sampling:
     seed: int | None = None
 
 
+class GenerationCancelled(Exception):
+    """The caller stopped a generation midway (e.g. its HTTP client disconnected)."""
+
+
 @dataclass
 class Generation:
     text: str
@@ -31,6 +35,20 @@ class Generation:
     stop_reason: str  # "eom" | "end_of_text" | "scope" | "max_tokens"
     prompt_ms: float
     generate_ms: float
+    cached_tokens: int = 0  # prompt tokens whose KV state was already in the context
+
+
+def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
+    """How many leading prompt tokens llama-cpp-python will take from the KV cache instead of evaluating."""
+    held = llm.input_ids[: llm.n_tokens]
+    common = 0
+    for held_id, new_id in zip(held, prompt_ids, strict=False):
+        if held_id != new_id:
+            break
+        common += 1
+    if common == len(prompt_ids) == llm.n_tokens and not llm._requires_eval:
+        return common
+    return max(common - 1, 0) if common == len(prompt_ids) else common  # it re-reads one token for fresh logits
 
 
 def generate(
@@ -48,6 +66,7 @@ def generate(
     pieces: list[str] = []
     count = 0
     reason = "max_tokens"
+    cached = cached_prefix(llm, prompt_ids)
     started = time.perf_counter()
     first_token_at = None
     tokens = llm.generate(
@@ -79,5 +98,5 @@ def generate(
     finished = time.perf_counter()
     first_token_at = first_token_at or finished
     return Generation(
-        "".join(pieces), count, reason, (first_token_at - started) * 1000, (finished - first_token_at) * 1000
+        "".join(pieces), count, reason, (first_token_at - started) * 1000, (finished - first_token_at) * 1000, cached
     )

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from localcoder.errors import LocalcoderError
 
 PREFIX = "{prefix}"
+STABLE_LINES = 8  # the grid of the stable layout: small enough that the model sees the usual infill shape
+STABLE_SLACK = 64  # tokens a trimmed stable prompt leaves free for typing
 SUFFIX = "{suffix}"
 
 
@@ -124,9 +126,10 @@ class Prompt:
     trimmed_prefix_lines: int = 0
     trimmed_suffix_lines: int = 0
     notes: list[str] = field(default_factory=list)
+    written: str = ""  # the start of the middle, already in the file: follows the format's last part
 
 
-def assemble(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str) -> list[int]:
+def assemble(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str, written: str = "") -> list[int]:
     ids: list[int] = []
     for part in fmt.parts:
         if part == PREFIX:
@@ -135,51 +138,97 @@ def assemble(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str) -> 
             ids += vocab.tokenize(suffix) if suffix else []
         else:
             ids += _part_ids(part, vocab)
-    return ids
+    return ids + (vocab.tokenize(written) if written else [])
 
 
-def build_prompt(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str, budget: int) -> Prompt:
+@dataclass
+class _Block:
+    text: str
+    lines: int
+    cost: int
+
+
+def _blocks(lines: list[str], step: int, vocab: Vocabulary, from_end: bool = False) -> list[_Block]:
+    """Lines grouped into the blocks that trimming removes whole: single lines, or a grid of `step` lines.
+
+    The grid counts from the top of the file above the cursor and from its end below, so that lines typed
+    at the cursor move neither.
+    """
+    groups: list[list[str]] = []
+    for index, line in enumerate(lines):
+        position = len(lines) - index if from_end else index
+        if not groups or step <= 1 or position % step == 0:
+            groups.append([])
+        groups[-1].append(line)
+    return [_Block("".join(group), len(group), len(vocab.tokenize("".join(group)))) for group in groups]
+
+
+def build_prompt(
+    fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str, budget: int, stable_lines: int = 0
+) -> Prompt:
     """Token ids of the prompt, at most `budget` long.
 
+    stable_lines = 0 splits at the cursor, exactly as the model card shows. With
+    stable_lines = N (infill formats only) the split moves up to the last line
+    whose number is a multiple of N: the lines from there to the cursor go after
+    the format's last token, as the start of the middle the model is writing.
+    Typing, or pressing Enter, then only appends tokens to the prompt, so a
+    resident model re-reads just those (see localcoder.server.cache).
+
     When the text is too long, whole lines farthest from the cursor leave first
-    (top of the prefix, bottom of the suffix); the cursor's own line stays.
+    (top of the prefix, bottom of the suffix), in blocks of N lines when N > 0
+    so that the window does not move while the cursor does; the cursor's own
+    line stays.
     """
     if not fmt.infill:
         suffix = ""
+        stable_lines = 0
     fixed = len(assemble(fmt, vocab, "", ""))
     if fixed >= budget:
         raise LocalcoderError(f"no room for the prompt: the window leaves {budget} tokens after generation")
-    whole = assemble(fmt, vocab, prefix, suffix)
-    if len(whole) <= budget:  # the common case: no per-line accounting needed
-        return _prompt(Prompt(whole, prefix, suffix, fmt))
     head = prefix.splitlines(keepends=True)
     cursor_head = head.pop() if head and not head[-1].endswith("\n") else ""
+    written = ""
+    if stable_lines > 0:
+        anchor = len(head) - len(head) % stable_lines
+        written = "".join(head[anchor:]) + cursor_head
+        head, cursor_head = head[:anchor], ""
+    whole_prefix = "".join(head) + cursor_head
+    whole = assemble(fmt, vocab, whole_prefix, suffix, written)
+    if len(whole) <= budget:  # the common case: no per-line accounting needed
+        return _prompt(Prompt(whole, whole_prefix, suffix, fmt, written=written))
     tail = suffix.splitlines(keepends=True)
     cursor_tail = tail.pop(0) if tail else ""
-    costs_head = [len(vocab.tokenize(line)) for line in head]
-    costs_tail = [len(vocab.tokenize(line)) for line in tail]
-    estimate = fixed + sum(costs_head) + sum(costs_tail) + len(vocab.tokenize(cursor_head + cursor_tail))
-    first, last = 0, len(tail)  # head[first:] and tail[:last] are kept
+    above = _blocks(head, stable_lines, vocab)
+    below = _blocks(tail, stable_lines, vocab, from_end=True)
+    estimate = fixed + sum(b.cost for b in above) + sum(b.cost for b in below)
+    estimate += len(vocab.tokenize(cursor_head + cursor_tail + written))
+    # Trimmed stable prompts leave room to type before the next block must go, so the window holds still.
+    target = max(fixed + 1, budget - min(STABLE_SLACK, budget // 8)) if stable_lines else budget
+    first, last = 0, len(below)  # above[first:] and below[:last] are kept
     while True:
-        kept_prefix = "".join(head[first:]) + cursor_head
-        kept_suffix = cursor_tail + "".join(tail[:last])
-        if estimate <= budget:
-            ids = assemble(fmt, vocab, kept_prefix, kept_suffix)
-            if len(ids) <= budget:
+        kept_prefix = "".join(b.text for b in above[first:]) + cursor_head
+        kept_suffix = cursor_tail + "".join(b.text for b in below[:last])
+        if estimate <= target:
+            ids = assemble(fmt, vocab, kept_prefix, kept_suffix, written)
+            if len(ids) <= target:
                 break
-        if first == len(head) and last == 0:
+        if first == len(above) and last == 0:
             raise LocalcoderError(
                 f"the cursor's line alone is longer than the {budget}-token window; lower --max-tokens or raise --ctx"
             )
-        head_distance = len(head) - first  # lines between the top kept prefix line and the cursor
-        if first < len(head) and (last == 0 or head_distance >= last):
-            estimate -= costs_head[first]
+        distance_above = sum(b.lines for b in above[first:])  # lines between the top kept line and the cursor
+        distance_below = sum(b.lines for b in below[:last])
+        if first < len(above) and (last == 0 or distance_above >= distance_below):
+            estimate -= above[first].cost
             first += 1
         else:
             last -= 1
-            estimate -= costs_tail[last]
+            estimate -= below[last].cost
         estimate = max(estimate, 0)
-    return _prompt(Prompt(ids, kept_prefix, kept_suffix, fmt, first, len(tail) - last))
+    trimmed_above = sum(b.lines for b in above[:first])
+    trimmed_below = sum(b.lines for b in below[last:])
+    return _prompt(Prompt(ids, kept_prefix, kept_suffix, fmt, trimmed_above, trimmed_below, written=written))
 
 
 def _prompt(prompt: Prompt) -> Prompt:

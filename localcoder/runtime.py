@@ -83,8 +83,18 @@ class LoadedModel:
 
 
 def load_model(
-    path: Path, n_ctx: int | None = None, threads: int | None = None, gpu_layers: int | None = None
+    path: Path,
+    n_ctx: int | None = None,
+    threads: int | None = None,
+    gpu_layers: int | None = None,
+    lookup: int = 0,
 ) -> LoadedModel:
+    """Load a GGUF; `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per step.
+
+    Prompt lookup proposes the tokens that followed the last n-gram's earlier occurrence in the context and
+    verifies them in one batch: completions that copy nearby code come out several tokens per step, with
+    the same tokens as plain decoding (each one is still sampled from the model's own distribution).
+    """
     if path.is_dir():
         raise LocalcoderError(f"{path} is a directory, not a GGUF model")
     with open(path, "rb") as handle:
@@ -94,12 +104,18 @@ def load_model(
 
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
     started = time.perf_counter()
+    draft = None
+    if lookup > 0:
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        draft = LlamaPromptLookupDecoding(max_ngram_size=3, num_pred_tokens=lookup)
     try:
         llm = llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx or 0,  # 0: the context length the model was trained with
             n_threads=threads,
             n_gpu_layers=default_gpu_layers() if gpu_layers is None else gpu_layers,
+            draft_model=draft,
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:

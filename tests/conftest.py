@@ -19,6 +19,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("LOCALCODER_HOME", str(home / "localcoder"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LOCALCODER_SERVER", "off")  # a developer's own running server must not answer tests
 
 
 @pytest.fixture(scope="session")

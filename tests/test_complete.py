@@ -29,8 +29,10 @@ def models(tmp_path_factory: pytest.TempPathFactory):
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The bigram models answer after <mask_1>, so these tests split the prompt at the cursor."""
+    layout = [] if "--prompt-layout" in args else ["--prompt-layout", "cursor"]
     return subprocess.run(
-        [sys.executable, "-m", "localcoder", "complete", *args],
+        [sys.executable, "-m", "localcoder", "complete", *args, *layout],
         capture_output=True,
         text=True,
         input=stdin,

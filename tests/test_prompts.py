@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -105,3 +106,50 @@ def test_recorded_format_wins_and_unknown_ones_are_refused() -> None:
     assert detect_format(vocab).name == "left-to-right"
     with pytest.raises(LocalcoderError, match="prompt format"):
         detect_format(FakeVocab({"localcoder.prompt_format": "mystery"}))
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def test_stable_layout_ids_equal_tiktoken(codegen_vocab, tiktoken_encoding, humaneval_prompts) -> None:
+    fmt = FORMATS["codegen-infill"]
+    for prefix, suffix in split_points(humaneval_prompts, 60):
+        prompt = build_prompt(fmt, codegen_vocab, prefix, suffix, budget=4096, stable_lines=8)
+        lines = prefix.splitlines(keepends=True)
+        complete_lines = len(lines) - (1 if lines and not lines[-1].endswith("\n") else 0)
+        anchor = complete_lines - complete_lines % 8
+        stable, written = "".join(lines[:anchor]), "".join(lines[anchor:])
+        assert (prompt.prefix, prompt.written) == (stable, written)
+        reference = tiktoken_encoding.encode(stable + "<mask_1>" + suffix + CODEGEN_TAIL, allowed_special="all")
+        assert prompt.ids == reference + tiktoken_encoding.encode(written, allowed_special="all")
+
+
+def edits(text: str, line: int) -> list[tuple[str, str]]:
+    """Cursor states of someone writing at the end of `line` (0-based): typing, then Enter and more typing."""
+    lines = text.splitlines(keepends=True)
+    before, after = "".join(lines[:line]) + lines[line].rstrip("\n"), "\n" + "".join(lines[line + 1 :])
+    typed = ["", " ", " a", " an", " and", " and\n    ", " and\n    x", " and\n    x =", " and\n    x = 1\n"]
+    return [(before + extra, after) for extra in typed]
+
+
+def test_stable_layout_only_appends_while_typing(codegen_vocab, humaneval_prompts) -> None:
+    """Typing and Enter inside one block of lines change only the last few prompt tokens; the window holds still."""
+    fmt = FORMATS["codegen-infill"]
+    text = "".join(humaneval_prompts[:12])
+    line = 8 * (text.count("\n") // 16) + 1  # start of a block, room for the edits below
+    for budget, trimmed in ((4096, False), (600, True)):
+        states = [build_prompt(fmt, codegen_vocab, p, s, budget, stable_lines=8) for p, s in edits(text, line)]
+        for old, new in itertools.pairwise(states):
+            assert len(new.ids) <= budget
+            assert new.prefix == old.prefix and new.suffix == old.suffix
+            assert common_prefix(old.ids, new.ids) >= len(old.ids) - 2  # the last token may merge with new text
+            assert bool(new.trimmed_prefix_lines or new.trimmed_suffix_lines) == trimmed
+        # The cursor split the model card shows re-reads the whole suffix on each of these edits.
+        classic = [build_prompt(fmt, codegen_vocab, p, s, budget) for p, s in edits(text, line)]
+        assert all(common_prefix(a.ids, b.ids) < len(a.ids) - 100 for a, b in itertools.pairwise(classic[4:]))

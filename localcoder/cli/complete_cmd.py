@@ -9,11 +9,11 @@ from typing import Optional
 import typer
 
 from localcoder.cli._common import fail, stderr, user_errors
-from localcoder.complete import complete
+from localcoder.complete import PROMPT_LAYOUTS
 from localcoder.edit import insert_completion, unified_diff, write_completion
 from localcoder.generate import Sampling
 from localcoder.render import to_json
-from localcoder.runtime import load_model, resolve_model
+from localcoder.server.client import LoadOptions, complete_anywhere, server_url
 from localcoder.source import locate, parse_position, parse_target, read_source, read_source_bytes
 
 EPILOG = """\
@@ -25,6 +25,10 @@ after it, writes the middle, and ends it at its end-of-middle sentinel. Only the
 line, [cyan]block[/] when the code dedents below the cursor's block, [cyan]full[/] keeps everything.
 Default: block on a blank line, line when the cursor is mid-line.
 
+[bold]Server[/]: when `localcoder serve` answers (at --server, LOCALCODER_SERVER, or http://127.0.0.1:8788),
+the completion comes from its resident model, the same output, without loading anything here.
+--no-server, or any of --ctx/--threads/--gpu-layers/--lookup, loads the model in this process.
+
 [bold]Examples[/]
 
   localcoder complete app.py:42                  [dim]# end of line 42[/]
@@ -32,6 +36,7 @@ Default: block on a blank line, line when the cursor is mid-line.
   localcoder complete app.py:42 --write          [dim]# insert it into the file[/]
   localcoder complete app.py:42 --diff -n 3      [dim]# three alternatives as diffs[/]
   cat app.py | localcoder complete - --line 42 --json     [dim]# for editors[/]
+  localcoder complete app.py:42 --server http://127.0.0.1:8788
 """
 
 
@@ -67,6 +72,17 @@ def complete_command(
         None, "--model", "-m", help="GGUF path or name in the model directory (else LOCALCODER_MODEL, config)."
     ),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the file (default UTF-8)."),
+    layout: str = typer.Option(
+        "stable",
+        "--prompt-layout",
+        help="stable: the middle starts at the last multiple-of-8 line, so typing only appends to a cached"
+        " prompt; cursor: split exactly at the cursor, as the model card shows.",
+    ),
+    lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
+    server: Optional[str] = typer.Option(
+        None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
+    ),
+    no_server: bool = typer.Option(False, "--no-server", help="Always load the model in this process."),
 ) -> None:
     """Fill in code at a cursor from the code before and after it (CodeGen2.5 infill)."""
     if scope not in (None, "line", "block", "full"):
@@ -81,6 +97,8 @@ def complete_command(
         raise fail("--write needs a file, not stdin")
     if write and n > 1:
         raise fail("--write inserts one completion; drop -n or use --diff to compare alternatives")
+    if layout not in PROMPT_LAYOUTS:
+        raise fail(f"--prompt-layout must be {' or '.join(PROMPT_LAYOUTS)}, not {layout!r}")
 
     buffer = (
         read_source_bytes(sys.stdin.buffer.read(), encoding=encoding)
@@ -88,7 +106,6 @@ def complete_command(
         else read_source(Path(path_text), encoding)
     )
     cursor = locate(buffer, cursor_line, cursor_col)
-    loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers)
     stream = not (as_json or diff or write)
     streamed_any = [False] * n
 
@@ -100,8 +117,19 @@ def complete_command(
         sys.stdout.flush()
 
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    result = complete(loaded, buffer, cursor, sampling, scope, n, show if stream else None)  # type: ignore[arg-type]
-    for note in result.notes:
+    result = complete_anywhere(
+        buffer,
+        cursor,
+        sampling,
+        scope,  # type: ignore[arg-type]
+        n,
+        layout,
+        LoadOptions(model, ctx, threads, gpu_layers, lookup),
+        server_url(server, no_server),
+        show if stream else None,
+        lambda message: stderr.print(f"[yellow]note:[/] {message}"),
+    )
+    for note in result["notes"]:
         stderr.print(f"[yellow]note:[/] {note}")
 
     if stream:
@@ -109,8 +137,8 @@ def complete_command(
     elif as_json:
         sys.stdout.write(to_json(result) + "\n")
     elif diff:
-        for alternative in result.alternatives:
-            sys.stdout.write(unified_diff(buffer, insert_completion(buffer, cursor, alternative.completion)))
+        for alternative in result.get("alternatives", [result]):
+            sys.stdout.write(unified_diff(buffer, insert_completion(buffer, cursor, alternative["completion"])))
     if write:
-        write_completion(Path(path_text), buffer, cursor, result.completion)
-        stderr.print(f"inserted {len(result.completion)} characters at {buffer.path}:{cursor.line}:{cursor.col}")
+        write_completion(Path(path_text), buffer, cursor, result["completion"])
+        stderr.print(f"inserted {len(result['completion'])} characters at {buffer.path}:{cursor.line}:{cursor.col}")

@@ -1,0 +1,159 @@
+"""Talking to a running `localcoder serve`: finding it, and streaming an infill from it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from localcoder.complete import complete
+from localcoder.errors import LocalcoderError
+from localcoder.generate import Sampling
+from localcoder.runtime import load_model, resolve_model
+from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT
+from localcoder.source import Cursor, SourceBuffer
+from localcoder.truncate import Scope
+
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+OFF = ("", "0", "off", "none", "no")
+PROBE_SECONDS = 0.5
+
+
+def server_url(flag: str | None, no_server: bool) -> tuple[str | None, bool]:
+    """The server to try, and whether the user named it: --server, else LOCALCODER_SERVER, else the default."""
+    if no_server:
+        return None, False
+    value = flag if flag is not None else os.environ.get("LOCALCODER_SERVER")
+    if value is not None and value.strip().lower() in OFF:
+        return None, False
+    return (value or DEFAULT_URL).rstrip("/"), value is not None
+
+
+def _connection(url: str, timeout: float | None) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LocalcoderError(f"--server {url}: expected a URL like {DEFAULT_URL}")
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    try:
+        return kind(parts.hostname, parts.port, timeout=timeout), parts.path.rstrip("/")
+    except ValueError as exc:  # a bad port number
+        raise LocalcoderError(f"--server {url}: {exc}") from None
+
+
+def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
+    """The server's /health answer, or None when nothing (or something else) answers there."""
+    connection, base = _connection(url, timeout)
+    try:
+        connection.request("GET", f"{base}/health")
+        response = connection.getresponse()
+        body = json.loads(response.read()) if response.status == 200 else None
+        return body if isinstance(body, dict) and body.get("status") == "ok" else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()
+
+
+def remote_infill(url: str, payload: dict[str, Any], on_text: Callable[[int, str], None] | None) -> dict[str, Any]:
+    """POST /infill with streaming; `on_text` gets each alternative's text as it comes. Returns the result."""
+    connection, base = _connection(url, None)
+    body = json.dumps({**payload, "stream": True}).encode("utf-8")
+    try:
+        connection.request("POST", f"{base}/infill", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise LocalcoderError(f"server {url}: {_error_message(response.read(), response.status)}")
+        result = None
+        for event in _events(response):
+            if "error" in event:
+                raise LocalcoderError(f"server {url}: {event['error'].get('message', event['error'])}")
+            if "result" in event:
+                result = event["result"]
+            elif on_text is not None:
+                on_text(int(event["index"]), str(event["text"]))
+        if result is None:
+            raise LocalcoderError(f"server {url} closed the stream before the result")
+        return result
+    except (OSError, http.client.HTTPException) as exc:
+        raise LocalcoderError(f"server {url}: {exc}") from None
+    finally:
+        connection.close()
+
+
+def _events(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+    for raw in response:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line.startswith("data: "):
+            continue
+        data = line[len("data: ") :]
+        if data == "[DONE]":
+            return
+        yield json.loads(data)
+
+
+def _error_message(data: bytes, status: int) -> str:
+    try:
+        return str(json.loads(data)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {status}"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    model: str | None = None
+    ctx: int | None = None
+    threads: int | None = None
+    gpu_layers: int | None = None
+    lookup: int = 0
+
+    @property
+    def needs_own_load(self) -> bool:
+        """Options that change how a model is loaded, which a running server already chose for itself."""
+        return any(value is not None for value in (self.ctx, self.threads, self.gpu_layers)) or self.lookup > 0
+
+
+def complete_anywhere(
+    buffer: SourceBuffer,
+    cursor: Cursor,
+    sampling: Sampling,
+    scope: Scope | None,
+    n: int,
+    layout: str,
+    load: LoadOptions,
+    server: tuple[str | None, bool],
+    on_text: Callable[[int, str], None] | None,
+    note: Callable[[str], None],
+) -> dict[str, Any]:
+    """`complete --json`'s result, from a running server when one answers, else from a model loaded here."""
+    url, named = server
+    if url is not None and not load.needs_own_load:
+        if health(url) is not None:
+            try:
+                model = str(resolve_model(load.model).resolve())
+            except LocalcoderError:
+                if load.model is not None:
+                    raise
+                model = None  # nothing configured here: the server's default model
+            payload = {
+                "text": buffer.text,
+                "path": buffer.path,
+                "line": cursor.line,
+                "col": cursor.col,
+                "scope": scope,
+                "n": n,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "max_tokens": sampling.max_tokens,
+                "seed": sampling.seed,
+                "prompt_layout": layout,
+                "model": model,
+            }
+            return remote_infill(url, payload, on_text)
+        if named:
+            note(f"no localcoder server answers at {url}; loading the model here")
+    loaded = load_model(resolve_model(load.model).resolve(), load.ctx, load.threads, load.gpu_layers, load.lookup)
+    return complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout).to_dict()

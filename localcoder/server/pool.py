@@ -1,0 +1,179 @@
+"""Resident models: loaded on first use, kept for --keep-alive, one generation at a time each, in arrival order."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from localcoder.runtime import LoadedModel, load_model, resolve_model
+
+
+class Busy(Exception):
+    """Too many requests are already waiting for this model."""
+
+
+class Gone(Exception):
+    """The client went away while its request waited in the queue."""
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    model: str | None = None  # the default model (flag, LOCALCODER_MODEL, config, the only one)
+    ctx: int | None = None
+    threads: int | None = None
+    gpu_layers: int | None = None
+    lookup: int = 0  # prompt-lookup draft tokens per step; 0 = off
+    keep_alive: float = 300.0  # seconds a model stays loaded after its last request; 0 = unload at once; <0 forever
+    max_models: int = 1
+    max_waiting: int = 16
+
+
+class FairLock:
+    """One holder at a time; waiters get it strictly in arrival order (threading.Lock promises no order)."""
+
+    def __init__(self, max_waiting: int) -> None:
+        self._condition = threading.Condition()
+        self._waiters: collections.deque[object] = collections.deque()
+        self._held = False
+        self._max_waiting = max_waiting
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def acquire(self, gone: Callable[[], bool] = lambda: False) -> None:
+        ticket = object()
+        with self._condition:
+            if len(self._waiters) >= self._max_waiting:
+                raise Busy
+            self._waiters.append(ticket)
+            while self._held or self._waiters[0] is not ticket:
+                self._condition.wait(0.1)
+                if gone():
+                    self._waiters.remove(ticket)
+                    self._condition.notify_all()
+                    raise Gone
+            self._waiters.popleft()
+            self._held = True
+
+    def release(self) -> None:
+        with self._condition:
+            self._held = False
+            self._condition.notify_all()
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+
+@dataclass
+class Slot:
+    path: Path
+    lock: FairLock
+    model: LoadedModel | None = None
+    last_used: float = 0.0
+    loads: int = 0
+
+
+class ModelPool:
+    def __init__(self, options: PoolOptions) -> None:
+        self.options = options
+        self._slots: dict[Path, Slot] = {}
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="localcoder-keep-alive", daemon=True)
+        self._reaper.start()
+
+    def resolve(self, name: str | None) -> Path:
+        return resolve_model(name or self.options.model).resolve()
+
+    @contextlib.contextmanager
+    def lease(self, name: str | None, gone: Callable[[], bool] = lambda: False) -> Iterator[LoadedModel]:
+        """The model, loaded and reserved for the caller until the block ends."""
+        path = self.resolve(name)
+        with self._guard:
+            slot = self._slots.get(path) or self._slots.setdefault(path, Slot(path, FairLock(self.options.max_waiting)))
+        slot.lock.acquire(gone)
+        try:
+            if slot.model is None:
+                self._make_room(keep=slot)
+                slot.model = load_model(
+                    path, self.options.ctx, self.options.threads, self.options.gpu_layers, self.options.lookup
+                )
+                slot.loads += 1
+            yield slot.model
+        finally:
+            slot.last_used = time.monotonic()
+            if self.options.keep_alive == 0:
+                self._unload(slot)
+            slot.lock.release()
+
+    def preload(self, name: str | None) -> LoadedModel:
+        with self.lease(name) as model:
+            return model
+
+    def status(self) -> list[dict[str, object]]:
+        with self._guard:
+            slots = list(self._slots.values())
+        return [
+            {
+                "model": str(slot.path),
+                "loaded": slot.model is not None,
+                "busy": slot.lock.held,
+                "waiting": slot.lock.waiting,
+                "loads": slot.loads,
+                "n_ctx": slot.model.n_ctx if slot.model else None,
+            }
+            for slot in slots
+        ]
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._guard:
+            slots = list(self._slots.values())
+        for slot in slots:
+            self._unload(slot)
+
+    def _make_room(self, keep: Slot) -> None:
+        """Unload the least recently used idle models so at most max_models stay loaded."""
+        with self._guard:
+            loaded = [s for s in self._slots.values() if s.model is not None and s is not keep]
+        loaded.sort(key=lambda s: s.last_used)
+        while len(loaded) >= self.options.max_models:
+            victim = loaded.pop(0)
+            if victim.lock.held:
+                raise Busy(f"{victim.path.name} is busy and this server keeps at most {self.options.max_models} loaded")
+            self._unload(victim)
+
+    @staticmethod
+    def _unload(slot: Slot) -> None:
+        model, slot.model = slot.model, None
+        if model is not None:
+            model.llm.close()
+
+    def _reap(self) -> None:
+        while not self._stop.wait(1.0):
+            if self.options.keep_alive <= 0:
+                continue
+            now = time.monotonic()
+            with self._guard:
+                idle = [
+                    s
+                    for s in self._slots.values()
+                    if s.model is not None and not s.lock.held and now - s.last_used > self.options.keep_alive
+                ]
+            for slot in idle:
+                try:
+                    slot.lock.acquire()
+                except Busy:
+                    continue
+                try:
+                    if time.monotonic() - slot.last_used > self.options.keep_alive:
+                        self._unload(slot)
+                finally:
+                    slot.lock.release()
