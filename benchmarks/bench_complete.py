@@ -114,7 +114,7 @@ def main() -> None:
         for _ in range(args.repeats):
             model.llm.reset()
             started = time.perf_counter()
-            result = complete(model, buffer, cursor, sampling, scope="full")
+            result = complete(model, buffer, cursor, sampling, scope="full", layout="cursor")
             total = (time.perf_counter() - started) * 1000
             first = result.alternatives[0]
             ours.append((first.prompt_ms, first.generate_ms, first.tokens, total))

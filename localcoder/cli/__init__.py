@@ -9,7 +9,19 @@ from __future__ import annotations
 import typer
 
 from localcoder import __version__
-from localcoder.cli import chat_cmd, complete_cmd, convert_cmd, demo_cmd, inspect_cmd, models_cmd, verify_cmd
+from localcoder.cli import (
+    bench_cmd,
+    chat_cmd,
+    complete_cmd,
+    convert_cmd,
+    demo_cmd,
+    doctor_cmd,
+    eval_cmd,
+    inspect_cmd,
+    models_cmd,
+    serve_cmd,
+    verify_cmd,
+)
 
 app = typer.Typer(
     name="localcoder",
@@ -19,7 +31,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (complete_cmd, chat_cmd, convert_cmd, models_cmd, inspect_cmd, verify_cmd, demo_cmd):
+COMMANDS = (complete_cmd, chat_cmd, serve_cmd, convert_cmd, models_cmd, inspect_cmd, verify_cmd, bench_cmd, doctor_cmd)
+for module in (*COMMANDS, eval_cmd, demo_cmd):
     module.register(app)
 
 

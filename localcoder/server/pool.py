@@ -133,11 +133,13 @@ class ModelPool:
         ]
 
     def close(self) -> None:
+        """Unload what is idle; a model still generating is left to the process exit, never freed under it."""
         self._stop.set()
         with self._guard:
             slots = list(self._slots.values())
         for slot in slots:
-            self._unload(slot)
+            if not slot.lock.held:
+                self._unload(slot)
 
     def _make_room(self, keep: Slot) -> None:
         """Unload the least recently used idle models so at most max_models stay loaded."""

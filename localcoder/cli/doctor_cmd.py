@@ -1,0 +1,48 @@
+"""`localcoder doctor`: a health report of this installation."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from localcoder.cli._common import stdout, user_errors
+from localcoder.doctor import diagnose
+from localcoder.render import to_json
+from localcoder.server.client import server_url
+
+EPILOG = """\
+[bold]Examples[/]
+
+  localcoder doctor
+  localcoder doctor --json
+  localcoder doctor --server http://127.0.0.1:8788
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor", epilog=EPILOG)(doctor_command)
+
+
+@user_errors
+def doctor_command(
+    server: Optional[str] = typer.Option(None, "--server", help="Server URL to check (default: LOCALCODER_SERVER)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Report the llama.cpp build (GPU offload or not), threads, model directory and server status."""
+    report = diagnose(server_url(server, False)[0])
+    if as_json:
+        stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)
+    else:
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for check in report.checks:
+            mark = "" if check.ok else "[red]✗[/] "
+            hint = f"\n[dim]{escape(check.hint)}[/]" if check.hint else ""
+            table.add_row(check.name, f"{mark}{escape(check.value)}{hint}")
+        stdout.print(table)
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,90 @@
+"""`localcoder serve`: keep models loaded and answer completions over HTTP."""
+
+from __future__ import annotations
+
+import re
+import signal
+from typing import Optional
+
+import typer
+
+from localcoder.cli._common import fail, stderr, user_errors
+from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
+from localcoder.server.pool import PoolOptions
+
+EPILOG = f"""\
+The model stays in memory between requests, and so does what it has read: a request that shares the
+start of the previous prompt re-reads only what changed. With the default stable prompt layout, typing at
+the cursor or pressing Enter only appends to the prompt.
+
+[bold]Routes[/]
+  GET  /health            status, loaded models, prompt-cache hit rate
+  GET  /v1/models         the models it can serve
+  POST /infill            {{"text", "line", "col"?, "scope"?, "n"?, ...}}: what `complete --json` prints
+  POST /v1/completions    OpenAI text completions; "suffix" makes it an infill in the model's format
+
+[bold]Examples[/]
+
+  localcoder serve                                  [dim]# http://{DEFAULT_HOST}:{DEFAULT_PORT}[/]
+  localcoder serve --model codegen25-7b-mono_P.Q4_K_M --keep-alive 30m --lookup 10
+  localcoder complete app.py:42                     [dim]# uses the running server[/]
+  curl -s localhost:{DEFAULT_PORT}/v1/completions -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
+"""
+
+_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "300", "45s", "5m", "1h"; 0 = unload after each request; any negative value = forever."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise fail(f"--keep-alive {text!r}: use seconds or a duration like 30s, 5m, 1h (0: unload, -1: forever)")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    return -1.0 if value < 0 else value
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", epilog=EPILOG)(serve_command)
+
+
+@user_errors
+def serve_command(
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Default model: GGUF path or name (else LOCALCODER_MODEL, config, the only one)."
+    ),
+    host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; anything but loopback is public."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", "-p", min=0, max=65535, help="Port (0: any free port)."),
+    keep_alive: str = typer.Option("5m", "--keep-alive", help="How long an idle model stays loaded (0, -1: forever)."),
+    lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
+    gpu_layers: Optional[int] = typer.Option(
+        None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
+    ),
+    max_models: int = typer.Option(1, "--max-models", min=1, help="Models kept loaded at once."),
+    max_waiting: int = typer.Option(16, "--max-waiting", min=1, help="Queued requests per model before 503."),
+    preload: bool = typer.Option(True, "--preload/--no-preload", help="Load the default model before listening."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
+) -> None:
+    """Keep models loaded and serve completions over HTTP (OpenAI-compatible, plus /infill)."""
+    if host not in LOOPBACK:
+        stderr.print(
+            f"[yellow]warning:[/] listening on {host}: anyone who can reach this address can use the model;"
+            " there is no authentication"
+        )
+    options = ServeOptions(
+        host=host,
+        port=port,
+        pool=PoolOptions(model, ctx, threads, gpu_layers, lookup, parse_duration(keep_alive), max_models, max_waiting),
+        preload=preload,
+        quiet=quiet,
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
+
+    def ready(url: str) -> None:
+        stderr.print(f"localcoder serving on [bold]{url}[/] (Ctrl-C stops)")
+
+    try:
+        serve(options, ready, lambda line: stderr.print(line, markup=False, highlight=False))
+    except KeyboardInterrupt:
+        stderr.print("stopped")
