@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source (about 12 CPU-minutes once; pip caches the wheel).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-convert bench-complete clean
+.PHONY: demo test lint bench-convert bench-complete bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-convert: $(VENV)/.runtime
 COMPLETE_SHAPE ?= bench
 bench-complete: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_complete.py --shape $(COMPLETE_SHAPE)
+
+# Resident server: cold/warm/hot latency, generation speed against the bare API, --lookup speed-up.
+bench-serve: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_serve.py --shape $(COMPLETE_SHAPE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

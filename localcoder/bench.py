@@ -79,11 +79,8 @@ class BenchReport:
         return next(r.latency_ms for r in self.rows if r.scenario == scenario and r.new_tokens == new_tokens)
 
     def to_dict(self) -> dict[str, Any]:
-        speedup = {
-            str(n): round(self.latency("cold", n) / self.latency("hot-type", n), 2)
-            for n in NEW_TOKENS
-            if any(r.new_tokens == n for r in self.rows)
-        }
+        cold = sorted({r.new_tokens for r in self.rows if r.scenario == "cold"})
+        speedup = {str(n): round(self.latency("cold", n) / self.latency("hot-type", n), 2) for n in cold}
         return {
             "model": self.model,
             "machine": self.machine,

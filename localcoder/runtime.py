@@ -116,6 +116,9 @@ def load_model(
             n_threads=threads,
             n_gpu_layers=default_gpu_layers() if gpu_layers is None else gpu_layers,
             draft_model=draft,
+            # Drafts are checked against every position's logits. llama-cpp-python sizes its logits buffer from
+            # this flag, not from the draft model it then turns it on for, so it must be passed explicitly.
+            logits_all=draft is not None,
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:

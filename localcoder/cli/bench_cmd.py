@@ -64,4 +64,5 @@ def bench_command(
             cells.append(f"{rows['cold'].latency_ms / rows['hot-type'].latency_ms:.1f}x")
         table.add_row(str(length), *cells)
     stdout.print(table)
-    stdout.print(f"model load {report.load_ms:,.0f} ms; the cold figures include it and the process start-up")
+    footer = "; the cold figures include it and the process start-up" if cold else ""
+    stdout.print(f"model load {report.load_ms:,.0f} ms{footer}")
