@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,8 +135,6 @@ class Handler(BaseHTTPRequestHandler):
             self.server.pool.resolve(request.model)
             return request
         except LocalcoderError:
-            from dataclasses import replace
-
             return replace(request, model=None)
 
     # -- reading -----------------------------------------------------------------------------------------
