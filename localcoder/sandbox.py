@@ -11,7 +11,8 @@ Layers, from strongest to weakest, and where each holds:
 - No network: on Linux a new network namespace (CLONE_NEWNET as root, CLONE_NEWUSER|CLONE_NEWNET otherwise) where
   the kernel allows it, so not even loopback is reachable.
 - A guard: an audit hook, installed before the program runs, that refuses writes and deletions outside the working
-  directory, sockets when the network is off, child processes and ctypes. Audit hooks cannot be removed, but the guard
+  directory, sockets when the network is off, child processes and ctypes (loading a library or looking up a symbol;
+  `import ctypes` itself is allowed, numpy needs it). Audit hooks cannot be removed, but the guard
   is NOT a security boundary against a determined attacker (e.g. `os.open(..., dir_fd=...)` with a relative path, or
   C extensions, get past it); it stops accidents in honest generated code. The OS layers are the boundary where
   available, and `RunResult.sandbox` says which were in force.
@@ -100,6 +101,8 @@ def guard(event, args):
         for i in indices:
             if not inside(args[i], dir_fd):
                 raise PermissionError(f"sandbox: {event} on {args[i]!r} outside the working directory")
+    elif event == "ctypes.dlopen" and args[0] is None:
+        pass  # `import ctypes` opens the interpreter itself (numpy imports ctypes); symbol lookups stay refused
     elif event in PROCESS_EVENTS:
         raise PermissionError(f"sandbox: {event} is not allowed")
     elif event in ("os.kill", "os.killpg") and args[0] not in (0, os.getpid()):

@@ -198,3 +198,12 @@ def test_output_beyond_the_cap_is_cut():
     assert result.stdout == "a" * 1000
     assert result.stderr == "b" * 1000
     assert result.exit_code == 0
+
+
+def test_numpy_imports_but_ctypes_cannot_load_libraries():
+    # `import ctypes` (numpy does it) opens the interpreter itself; MTPB programs start with `import numpy`.
+    numpy_result = run_program("import numpy as np\nprint(np.arange(4).sum())", Limits(seconds=20.0))
+    assert (numpy_result.stdout, numpy_result.exit_code) == ("6\n", 0), numpy_result.stderr
+    for code in ("ctypes.CDLL('libc.so.6')", "ctypes.CDLL(None).getpid()", "ctypes.pythonapi.Py_GetVersion"):
+        result = run_program(f"import ctypes\n{code}\nprint('loaded')")
+        assert "loaded" not in result.stdout and "PermissionError" in result.stderr, code

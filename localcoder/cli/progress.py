@@ -1,10 +1,11 @@
-"""Rich progress on stderr for conversions: bytes and tensors written, then llama.cpp's quantizer."""
+"""Rich progress on stderr: conversions (bytes and tensors written, then llama.cpp's quantizer) and evaluations."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from localcoder.evaluate.results import SampleRecord
 from localcoder.render import human_bytes
 
 
@@ -54,3 +55,39 @@ class RichConvertEvents:
             f"{human_bytes(self.bytes_done)}/{human_bytes(self.bytes_total)}"
             f"  {self.tensors_done}/{self.tensors_total} tensors"
         )
+
+
+class RichEvalEvents:
+    """Implements localcoder.evaluate.runner.EvalEvents: one bar over the samples, passes so far, ETA."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.description = description
+        self.task: TaskID | None = None
+        self.passed = self.done = 0
+
+    def __enter__(self) -> RichEvalEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def started(self, total: int, already_done: int) -> None:
+        detail = f"{already_done} from the results file" if already_done else ""
+        self.task = self.progress.add_task(self.description, total=total, completed=already_done, detail=detail)
+
+    def sample_finished(self, record: SampleRecord) -> None:
+        self.done += 1
+        self.passed += record.passed
+        assert self.task is not None
+        self.progress.update(self.task, advance=1, detail=f"{self.passed}/{self.done} passed")

@@ -1,0 +1,96 @@
+"""One completion per (task, sample), through the same prompt and truncation code as `complete` and `chat`.
+
+- HumanEval: left to right from the prompt, whatever the model's format, cut at the first of Codex's stop
+  sequences (the completion ends where a new top-level statement would start).
+- Infilling: the model's own infill format (prompts.build_prompt), prefix = the text before the gap, suffix =
+  the text after it, ended by the model's end-of-middle or end-of-text token; no scope cut on top, since the
+  benchmark scores what the model writes up to its sentinel.
+- MTPB: a chat session (chat.session.ChatSession) started with MTPB's preamble, one turn per instruction, each
+  sample cut by MTPB's rules (chat.turns.truncate_turn); the completion is the whole program. ChatSession strips
+  each instruction, so the four MTPB instructions that end in a space (problems 58, 59, 102, 103) lose it.
+
+Sample i of every task uses seed + i, so a rerun writes the same completions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from localcoder.chat.session import ChatSession
+from localcoder.chat.turns import MTPB_PREAMBLE
+from localcoder.errors import LocalcoderError
+from localcoder.evaluate.datasets import Benchmark, CodeTask, MultiTurnTask, Task
+from localcoder.generate import Sampling, generate
+from localcoder.prompts import FORMATS, build_prompt, stop_ids
+from localcoder.runtime import LoadedModel
+
+HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+
+def sampling_for(
+    base: Sampling, benchmark: Benchmark, task: Task, sample: int, max_tokens: int | None = None
+) -> Sampling:
+    """Temperature and top-p from `base`, seed + sample index, and `max_tokens` or else the benchmark's budget
+    (MTPB: the problem's max_gen_length, per turn)."""
+    if max_tokens is None:
+        max_tokens = task.max_tokens if isinstance(task, MultiTurnTask) else benchmark.max_tokens
+    seed = None if base.seed is None else base.seed + sample
+    return replace(base, max_tokens=max_tokens, seed=seed)
+
+
+def check_model(model: LoadedModel, benchmark: Benchmark) -> None:
+    if benchmark.kind == "infill" and not model.format.infill:
+        raise LocalcoderError(
+            f"{benchmark.name} needs a model that can infill; {model.path.name} has the {model.format.name}"
+            " prompt format (use a CodeGen2 / CodeGen2.5 model, or the humaneval or mtpb benchmark)"
+        )
+
+
+def completion_for(model: LoadedModel, benchmark: Benchmark, task: Task, sampling: Sampling) -> str:
+    if isinstance(task, MultiTurnTask):
+        return multi_turn_program(model, task, sampling)
+    if benchmark.kind == "infill":
+        return infill(model, task, sampling)
+    return left_to_right(model, task, sampling)
+
+
+def left_to_right(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
+    fmt = FORMATS["left-to-right"]
+    prompt = build_prompt(fmt, model.vocab, task.prompt, "", model.n_ctx - sampling.max_tokens)
+    cutter = StopSequences(HUMANEVAL_STOP)
+    generate(model.llm, prompt.ids, stop_ids(fmt, model.vocab), sampling, cutter.feed)
+    return cutter.text
+
+
+def infill(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
+    fmt = model.format
+    prompt = build_prompt(fmt, model.vocab, task.prompt, task.suffix, model.n_ctx - sampling.max_tokens)
+    eom = model.vocab.single_token("<eom>") if fmt.name == "codegen-infill" else None
+    run = generate(model.llm, prompt.ids, stop_ids(fmt, model.vocab), sampling, lambda text: True, eom)
+    return run.text
+
+
+def multi_turn_program(model: LoadedModel, task: MultiTurnTask, sampling: Sampling) -> str:
+    session = ChatSession(model, lang="python", preamble=MTPB_PREAMBLE, sampling=sampling)
+    for instruction in task.instructions:
+        session.ask(instruction)
+    return session.text()
+
+
+class StopSequences:
+    """Collects generated text and asks to stop once it holds a stop sequence; `text` ends before the first."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = stops
+        self.text = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> bool:
+        if self.stopped:
+            return False
+        self.text += piece
+        found = [index for stop in self.stops if (index := self.text.find(stop)) >= 0]
+        if found:
+            self.text = self.text[: min(found)]
+            self.stopped = True
+        return not self.stopped

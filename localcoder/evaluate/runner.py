@@ -1,0 +1,243 @@
+"""run_eval: tasks -> completions (one model, in order) -> checks (in parallel) -> results file -> pass@k.
+
+Generation runs on the calling thread, since there is one model; each completion is handed to a pool of
+`workers` threads, each of which runs one sandboxed program at a time, so programs run while the model writes
+the next completion. Every finished sample is appended to the results file at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from localcoder.errors import LocalcoderError
+from localcoder.evaluate.datasets import Benchmark, Task, benchmark, load_tasks
+from localcoder.evaluate.execution import check
+from localcoder.evaluate.generation import check_model, completion_for, sampling_for
+from localcoder.evaluate.passk import mean_pass_at_k
+from localcoder.evaluate.results import ResultsFile, SampleRecord
+from localcoder.generate import Sampling
+from localcoder.runtime import load_model
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    benchmark: str
+    model: Path
+    samples: int = 1  # n, per task
+    ks: tuple[int, ...] = (1,)
+    temperature: float = 0.2
+    top_p: float = 0.95
+    seed: int = 0
+    max_tokens: int | None = None  # None: the benchmark's budget
+    limit: int | None = None  # the first N tasks
+    workers: int = 1
+    out: Path | None = None
+    ctx: int | None = None
+    threads: int | None = None
+    gpu_layers: int | None = None
+
+
+@dataclass
+class EvalSummary:
+    benchmark: str
+    model: str
+    samples_per_task: int
+    pass_at_k: dict[str, float]  # "pass@1" -> fraction of tasks
+    tasks: int
+    samples: int  # scored: tasks x n
+    passed: int
+    new_samples: int  # generated and run by this call; the rest came from the results file
+    seconds: float
+    temperature: float
+    top_p: float
+    seed: int
+    out: str | None
+    failures: dict[str, int] = field(default_factory=dict)  # the most common reasons, with counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "seconds": round(self.seconds, 3)}
+
+
+class EvalEvents(Protocol):
+    def started(self, total: int, already_done: int) -> None: ...
+    def sample_finished(self, record: SampleRecord) -> None: ...
+
+
+class EvalInterrupted(Exception):
+    """Ctrl-C: the samples finished so far are in the results file."""
+
+
+Completer = Callable[[Task, int], str]
+
+
+def validate(request: EvalRequest) -> Benchmark:
+    chosen = benchmark(request.benchmark)
+    if request.samples < 1:
+        raise LocalcoderError(f"-n must be at least 1, not {request.samples}")
+    if not request.ks:
+        raise LocalcoderError("-k needs at least one value")
+    for k in request.ks:
+        if not 1 <= k <= request.samples:
+            raise LocalcoderError(f"pass@{k} needs k between 1 and n = {request.samples} samples per task; raise -n")
+    if request.limit is not None and request.limit < 1:
+        raise LocalcoderError(f"--limit must be at least 1, not {request.limit}")
+    return chosen
+
+
+def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSummary:
+    """Evaluate the model on the benchmark; resumes from (and appends to) `request.out`."""
+    started = time.monotonic()
+    chosen = validate(request)
+    tasks = load_tasks(chosen.name, request.limit)
+    base = Sampling(temperature=request.temperature, top_p=request.top_p, seed=request.seed)
+    with ResultsFile(request.out, _config(request)) as results:
+        model = None
+        if pending(tasks, request.samples, results):  # a finished run resumes without loading the model
+            model = load_model(request.model, request.ctx, request.threads, request.gpu_layers)
+            check_model(model, chosen)
+
+        def complete(task: Task, sample: int) -> str:
+            sampling = sampling_for(base, chosen, task, sample, request.max_tokens)
+            assert model is not None  # pending work means the model was loaded above
+            return completion_for(model, chosen, task, sampling)
+
+        new = score(chosen, tasks, request.samples, complete, results, request.workers, events)
+        return summarize(chosen, request, tasks, results, new, time.monotonic() - started)
+
+
+def pending(tasks: list[Task], n: int, results: ResultsFile) -> list[tuple[Task, int]]:
+    """The (task, sample) pairs that `results` does not hold yet, in order."""
+    return [(task, sample) for task in tasks for sample in range(n) if (task.task_id, sample) not in results.records]
+
+
+def score(
+    chosen: Benchmark,
+    tasks: list[Task],
+    n: int,
+    complete: Completer,
+    results: ResultsFile,
+    workers: int = 1,
+    events: EvalEvents | None = None,
+) -> int:
+    """Complete and check every (task, sample) that `results` does not hold yet; return how many were done.
+
+    A completion that crashes or hangs its program is a failed sample; a completion the model could not be
+    asked for (its prompt does not fit the window) is one too, with that reason.
+    """
+    todo = pending(tasks, n, results)
+    if events:
+        events.started(len(tasks) * n, len(tasks) * n - len(todo))
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="eval-check")
+    errors: list[BaseException] = []  # what went wrong in a worker (writing the results file)
+
+    def keep_error(future: Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            errors.append(future.exception())  # type: ignore[arg-type]
+
+    def submit(*args: Any) -> None:
+        pool.submit(_record, results, events, *args).add_done_callback(keep_error)
+
+    try:
+        for task, sample in todo:
+            if errors:
+                raise errors[0]
+            try:
+                completion = complete(task, sample)
+            except LocalcoderError as exc:  # this task's prompt does not fit the window
+                submit(task, sample, "", f"not generated: {exc}", None)
+                continue
+            submit(task, sample, completion, None, chosen.seconds)
+        pool.shutdown(wait=True)
+        if errors:
+            raise errors[0]
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)  # what is running now finishes (within its time limit)
+        kept = f"{len(results.records)} samples are in {results.path}; run the same command again to resume"
+        raise EvalInterrupted(f"interrupted; {kept if results.path else 'nothing was kept (no --out file)'}") from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return len(todo)
+
+
+def _record(
+    results: ResultsFile,
+    events: EvalEvents | None,
+    task: Task,
+    sample: int,
+    completion: str,
+    failure: str | None,
+    seconds: float | None,
+) -> None:
+    if failure is not None:
+        record = SampleRecord(task.task_id, sample, completion, False, failure, 0.0)
+    else:
+        try:
+            outcome = check(task, completion, seconds)
+            record = SampleRecord(task.task_id, sample, completion, outcome.passed, outcome.reason, outcome.seconds)
+        except Exception as exc:  # the executor itself failed (e.g. no processes left): this sample fails
+            record = SampleRecord(task.task_id, sample, completion, False, f"executor error: {exc}", 0.0)
+    results.append(record)
+    if events:
+        events.sample_finished(record)
+
+
+def summarize(
+    chosen: Benchmark,
+    request: EvalRequest,
+    tasks: list[Task],
+    results: ResultsFile,
+    new_samples: int,
+    seconds: float,
+) -> EvalSummary:
+    n = request.samples
+    records = [results.records[(task.task_id, s)] for task in tasks for s in range(n)]
+    counts = [(n, sum(results.records[(task.task_id, s)].passed for s in range(n))) for task in tasks]
+    reasons = Counter(_reason_kind(r.reason) for r in records if not r.passed)
+    return EvalSummary(
+        benchmark=chosen.name,
+        model=request.model.name,
+        samples_per_task=n,
+        pass_at_k={f"pass@{k}": mean_pass_at_k(counts, k) for k in request.ks},
+        tasks=len(tasks),
+        samples=len(records),
+        passed=sum(r.passed for r in records),
+        new_samples=new_samples,
+        seconds=seconds,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.seed,
+        out=str(request.out) if request.out else None,
+        failures=dict(reasons.most_common(5)),
+    )
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons: "NameError: name 'x' is not defined" counts as NameError, an MTPB mismatch as wrong output."""
+    if reason.startswith("printed "):
+        return "wrong output"
+    head = reason.split(":", 1)[0]
+    return head if len(head) <= 40 else head[:37] + "..."
+
+
+def _config(request: EvalRequest) -> dict[str, Any]:
+    """What makes two runs' samples comparable; n, k, --limit and --workers may change between runs."""
+    try:
+        size = request.model.stat().st_size
+    except OSError as exc:
+        raise LocalcoderError(f"cannot read {request.model}: {exc.strerror or exc}") from None
+    return {
+        "benchmark": request.benchmark,
+        "model": request.model.name,
+        "model_bytes": size,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed,
+        "max_tokens": request.max_tokens,
+        "ctx": request.ctx,
+    }
