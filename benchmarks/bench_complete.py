@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convert.pipeline import ConvertOptions, convert  # noqa: E402
 from convert.synthetic import SHAPES, LlamaShape, write_codegen25_checkpoint  # noqa: E402
+from localcoder.bench import sample_source  # noqa: E402
 from localcoder.complete import complete  # noqa: E402
 from localcoder.generate import Sampling  # noqa: E402
 from localcoder.prompts import build_prompt, stop_ids  # noqa: E402
@@ -39,18 +40,21 @@ NEW_TOKENS = (16, 32, 64)
 
 
 def sample_file(path: Path) -> int:
-    """A Python file of about 2,000 tokens with a blank line in the middle; returns that line number."""
-    functions = [
-        f"def transform_{i}(values, factor={i}):\n"
-        f'    """Scale every value by {i} and drop the negative ones."""\n'
-        f"    result = []\n    for value in values:\n        if value * factor >= 0:\n"
-        f"            result.append(value * factor)\n    return result\n\n\n"
-        for i in range(40)
-    ]
-    middle = len(functions) // 2
-    head = "".join(functions[:middle]) + "def combine(left, right):\n"
-    path.write_text(head + "    \n\n\n" + "".join(functions[middle:]))
-    return head.count("\n") + 1
+    """localcoder bench's file of about 2,000 tokens, written to `path`; returns the cursor's (blank) line."""
+    text, line = sample_source()
+    path.write_text(text)
+    return line
+
+
+def bench_model(shape: str, quant: str, directory: Path) -> Path:
+    """The random-weight GGUF of `shape`, built once and kept in `directory`."""
+    gguf = directory / f"complete-{shape}.{quant}.gguf"
+    if not gguf.exists():
+        print(f"building a random {shape} model in {gguf} ...", file=sys.stderr)
+        checkpoint = directory / f"complete-{shape}"
+        write_codegen25_checkpoint(checkpoint, BENCH_SHAPES[shape])
+        convert(ConvertOptions(source=str(checkpoint), output=gguf, quant=quant, force=True))
+    return gguf
 
 
 def bare_run(llm, ids: list[int], stop: frozenset[int], count: int) -> tuple[float, float, int]:
@@ -79,12 +83,7 @@ def main() -> None:
 
     import llama_cpp
 
-    checkpoint = args.dir / f"complete-{args.shape}"
-    gguf = args.dir / f"complete-{args.shape}.{args.quant}.gguf"
-    if not gguf.exists():
-        print(f"building a random {args.shape} model in {gguf} ...", file=sys.stderr)
-        write_codegen25_checkpoint(checkpoint, BENCH_SHAPES[args.shape])
-        convert(ConvertOptions(source=str(checkpoint), output=gguf, quant=args.quant, force=True))
+    gguf = bench_model(args.shape, args.quant, args.dir)
     source_path = args.dir / "two_thousand_tokens.py"
     line = sample_file(source_path)
     buffer = read_source(source_path)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,14 @@ def tiny_f32_gguf(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
 
     out = tmp_path_factory.mktemp("f32") / "tiny.F32.gguf"
     return convert(ConvertOptions(source=str(tiny_checkpoint), output=out, outtype="f32")).output
+
+
+@pytest.fixture
+def listener():
+    """A local TCP listener that sandboxed programs must not reach."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    yield server
+    server.close()

@@ -46,16 +46,6 @@ def hostile(outside: Path, port: int) -> dict[str, str]:
 
 
 @pytest.fixture
-def listener():
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.5)
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def sandbox_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Programs get their working directories under a parent this test owns, holding a canary file."""
     parent = tmp_path / "sandboxes"

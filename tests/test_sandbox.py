@@ -158,16 +158,6 @@ def test_rmtree_of_the_working_directorys_parent_fails(tmp_path, monkeypatch):
     assert list(parent.iterdir()) == [parent / "canary.txt"]  # the working directory was removed afterwards
 
 
-@pytest.fixture
-def listener():
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.5)
-    yield server
-    server.close()
-
-
 def assert_no_connection(server: socket.socket) -> None:
     with pytest.raises(TimeoutError):
         server.accept()[0].close()
