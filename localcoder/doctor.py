@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from localcoder import __version__, paths
@@ -79,7 +80,7 @@ def diagnose(server: str | None) -> DoctorReport:
         if answer is None:
             add(Check("server", f"none at {server}", True, "start one with `localcoder serve`"))
         else:
-            loaded = [m["model"].rsplit("/", 1)[-1] for m in answer.get("models", []) if m.get("loaded")]
+            loaded = [Path(m["model"]).name for m in answer.get("models", []) if m.get("loaded")]
             rate = answer.get("cache", {}).get("hit_rate", 0.0)
             detail = f"{server}: localcoder {answer.get('version')}, loaded: {', '.join(loaded) or 'none'}"
             add(Check("server", f"{detail}, prompt-cache hit rate {rate:.0%}"))

@@ -182,25 +182,14 @@ class ChatSession:
 
     def _continue_program(self, instruction: str, on_text: Callable[[str], None] | None) -> tuple[str, TurnStats, str]:
         ids, left_out = self._context(instruction)
-        evaluated = len(ids) - self._cached_prefix(ids)
         streamer = _LineStreamer(self.lang, on_text)
         stop = stop_ids(FORMATS["left-to-right"], self.model.vocab)  # the model's end-of-text tokens
         run = generate(self.model.llm, ids, stop, self._sampling(), streamer.feed)
         code = streamer.finish()
         reason = "cut" if run.stop_reason == "scope" else run.stop_reason
+        evaluated = len(ids) - run.cached_tokens
         stats = TurnStats(instruction, len(ids), evaluated, run.tokens, run.prompt_ms, run.generate_ms, left_out)
         return code, stats, reason
-
-    def _cached_prefix(self, ids: list[int]) -> int:
-        """How much of `ids` llama.cpp already holds; it reuses exactly this much (Llama.generate's rule)."""
-        llm = self.model.llm
-        cached = list(llm._input_ids[: llm.n_tokens])  # llama-cpp-python's record of the KV cache
-        common = 0
-        for a, b in zip(cached, ids, strict=False):  # the two lengths differ by design
-            if a != b:
-                break
-            common += 1
-        return min(common, len(ids) - 1) if common == len(ids) else common
 
     def _ask_with_template(self, instruction: str, on_text: Callable[[str], None] | None) -> tuple[str, TurnStats, str]:
         messages = [{"role": "system", "content": f"You write {self.lang} code. Reply with code only."}]

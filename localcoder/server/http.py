@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -250,8 +251,7 @@ class Handler(BaseHTTPRequestHandler):
         if directory.is_dir():
             names |= {str(path.resolve()) for path in directory.glob("*.gguf")}
         return [
-            {"id": name.rsplit("/", 1)[-1], "object": "model", "owned_by": "localcoder", "path": name}
-            for name in sorted(names)
+            {"id": Path(name).name, "object": "model", "owned_by": "localcoder", "path": name} for name in sorted(names)
         ]
 
 
