@@ -173,7 +173,7 @@ def build_prompt(
     whose number is a multiple of N: the lines from there to the cursor go after
     the format's last token, as the start of the middle the model is writing.
     Typing, or pressing Enter, then only appends tokens to the prompt, so a
-    resident model re-reads just those (see localcoder.server.cache).
+    resident model (`localcoder serve`) re-reads just those.
 
     When the text is too long, whole lines farthest from the cursor leave first
     (top of the prefix, bottom of the suffix), in blocks of N lines when N > 0
