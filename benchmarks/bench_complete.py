@@ -46,6 +46,16 @@ def sample_file(path: Path) -> int:
     return line
 
 
+def model_arguments(description: str | None) -> argparse.Namespace:
+    """The options both completion benchmarks share: which random model, and how many repeats."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=sorted(BENCH_SHAPES), default="bench")
+    parser.add_argument("--quant", default="Q4_K_M")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path("bench-out"))
+    return parser.parse_args()
+
+
 def bench_model(shape: str, quant: str, directory: Path) -> Path:
     """The random-weight GGUF of `shape`, built once and kept in `directory`."""
     gguf = directory / f"complete-{shape}.{quant}.gguf"
@@ -74,12 +84,7 @@ def bare_run(llm, ids: list[int], stop: frozenset[int], count: int) -> tuple[flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=sorted(BENCH_SHAPES), default="bench")
-    parser.add_argument("--quant", default="Q4_K_M")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=Path("bench-out"))
-    args = parser.parse_args()
+    args = model_arguments(__doc__)
 
     import llama_cpp
 

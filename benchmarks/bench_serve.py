@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_complete import BENCH_SHAPES, bare_run, bench_model  # noqa: E402
+from benchmarks.bench_complete import BENCH_SHAPES, bare_run, bench_model, model_arguments  # noqa: E402
 from localcoder.bench import NEW_TOKENS, SCENARIOS, WINDOW, machine, run_bench, sample_source  # noqa: E402
 from localcoder.complete import complete  # noqa: E402
 from localcoder.generate import Sampling  # noqa: E402
@@ -115,12 +114,7 @@ def lookup_speedup(gguf: Path, repeats: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=sorted(BENCH_SHAPES), default="bench")
-    parser.add_argument("--quant", default="Q4_K_M")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=Path("bench-out"))
-    args = parser.parse_args()
+    args = model_arguments(__doc__)
     gguf = bench_model(args.shape, args.quant, args.dir)
     print(f"machine {machine()}; date {time.strftime('%Y-%m-%d')}")
     print(f"model   random {args.shape} {BENCH_SHAPES[args.shape]}, {args.quant}, {gguf.stat().st_size / 1e6:.0f} MB")
