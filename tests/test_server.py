@@ -202,3 +202,19 @@ def test_serve_warns_off_loopback_and_refuses_a_busy_port(models) -> None:
             timeout=60,
         )
     assert taken.returncode == 1 and "in use" in taken.stderr and "Traceback" not in taken.stderr
+
+
+def test_serve_bad_options_are_one_line_errors(tmp_path: Path) -> None:
+    for args, needle in (
+        (["--keep-alive", "soon"], "--keep-alive"),
+        (["--model", str(tmp_path / "missing.gguf")], "no such file"),
+        (["--model", str(tmp_path)], "is a directory"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "localcoder", "serve", "--port", "0", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1 and needle in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
