@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from localcoder.generate import GenerationCancelled, Sampling, generate
+from localcoder.generate import Sampling, generate_cut
 from localcoder.prompts import STABLE_LINES, build_prompt, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.source import Cursor, SourceBuffer
@@ -100,20 +100,8 @@ def complete(
     alternatives = []
     for index in range(n):
         truncator = StreamingTruncator(chosen_scope, context)
-
-        def feed(text: str, index: int = index, truncator: StreamingTruncator = truncator) -> bool:
-            if cancelled is not None and cancelled():
-                raise GenerationCancelled
-            safe = truncator.feed(text)
-            if safe and on_text:
-                on_text(index, safe)
-            return not truncator.stopped
-
-        seed = None if sampling.seed is None else sampling.seed + index
-        run = generate(model.llm, prompt.ids, stop, Sampling(**{**asdict(sampling), "seed": seed}), feed, eom)
-        rest = truncator.finish()
-        if rest and on_text:
-            on_text(index, rest)
+        show = (lambda text, index=index: on_text(index, text)) if on_text else None
+        run = generate_cut(model.llm, prompt.ids, stop, sampling.offset_seed(index), truncator, eom, show, cancelled)
         reason = "scope" if truncator.stopped else run.stop_reason
         alternatives.append(
             Alternative(truncator.text, reason, run.tokens, run.prompt_ms, run.generate_ms, run.cached_tokens)

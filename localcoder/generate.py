@@ -10,8 +10,8 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from convert.llamacpp import token_piece
 
@@ -22,6 +22,21 @@ class Sampling:
     top_p: float = 0.95
     max_tokens: int = 128
     seed: int | None = None
+
+    def offset_seed(self, offset: int) -> Sampling:
+        """The same sampling seeded seed + offset (alternative, sample or retry number); no seed stays none."""
+        return self if self.seed is None else replace(self, seed=self.seed + offset)
+
+
+class TextCut(Protocol):
+    """Where a completion ends besides the model's stop tokens: a scope truncator, stop strings."""
+
+    @property
+    def stopped(self) -> bool: ...
+
+    def feed(self, chunk: str) -> str: ...
+
+    def finish(self) -> str: ...
 
 
 class GenerationCancelled(Exception):
@@ -100,3 +115,32 @@ def generate(
     return Generation(
         "".join(pieces), count, reason, (first_token_at - started) * 1000, (finished - first_token_at) * 1000, cached
     )
+
+
+def generate_cut(
+    llm: Any,
+    prompt_ids: list[int],
+    stop: frozenset[int],
+    sampling: Sampling,
+    cut: TextCut,
+    eom_id: int | None = None,
+    on_text: Callable[[str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Generation:
+    """One generation whose text goes through `cut`: `on_text` gets only what `cut` lets out, generation ends
+    once `cut` has stopped, and `cancelled()` is asked after every token (GenerationCancelled when it says yes).
+    """
+
+    def feed(text: str) -> bool:
+        if cancelled is not None and cancelled():
+            raise GenerationCancelled
+        safe = cut.feed(text)
+        if safe and on_text:
+            on_text(safe)
+        return not cut.stopped
+
+    run = generate(llm, prompt_ids, stop, sampling, feed, eom_id)
+    rest = cut.finish()
+    if rest and on_text:
+        on_text(rest)
+    return run

@@ -223,3 +223,35 @@ def _repeated_tail(text: str, suffix: str, whitespace_counts: bool = False) -> i
             return 0
         position = text.find(suffix[0], position + 1)
     return 0
+
+
+class StopStrings:
+    """Cuts streamed text at the first of some stop strings, holding back only what could still become one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = stops
+        self._pending = ""
+        self.text = ""
+        self.stopped = False
+
+    def feed(self, chunk: str) -> str:
+        if self.stopped:
+            return ""
+        self._pending += chunk
+        cuts = [i for i in (self._pending.find(s) for s in self._stops) if i >= 0]
+        if cuts:
+            self.stopped = True
+            ready, self._pending = self._pending[: min(cuts)], ""
+            return self._emit(ready)
+        hold = max((k for s in self._stops for k in range(1, len(s)) if self._pending.endswith(s[:k])), default=0)
+        ready = self._pending[: len(self._pending) - hold]
+        self._pending = self._pending[len(ready) :]
+        return self._emit(ready)
+
+    def finish(self) -> str:
+        ready, self._pending = self._pending, ""
+        return self._emit(ready)
+
+    def _emit(self, text: str) -> str:
+        self.text += text
+        return text

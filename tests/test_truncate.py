@@ -281,3 +281,24 @@ def test_random_streaming_equals_final() -> None:
                 assert final.stopped
                 assert truncate(generated[:end], scope, context).text == final.text
                 break
+
+
+def test_stop_strings_stream_the_text_up_to_the_first_stop_however_it_is_chunked() -> None:
+    from localcoder.truncate import StopStrings
+
+    stops = ("\ndef", "\nclass", "\n#")
+    cases = ["    return x\n\ndef g():\n    pass", "a = 1\n#x\nclass A", "no stop here\n", "x\nde", "\nclass"]
+    rng = random.Random(5)
+    for text in cases:
+        cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+        expected = text[: min(cuts)] if cuts else text
+        for _ in range(30):
+            scanner, streamed, position = StopStrings(stops), "", 0
+            while position < len(text) and not scanner.stopped:
+                step = rng.randint(1, 4)
+                streamed += scanner.feed(text[position : position + step])
+                position += step
+                assert expected.startswith(streamed)  # nothing printed is ever taken back
+            streamed += scanner.finish()
+            assert streamed == scanner.text == expected
+            assert scanner.stopped == bool(cuts)

@@ -164,8 +164,7 @@ class ChatSession:
             raise
 
     def _sampling(self) -> Sampling:
-        seed = None if self.sampling.seed is None else self.sampling.seed + self._seed_offset
-        return replace(self.sampling, seed=seed)
+        return self.sampling.offset_seed(self._seed_offset)
 
     def _context(self, instruction: str) -> tuple[list[int], int]:
         """Prompt ids for the next turn; the oldest turns leave the context when the window is full."""

@@ -20,9 +20,10 @@ from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, CodeTask, MultiTurnTask, Task
-from localcoder.generate import Sampling, generate
+from localcoder.generate import Sampling, generate, generate_cut
 from localcoder.prompts import FORMATS, build_prompt, stop_ids
 from localcoder.runtime import LoadedModel
+from localcoder.truncate import StopStrings
 
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 
@@ -34,8 +35,7 @@ def sampling_for(
     (MTPB: the problem's max_gen_length, per turn)."""
     if max_tokens is None:
         max_tokens = task.max_tokens if isinstance(task, MultiTurnTask) else benchmark.max_tokens
-    seed = None if base.seed is None else base.seed + sample
-    return replace(base, max_tokens=max_tokens, seed=seed)
+    return replace(base.offset_seed(sample), max_tokens=max_tokens)
 
 
 def check_model(model: LoadedModel, benchmark: Benchmark) -> None:
@@ -57,8 +57,8 @@ def completion_for(model: LoadedModel, benchmark: Benchmark, task: Task, samplin
 def left_to_right(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
     fmt = FORMATS["left-to-right"]
     prompt = build_prompt(fmt, model.vocab, task.prompt, "", model.n_ctx - sampling.max_tokens)
-    cutter = StopSequences(HUMANEVAL_STOP)
-    generate(model.llm, prompt.ids, stop_ids(fmt, model.vocab), sampling, cutter.feed)
+    cutter = StopStrings(HUMANEVAL_STOP)
+    generate_cut(model.llm, prompt.ids, stop_ids(fmt, model.vocab), sampling, cutter)
     return cutter.text
 
 
@@ -75,22 +75,3 @@ def multi_turn_program(model: LoadedModel, task: MultiTurnTask, sampling: Sampli
     for instruction in task.instructions:
         session.ask(instruction)
     return session.text()
-
-
-class StopSequences:
-    """Collects generated text and asks to stop once it holds a stop sequence; `text` ends before the first."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = stops
-        self.text = ""
-        self.stopped = False
-
-    def feed(self, piece: str) -> bool:
-        if self.stopped:
-            return False
-        self.text += piece
-        found = [index for stop in self.stops if (index := self.text.find(stop)) >= 0]
-        if found:
-            self.text = self.text[: min(found)]
-            self.stopped = True
-        return not self.stopped

@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from localcoder.complete import PROMPT_LAYOUTS, complete
-from localcoder.generate import GenerationCancelled, Sampling, generate
+from localcoder.generate import generate_cut
 from localcoder.prompts import FORMATS, build_prompt, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.server.requests import CompletionRequest, InfillRequest
 from localcoder.source import locate, read_source_bytes
+from localcoder.truncate import StopStrings
 
 TextSink = Callable[[int, str], None]
 
@@ -72,22 +73,10 @@ class Service:
         eom = model.vocab.single_token("<eom>") if fmt.name == "codegen-infill" else None
         choices, generated = [], 0
         for index in range(request.n):
-            scanner = StopScanner(request.stop)
-
-            def feed(text: str, index: int = index, scanner: StopScanner = scanner) -> bool:
-                if cancelled():
-                    raise GenerationCancelled
-                safe = scanner.feed(text)
-                if safe and on_text:
-                    on_text(index, safe)
-                return not scanner.stopped
-
-            seed = None if request.sampling.seed is None else request.sampling.seed + index
-            sampling = Sampling(**{**asdict(request.sampling), "seed": seed})
-            run = generate(model.llm, prompt.ids, stop, sampling, feed, eom)
-            rest = scanner.finish()
-            if rest and on_text:
-                on_text(index, rest)
+            scanner = StopStrings(request.stop)
+            show = (lambda text, index=index: on_text(index, text)) if on_text else None
+            sampling = request.sampling.offset_seed(index)
+            run = generate_cut(model.llm, prompt.ids, stop, sampling, scanner, eom, show, cancelled)
             self._count(len(prompt.ids), run.cached_tokens)
             generated += run.tokens
             reason = "length" if run.stop_reason == "max_tokens" and not scanner.stopped else "stop"
@@ -107,35 +96,3 @@ def completion_envelope(model: LoadedModel, choices: list[dict[str, Any]], usage
     if usage is not None:
         body["usage"] = usage
     return body
-
-
-class StopScanner:
-    """Cuts streamed text at the first stop string, holding back only what could still become one."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self._stops = stops
-        self._pending = ""
-        self.text = ""
-        self.stopped = False
-
-    def feed(self, chunk: str) -> str:
-        if self.stopped:
-            return ""
-        self._pending += chunk
-        cuts = [i for i in (self._pending.find(s) for s in self._stops) if i >= 0]
-        if cuts:
-            self.stopped = True
-            ready, self._pending = self._pending[: min(cuts)], ""
-            return self._emit(ready)
-        hold = max((k for s in self._stops for k in range(1, len(s)) if self._pending.endswith(s[:k])), default=0)
-        ready = self._pending[: len(self._pending) - hold]
-        self._pending = self._pending[len(ready) :]
-        return self._emit(ready)
-
-    def finish(self) -> str:
-        ready, self._pending = self._pending, ""
-        return self._emit(ready)
-
-    def _emit(self, text: str) -> str:
-        self.text += text
-        return text
