@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create the virtual environment on first use and install what they need.
+# Both create the virtual environment on first use and install exactly the versions in requirements/.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,18 +7,31 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source (about 12 CPU-minutes once; pip caches the wheel).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-convert bench-complete bench-serve clean
+# The lock: every direct and indirect dependency at an exact version with its hashes (uv pip compile).
+# runtime.txt serves `make demo` on any platform; test.txt adds the test references for Linux x86_64,
+# with torch as the CPU build found in TORCH_WHEELS (pip's find-links).
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_TEST    := requirements/test.txt
+TORCH_WHEELS ?= /opt/wheels
+PIP_VERSION  := 26.3
+UV_VERSION   := 0.13.8
+FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
+PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
+
+.PHONY: demo test test-latest lock lint bench-convert bench-complete bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.runtime: $(LOCK_RUNTIME) pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) $(LOCK_RUNTIME)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.test: $(LOCK_TEST) pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) $(LOCK_TEST)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime
@@ -30,6 +43,26 @@ test: $(VENV)/.test
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
+
+# Regenerate the lock from pyproject.toml: keeps the pinned versions that still fit and pins new
+# dependencies; `make lock UPGRADE=1` moves every package to its newest release instead.
+UV := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 $(if $(UPGRADE),--upgrade)
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(UV) --extra test --python-platform x86_64-manylinux_2_28 --find-links $(TORCH_WHEELS) \
+		--constraint requirements/torch-cpu.txt -o $(LOCK_TEST)
+	$(UV) --universal --constraint $(LOCK_TEST) -o $(LOCK_RUNTIME)
+
+# The tests against the newest release of every dependency (torch stays the local CPU build), in a
+# throwaway environment: drift shows here before a fresh install breaks for users. Not part of CI.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip
+	.venv-latest/bin/pip install --quiet --upgrade -e '.[test]'
+	.venv-latest/bin/pip freeze --exclude-editable > .venv-latest/versions.txt
+	@echo "newest versions: .venv-latest/versions.txt"
+	.venv-latest/bin/pytest
 
 # Conversion speed and memory on a synthetic checkpoint (default about 1 GB; SHAPE=7b for the real size).
 SHAPE ?= 1gb
@@ -46,4 +79,4 @@ bench-serve: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_serve.py --shape $(COMPLETE_SHAPE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info
