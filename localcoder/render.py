@@ -133,13 +133,12 @@ def render_verify(console: Console, report: VerifyReport) -> None:
         lg = report.logits
         verdict = "PASS" if lg.ok else "FAIL"
         bound = f" (bound {lg.tolerance:g})" if lg.tolerance is not None else " (lossy file type: no bound)"
-        rows.append(("logits", f"{verdict}: max |dlogit| {lg.max_abs_diff:.2e}{bound} over {lg.prompt_tokens} tokens"))
-        rows.append(
-            (
-                "top-1 agreement",
-                f"{lg.argmax_agreement:.1%}; greedy continuation {'equal' if lg.greedy_equal else 'differs'}",
-            )
-        )
+        rows.append(("logits", f"{verdict}: max |dlogit| {lg.max_abs_diff:.2e}{bound} over {lg.positions} tokens"))
+        agreement = f"{lg.argmax_agreement:.1%} of positions"
+        if lg.decisive_positions is not None:
+            verdict = "equal" if lg.decisive_argmax_equal else "differs"
+            agreement += f"; {verdict} at all {lg.decisive_positions} positions the bound decides"
+        rows.append(("top-1 agreement", agreement))
     else:
         rows.append(("logits", f"skipped: {report.logits_skipped}"))
     console.print(_pairs_table("[bold]parity report[/]", rows))

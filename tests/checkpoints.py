@@ -9,10 +9,15 @@ plus pytorch_model.bin.index.json. These are the same, tiny and random.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convert.synthetic import TOKENIZER_CONFIG, LlamaShape, codegen25_config
+
+if TYPE_CHECKING:
+    import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -34,6 +39,19 @@ class TinySpec:
     seed: int = 0
 
 
+def seeded_normal(seed: int, name: str, shape) -> torch.Tensor:
+    """A standard normal tensor that depends only on the seed and the parameter's name.
+
+    The tiny models must not depend on transformers' own initialisation: transformers 5.24
+    creates CodeGen's attention projections in another order, so the same torch seed gave a
+    different model (and a different test) from 5.23's.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return torch.randn(tuple(shape), generator=generator)
+
+
 def build_model(spec: TinySpec):
     import torch
     import transformers
@@ -41,14 +59,14 @@ def build_model(spec: TinySpec):
     config = codegen25_config(spec.shape)
     if spec.kv_heads:
         config["num_key_value_heads"] = spec.kv_heads
-    torch.manual_seed(spec.seed)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config))
     with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim == 2:
-                param.mul_(spec.scale)
+        for name, param in model.named_parameters():
+            noise = seeded_normal(spec.seed, name, param.shape)
+            if param.ndim == 2:  # transformers' own init is N(0, 0.02); widened by spec.scale
+                param.copy_(0.02 * spec.scale * noise)
             else:  # norms: away from 1.0 so a dropped or misplaced norm shows
-                param.copy_(1.0 + 0.2 * torch.randn_like(param))
+                param.copy_(1.0 + 0.2 * noise)
     return model.eval(), config
 
 

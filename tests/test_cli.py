@@ -63,13 +63,13 @@ def test_verify_passes_on_an_exact_conversion(tiny_f32_gguf: Path, tiny_checkpoi
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert report["tokenizer"]["equal"] == report["tokenizer"]["strings"] >= 1000
-    assert report["logits"]["max_abs_diff"] <= 1e-4 and report["logits"]["greedy_equal"]
+    assert report["logits"]["max_abs_diff"] <= 1e-4 and report["logits"]["decisive_argmax_equal"]
 
 
 def test_verify_catches_a_tokenizer_without_the_whitespace_merges(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The 38 extra merges are what make code tokenize like CodeGen2.5 (CODEGEN-FACTS.md section 1)."""
+    """The 38 extra merges are what make code tokenize like CodeGen2.5 (docs/codegen-facts.md)."""
     from convert.vocab import codegen25
 
     table = codegen25.gguf_vocab()
@@ -79,6 +79,21 @@ def test_verify_catches_a_tokenizer_without_the_whitespace_merges(
     result = run_cli("verify", str(out))
     assert_one_line_error(result, "parity check failed")
     assert "FAIL" in result.stdout
+
+
+def test_verify_catches_logits_without_the_rotary_interleave(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logit check's negative control: a GGUF missing the Q/K reordering fails it."""
+    from convert.architectures import codegen25 as codegen25_arch
+
+    monkeypatch.setattr(codegen25_arch, "interleave_rotary_halves", lambda weight, n_heads: weight)
+    out = convert(ConvertOptions(source=str(tiny_checkpoint), output=tmp_path / "wrong.gguf", outtype="f32")).output
+    result = run_cli("verify", str(out), str(tiny_checkpoint), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["tokenizer"]["equal"] == report["tokenizer"]["strings"]
+    assert report["logits"]["max_abs_diff"] > report["logits"]["tolerance"] and report["ok"] is False
 
 
 def test_convert_with_verify_flag(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ from convert.architectures import codegen as codegen_arch
 from convert.errors import ConvertError
 from convert.pipeline import ConvertOptions, convert
 from convert.vocab.codegen25 import codegen25_tokenizer
-from tests.llama_run import llama_logits
+from tests.checkpoints import seeded_normal
+from tests.llama_run import assert_argmax_agrees, llama_logits
 from tests.references import GPT2_DIR
 
 torch = pytest.importorskip("torch")
@@ -86,16 +87,16 @@ def build_model(spec: CodeGenSpec):
         n_inner=spec.n_inner,
         architectures=["CodeGenForCausalLM"],
     )
-    torch.manual_seed(spec.seed)
     model = transformers.CodeGenForCausalLM(config)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if param.ndim == 2:
-                param.mul_(spec.scale)
+            noise = seeded_normal(spec.seed, name, param.shape)  # the same model whatever transformers' init
+            if param.ndim == 2:  # transformers' own init is N(0, 0.02); widened by spec.scale
+                param.copy_(0.02 * spec.scale * noise)
             elif name.endswith("ln_1.weight") or name.endswith("ln_f.weight"):
-                param.copy_(1.0 + 0.2 * torch.randn_like(param))  # away from 1.0 so a dropped norm shows
+                param.copy_(1.0 + 0.2 * noise)  # away from 1.0 so a dropped norm shows
             else:  # biases start at zero; make them count
-                param.copy_(0.2 * torch.randn_like(param))
+                param.copy_(0.2 * noise)
     return model.eval()
 
 
@@ -178,21 +179,27 @@ def numpy_forward(state: dict[str, np.ndarray], spec: CodeGenSpec, ids: list[int
     return x @ state["lm_head.weight"].T + state["lm_head.bias"]
 
 
+def numpy_state(spec: CodeGenSpec) -> dict[str, np.ndarray]:
+    return {k: v.double().numpy() for k, v in build_model(spec).state_dict().items()}
+
+
 def numpy_reference(spec: CodeGenSpec, ids: list[int], mp_num: int) -> tuple[np.ndarray, list[int]]:
-    state = {k: v.double().numpy() for k, v in build_model(spec).state_dict().items()}
-    logits = numpy_forward(state, spec, ids, mp_num)
+    """Logits over `ids` plus the reference's own greedy continuation, and that whole sequence."""
+    state = numpy_state(spec)
     sequence = list(ids)
     for _ in range(GREEDY_TOKENS):
         sequence.append(int(np.argmax(numpy_forward(state, spec, sequence, mp_num)[-1])))
-    return logits, sequence[len(ids) :]
+    return numpy_forward(state, spec, sequence, mp_num), sequence
 
 
 def transformers_reference(spec: CodeGenSpec, ids: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Logits over `ids` plus transformers' own greedy continuation, and that whole sequence."""
     model = build_model(spec)
     with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0].numpy()
         out = model.generate(torch.tensor([ids]), max_new_tokens=GREEDY_TOKENS, do_sample=False, pad_token_id=50256)
-    return logits, out[0, len(ids) :].tolist()
+        sequence = out[0].tolist()
+        logits = model(torch.tensor([sequence])).logits[0].numpy()
+    return logits, sequence
 
 
 # llama.cpp's CPU GELU is a lookup table indexed by the input rounded to
@@ -207,10 +214,13 @@ RELATIVE_TOLERANCE = 1e-3
 
 
 def assert_logits_match(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Every logit within the bound, and the argmax equal wherever that bound decides it."""
     scale = np.abs(expected).max()
     assert scale > 5.0, "logits too small for the bound to mean anything"
     diff = np.abs(actual - expected).max()
-    assert diff <= RELATIVE_TOLERANCE * scale, f"max |Δlogit| {diff:.3g} with logits up to {scale:.3g}"
+    bound = RELATIVE_TOLERANCE * scale
+    assert diff <= bound, f"max |Δlogit| {diff:.3g} with logits up to {scale:.3g}"
+    assert_argmax_agrees(expected, actual, bound)
     return float(diff)
 
 
@@ -232,11 +242,10 @@ def test_f32_logits_match_transformers(name: str, tmp_path: Path, prompt_ids: li
     spec = SPECS[name]
     checkpoint = save_checkpoint(spec, tmp_path / "ckpt")
     result = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "m.gguf", outtype="f32"))
-    expected_logits, expected_greedy = transformers_reference(spec, prompt_ids)
-    logits, greedy = llama_logits(result.output, prompt_ids)
+    expected_logits, sequence = transformers_reference(spec, prompt_ids)
+    logits, _ = llama_logits(result.output, sequence, greedy_tokens=0)
 
     assert_logits_match(expected_logits, logits)
-    assert greedy == expected_greedy
     assert (result.family, result.architecture) == ("codegen1", "CodeGenForCausalLM")
 
 
@@ -281,15 +290,17 @@ def test_without_rotary_reordering_the_logits_are_wrong(
     checkpoint = save_checkpoint(spec, tmp_path / "ckpt")
     monkeypatch.setattr(codegen_arch, "gptj_rotary_to_neox", lambda weight, n_heads, rotary_dim: weight)
     output = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "wrong.gguf", outtype="f32")).output
-    expected_logits, _ = transformers_reference(spec, prompt_ids)
-    logits, _ = llama_logits(output, prompt_ids)
+    expected_logits, sequence = transformers_reference(spec, prompt_ids)
+    logits, _ = llama_logits(output, sequence, greedy_tokens=0)
     assert np.abs(logits - expected_logits).max() > 100 * RELATIVE_TOLERANCE * np.abs(expected_logits).max()
+    with pytest.raises(AssertionError, match="argmax differs"):
+        assert_argmax_agrees(expected_logits, logits, RELATIVE_TOLERANCE * np.abs(expected_logits).max())
 
 
 def test_numpy_reference_is_transformers_at_mp_num_4(prompt_ids: list[int]) -> None:
     spec = SPECS["128-8heads-rot16"]
-    expected, _ = transformers_reference(spec, prompt_ids)
-    ours, _ = numpy_reference(spec, prompt_ids, mp_num=4)
+    expected, sequence = transformers_reference(spec, prompt_ids)
+    ours = numpy_forward(numpy_state(spec), spec, sequence, mp_num=4)
     assert np.abs(ours - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
@@ -297,17 +308,18 @@ def test_mp_num_8_read_from_the_modeling_file_as_text(tmp_path: Path, prompt_ids
     spec = replace(SPECS["128-8heads-rot16"], mp_num_in_modeling_file=8)
     checkpoint = save_checkpoint(spec, tmp_path / "ckpt")
     output = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "m.gguf", outtype="f32")).output
-    expected_logits, expected_greedy = numpy_reference(spec, prompt_ids, mp_num=8)
-    logits, greedy = llama_logits(output, prompt_ids)
+    expected_logits, sequence = numpy_reference(spec, prompt_ids, mp_num=8)
+    logits, _ = llama_logits(output, sequence, greedy_tokens=0)
 
     assert_logits_match(expected_logits, logits)
-    assert greedy == expected_greedy
     assert not (checkpoint / "MODELING_CODE_RAN").exists()
 
     # The layouts differ enough to matter: read as mp_num 4, the same weights compute something else.
     wrong = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "w.gguf", outtype="f32", mp_num=4))
-    wrong_logits, _ = llama_logits(wrong.output, prompt_ids)
+    wrong_logits, _ = llama_logits(wrong.output, sequence, greedy_tokens=0)
     assert np.abs(wrong_logits - expected_logits).max() > 100 * RELATIVE_TOLERANCE * np.abs(expected_logits).max()
+    with pytest.raises(AssertionError, match="argmax differs"):
+        assert_argmax_agrees(expected_logits, wrong_logits, RELATIVE_TOLERANCE * np.abs(expected_logits).max())
 
 
 def test_mp_num_option_overrides_the_modeling_file(tmp_path: Path, prompt_ids: list[int]) -> None:
@@ -316,8 +328,8 @@ def test_mp_num_option_overrides_the_modeling_file(tmp_path: Path, prompt_ids: l
     with pytest.raises(ConvertError, match="modeling_codegen.py gives mp_num 2; supported: 4, 8"):
         convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "m.gguf", outtype="f32"))
     result = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "m.gguf", outtype="f32", mp_num=4))
-    expected_logits, _ = transformers_reference(spec, prompt_ids)
-    assert_logits_match(expected_logits, llama_logits(result.output, prompt_ids)[0])
+    expected_logits, sequence = transformers_reference(spec, prompt_ids)
+    assert_logits_match(expected_logits, llama_logits(result.output, sequence, greedy_tokens=0)[0])
     assert not (checkpoint / "MODELING_CODE_RAN").exists()
 
 

@@ -1,7 +1,7 @@
 """The `localcoder` command: a thin Typer layer over convert/ and localcoder/.
 
 Each command lives in its own module, parses options, calls one core
-function and renders its result; see STYLE.md.
+function and renders its result; see docs/code-style.md.
 """
 
 from __future__ import annotations
