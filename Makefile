@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source (about 12 CPU-minutes once; pip caches the wheel).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench-convert bench-complete bench-serve clean
+.PHONY: demo test lint bench-convert bench-complete bench-serve bench-editor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-complete: $(VENV)/.runtime
 # Resident server: cold/warm/hot latency, generation speed against the bare API, --lookup speed-up.
 bench-serve: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_serve.py --shape $(COMPLETE_SHAPE)
+
+# An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots.
+bench-editor: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_editor.py --shape $(COMPLETE_SHAPE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -3,8 +3,10 @@
 llama.cpp's context holds one sequence: the live slot. The others are saved copies of a context state
 (ggufkit.llamacpp.save_context). A request is served from the slot whose tokens share the longest prefix
 with its prompt, exactly as they are: no KV shifting, so a hit is bit-for-bit the state a fresh read gives.
-When no slot shares at least half of the prompt, the least recently used slot takes the request, starting
-from a copy of the best match (so a prefix all files share, such as context snippets, is still reused).
+When serving it there would throw away more than KEEP tokens of that slot's last prompt (another file, not
+the same file typed on), the least recently used other slot takes the request instead, starting from a copy
+of the best match: a prefix all files share, such as context snippets, is still reused, and the best
+match stays cached for the next switch back.
 
 Memory: each slot but the live one keeps its KV cache in RAM: its tokens x 2 (K and V) x layers x KV width x
 2 bytes. CodeGen2.5-7B: 0.5 MiB a token, so a full 2,048-token slot is 1 GiB.
@@ -18,7 +20,7 @@ from typing import Any
 
 from ggufkit.llamacpp import ContextState, restore_context, save_context
 
-SIMILAR = 0.5  # the share of the prompt a slot must already hold to take the request itself
+KEEP = 32  # tokens of a slot's last prompt a request may discard and still be served in that slot
 
 
 def common_prefix(held: Any, ids: list[int]) -> int:
@@ -45,6 +47,7 @@ class PromptCache:
         self._live = 0
         self._clock = itertools.count(1)
         self._last_used = [0] * self.slots
+        self._prompt_end = [0] * self.slots  # the length of each slot's last prompt; after it, generated tokens
 
     def tokens(self, slot: int) -> Any:
         if slot == self._live:
@@ -61,22 +64,24 @@ class PromptCache:
         shared = [common_prefix(self.tokens(slot), ids) for slot in range(self.slots)]
         best = max(range(self.slots), key=lambda slot: (shared[slot], slot == self._live))
         target = best
-        if self.slots > 1 and shared[best] < SIMILAR * len(ids):
-            target = min(range(self.slots), key=lambda slot: (self._saved[slot] is not None or slot == self._live,
-                                                               self._last_used[slot]))
+        if self.slots > 1 and self._prompt_end[best] - shared[best] > KEEP:
+            others = [slot for slot in range(self.slots) if slot != best]
+            target = min(others, key=lambda slot: (self._occupied(slot), self._last_used[slot]))
         self._last_used[target] = next(self._clock)
+        self._prompt_end[target] = len(ids)
         if target == self._live:
             return CacheChoice(target, shared[target], False)
-        live_state = save_context(self.llm) if self.llm.n_tokens else None
-        self._saved[self._live] = live_state
-        source = self._saved[best] if shared[best] > 0 else None
-        if best != self._live and source is not None:
-            restore_context(self.llm, source)
-        elif source is None:
+        self._saved[self._live] = save_context(self.llm) if self.llm.n_tokens else None
+        if shared[best] == 0:
             self.llm.reset()
-        self._saved[target] = None  # its old tokens are replaced by what this request reads
+        elif best != self._live:
+            restore_context(self.llm, self._saved[best])  # type: ignore[arg-type]
+        self._saved[target] = None  # what it held is replaced by what this request reads
         self._live = target
         return CacheChoice(target, shared[best], True)
+
+    def _occupied(self, slot: int) -> bool:
+        return slot == self._live or self._saved[slot] is not None
 
     def status(self) -> dict[str, Any]:
         return {
