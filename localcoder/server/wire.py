@@ -54,8 +54,6 @@ class NativeInfill:
     stream: bool = False
     context: tuple[Snippet, ...] = field(default_factory=tuple)
 
-    KEYS = ("text", "line")  # what tells this body from llama-server's
-
     def to_json(self) -> dict[str, Any]:
         return {
             "text": self.text,
