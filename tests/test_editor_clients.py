@@ -167,6 +167,10 @@ def test_infill_bodies_and_errors(server) -> None:
     assert status == 400 and "input_extra[0]" in body["error"]["message"]
     status, body = server.post("/infill", {"input_prefix": ABOVE, "input_suffix": BELOW, "model": "", "n_predict": -1})
     assert status == 200 and body["content"] == ANSWER  # model "" is the default; -1 is "as many as allowed"
+    status, headers, data = server.raw("HEAD", "/")
+    assert status == 200 and data == b"" and int(headers["Content-Length"]) == len(b"Ollama is running")
+    status, body = server.request("GET", "/")
+    assert status == 200 and body == "Ollama is running"
     status, body = server.request("GET", "/api/nowhere")
     assert status == 404 and isinstance(body["error"], str) and "/api/generate" in body["error"]
 

@@ -90,6 +90,9 @@ class Exchange(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_HEAD(self) -> None:  # the ollama CLI's heartbeat
+        self._dispatch("HEAD")
+
     def _dispatch(self, method: str) -> None:
         path = urlsplit(self.path).path.rstrip("/") or "/"
         self.stream_kind: str | None = None
@@ -227,7 +230,8 @@ class Exchange(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _fail(self, status: int, message: str) -> None:
         self.server.log(f"{self.address_string()} {status}: {message}")

@@ -189,6 +189,7 @@ ROUTES = (
     Route("GET", "/v1/models", models, None, "OpenAI: the models it can serve"),
     Route("POST", "/v1/completions", completions, openai_api.parse_completion, "OpenAI; suffix makes it an infill"),
     Route("GET", "/", root, None, 'Ollama: "Ollama is running"', "ollama"),
+    Route("HEAD", "/", root, None, "Ollama: the ollama CLI's heartbeat", "ollama"),
     Route("POST", "/api/generate", generate, ollama_api.parse_generate, "Ollama: prompt + suffix, NDJSON", "ollama"),
     Route("GET", "/api/tags", tags, None, "Ollama: the models it can serve", "ollama"),
     Route("POST", "/api/show", show, parse_show, "Ollama: template, capabilities, model_info", "ollama"),
