@@ -18,7 +18,7 @@ UV_VERSION   := 0.13.8
 FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 
-.PHONY: demo test test-latest lock lint bench-convert bench-complete bench-serve clean
+.PHONY: demo test test-latest lock lint bench-convert bench-complete bench-serve bench-editor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,10 @@ bench-complete: $(VENV)/.runtime
 # Resident server: cold/warm/hot latency, generation speed against the bare API, --lookup speed-up.
 bench-serve: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_serve.py --shape $(COMPLETE_SHAPE)
+
+# An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots.
+bench-editor: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_editor.py --shape $(COMPLETE_SHAPE)
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

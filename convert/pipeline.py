@@ -19,13 +19,14 @@ from typing import Protocol
 
 from gguf import GGUFWriter
 
-from convert import CONVERTER_VERSION, metadata
+from convert import CONVERTER_VERSION
 from convert.architectures import ArchitectureOptions, SourceArchitecture, architecture_for
 from convert.checkpoint.loader import Checkpoint, load_checkpoint
 from convert.checkpoint.source import resolve_source
 from convert.errors import ConvertError
 from convert.quantize import check_quant_type, run_quantizer
 from convert.writer import DIRECT_TYPES, DISK_FULL_ERRNOS, TensorLayout, header_writer, layout, write_tensor_data
+from ggufkit import metadata
 
 _SPACE_MARGIN = 16 << 20
 

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from localcoder.errors import LocalcoderError
+from localcoder.generate import Sampling
 from localcoder.runtime import resolve_model
 from localcoder.server.client import remote_infill
 from localcoder.server.http import LocalcoderServer, ServeOptions
 from localcoder.server.pool import ModelPool, PoolOptions
+from localcoder.server.wire import NativeInfill
 from localcoder.source import locate, read_source_bytes
 
 NEW_TOKENS = (16, 32, 64)
@@ -143,8 +145,8 @@ def _type_at(text: str, line: int, typed: str) -> str:
     return text[: cursor.offset] + typed + text[cursor.offset :]
 
 
-def _payload(text: str, line: int, count: int) -> dict[str, Any]:
-    return {"text": text, "line": line, "max_tokens": count, "temperature": 0.0, "scope": "full", "seed": 0}
+def _payload(text: str, line: int, count: int) -> NativeInfill:
+    return NativeInfill(text, line, scope="full", sampling=Sampling(temperature=0.0, max_tokens=count, seed=0))
 
 
 def _resident(url: str, scenario: str, text: str, line: int, count: int) -> Measurement:

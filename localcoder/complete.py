@@ -1,6 +1,6 @@
-"""complete(): buffer and cursor -> prompt -> generation -> truncation -> result.
+"""complete(): buffer and cursor -> the infill core (prompt, generation) with a scope cut -> result.
 
-The CLI and (later) the server call this one function; rendering is elsewhere.
+The CLI and the server's own /infill call this one function; rendering is elsewhere.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from localcoder.generate import Sampling, generate_cut
-from localcoder.prompts import STABLE_LINES, build_prompt, stop_ids
+from localcoder.generate import Sampling
+from localcoder.infill import InfillInput, fill, prepare
+from localcoder.prompts import PROMPT_LAYOUTS
 from localcoder.runtime import LoadedModel
+from localcoder.snippets import Snippet
 from localcoder.source import Cursor, SourceBuffer
 from localcoder.truncate import CursorContext, Scope, StreamingTruncator, default_scope
 
@@ -40,6 +42,7 @@ class CompletionResult:
     timings_ms: dict[str, float]
     notes: list[str] = field(default_factory=list)
     prompt_layout: str = "stable"
+    cache_slot: int = 0  # which cached token sequence served it (serve --cache-slots)
 
     @property
     def stop_reason(self) -> str:
@@ -59,6 +62,7 @@ class CompletionResult:
             "prompt_layout": self.prompt_layout,
             "trimmed_lines": self.trimmed_lines,
             "notes": self.notes,
+            "cache_slot": self.cache_slot,
         }
         if len(self.alternatives) > 1:
             data["alternatives"] = [
@@ -68,7 +72,7 @@ class CompletionResult:
         return data
 
 
-PROMPT_LAYOUTS = {"stable": STABLE_LINES, "cursor": 0}  # see build_prompt
+__all__ = ["PROMPT_LAYOUTS", "Alternative", "CompletionResult", "complete"]
 
 
 def complete(
@@ -81,31 +85,25 @@ def complete(
     on_text: Callable[[int, str], None] | None = None,
     layout: str = "stable",
     cancelled: Callable[[], bool] | None = None,
+    snippets: tuple[Snippet, ...] = (),
 ) -> CompletionResult:
     """Fill in code at `cursor`; `on_text(alternative, text)` streams each alternative's final text.
 
     `cancelled()` is asked after every token; when it says yes (a client went away), GenerationCancelled is
-    raised and the model is left ready for the next request.
+    raised and the model is left ready for the next request. `snippets` (other files' code) come before the
+    file in the prompt.
     """
     started = time.perf_counter()
     prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
     line_start = prefix.rfind("\n") + 1
     context = CursorContext(line_before=prefix[line_start:], suffix=suffix)
     chosen_scope = scope or default_scope(context)
-    budget = model.n_ctx - sampling.max_tokens
-    prompt = build_prompt(model.format, model.vocab, prefix, suffix, budget, PROMPT_LAYOUTS[layout])
-    stop = stop_ids(model.format, model.vocab)
-    eom = model.vocab.single_token("<eom>") if model.format.name == "codegen-infill" else None
-
-    alternatives = []
-    for index in range(n):
-        truncator = StreamingTruncator(chosen_scope, context)
-        show = (lambda text, index=index: on_text(index, text)) if on_text else None
-        run = generate_cut(model.llm, prompt.ids, stop, sampling.offset_seed(index), truncator, eom, show, cancelled)
-        reason = "scope" if truncator.stopped else run.stop_reason
-        alternatives.append(
-            Alternative(truncator.text, reason, run.tokens, run.prompt_ms, run.generate_ms, run.cached_tokens)
-        )
+    prompt = prepare(model, InfillInput(prefix, suffix, snippets, layout), sampling.max_tokens)
+    filled = fill(model, prompt, sampling, lambda: StreamingTruncator(chosen_scope, context), n, on_text, cancelled)
+    alternatives = [
+        Alternative(f.text, f.stop_reason, f.run.tokens, f.run.prompt_ms, f.run.generate_ms, f.run.cached_tokens)
+        for f in filled.alternatives
+    ]
 
     first = alternatives[0]
     return CompletionResult(
@@ -125,4 +123,5 @@ def complete(
         },
         notes=prompt.notes,
         prompt_layout=layout,
+        cache_slot=filled.slot,
     )

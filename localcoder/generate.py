@@ -1,7 +1,7 @@
 """Sample tokens from a loaded model until a stop token, the token budget, or the caller says stop.
 
 Text is decoded incrementally from each token's exact bytes (see
-convert.llamacpp), so a multi-byte character split across tokens is printed
+ggufkit.llamacpp), so a multi-byte character split across tokens is printed
 only when it is complete.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from convert.llamacpp import token_piece
+from ggufkit.llamacpp import token_piece
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Sampling:
     top_p: float = 0.95
     max_tokens: int = 128
     seed: int | None = None
+    top_k: int = 0  # 0: off
 
     def offset_seed(self, offset: int) -> Sampling:
         """The same sampling seeded seed + offset (alternative, sample or retry number); no seed stays none."""
@@ -66,6 +67,21 @@ def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
     return max(common - 1, 0) if common == len(prompt_ids) else common  # it re-reads one token for fresh logits
 
 
+def read_prompt(llm: Any, prompt_ids: list[int]) -> Generation:
+    """Read the prompt into the KV cache and generate nothing (an editor's warm-up); a held longer sequence stays."""
+    started = time.perf_counter()
+    held = llm.input_ids[: llm.n_tokens]
+    common = 0
+    for held_id, new_id in zip(held, prompt_ids, strict=False):
+        if held_id != new_id:
+            break
+        common += 1
+    if common < len(prompt_ids):
+        llm.n_tokens = common
+        llm.eval(prompt_ids[common:])
+    return Generation("", 0, "warm_up", (time.perf_counter() - started) * 1000, 0.0, common)
+
+
 def generate(
     llm: Any,
     prompt_ids: list[int],
@@ -88,7 +104,7 @@ def generate(
         prompt_ids,
         temp=sampling.temperature,
         top_p=sampling.top_p,
-        top_k=0,
+        top_k=sampling.top_k,
         min_p=0.0,
         repeat_penalty=1.0,
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from convert import metadata
+from ggufkit import metadata
 from localcoder.errors import LocalcoderError
 
 _ARRAY_PREVIEW = 8

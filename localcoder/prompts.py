@@ -3,7 +3,9 @@
 A format is a sequence of parts: the placeholders {prefix} and {suffix}, a
 special token's text (looked up as one token in the model's vocabulary), or
 "@name", a token id the GGUF names in its metadata (tokenizer.ggml.name_token_id).
-"@eog" in a stop list means the model's own end-of-generation set.
+"@eog" in a stop list means the model's own end-of-generation set. A format also
+names its end-of-middle token (what ends an infill as finished, not cut short);
+`prompt_budget` is the one place the window is split between prompt and generation.
 
 Prompts are built as token ids, never as one string handed to llama.cpp:
 llama-cpp-python's `suffix=` path puts token id 0 where FIM tokens belong.
@@ -15,6 +17,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ggufkit import metadata
 from localcoder.errors import LocalcoderError
 
 PREFIX = "{prefix}"
@@ -30,6 +33,7 @@ class PromptFormat:
     stop: tuple[str, ...]
     infill: bool
     description: str
+    end_of_middle: str | None = None  # the stop token that means "the middle is complete"
 
 
 FORMATS: dict[str, PromptFormat] = {
@@ -41,6 +45,7 @@ FORMATS: dict[str, PromptFormat] = {
             ("<eom>", "<|endoftext|>"),
             infill=True,
             description="CodeGen2 / CodeGen2.5: prefix <mask_1> suffix <|endoftext|> <sep> <mask_1>, ended by <eom>",
+            end_of_middle="<eom>",
         ),
         PromptFormat(
             "fim",
@@ -58,6 +63,7 @@ FORMATS: dict[str, PromptFormat] = {
         ),
     )
 }
+PROMPT_LAYOUTS = {"stable": STABLE_LINES, "cursor": 0}  # the stable_lines of build_prompt, by name
 _CODEGEN_SENTINELS = ("<mask_1>", "<sep>", "<eom>")
 _FIM_KEYS = ("fim_pre", "fim_suf", "fim_mid")
 
@@ -86,7 +92,7 @@ class Vocabulary:
 
 def detect_format(vocab: Vocabulary) -> PromptFormat:
     """The format the converter recorded; else recognise CodeGen sentinels or FIM metadata; else left to right."""
-    recorded = vocab.metadata.get("localcoder.prompt_format")
+    recorded = vocab.metadata.get(metadata.PROMPT_FORMAT)
     if recorded is not None:
         if recorded not in FORMATS:
             raise LocalcoderError(f"this model's prompt format {recorded!r} is not one localcoder knows")
@@ -117,6 +123,15 @@ def stop_ids(fmt: PromptFormat, vocab: Vocabulary) -> frozenset[int]:
     return frozenset(ids)
 
 
+def end_of_middle_id(fmt: PromptFormat, vocab: Vocabulary) -> int | None:
+    return _part_ids(fmt.end_of_middle, vocab)[0] if fmt.end_of_middle else None
+
+
+def prompt_budget(n_ctx: int, max_tokens: int) -> int:
+    """Tokens the prompt may take: the window less what generation may add."""
+    return n_ctx - max_tokens
+
+
 @dataclass
 class Prompt:
     ids: list[int]
@@ -129,8 +144,11 @@ class Prompt:
     written: str = ""  # the start of the middle, already in the file: follows the format's last part
 
 
-def assemble(fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str, written: str = "") -> list[int]:
-    ids: list[int] = []
+def assemble(
+    fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str, written: str = "", lead: list[int] | None = None
+) -> list[int]:
+    """The prompt's ids: `lead` (context snippets, see snippets.py), then the format's parts, then `written`."""
+    ids: list[int] = list(lead or [])
     for part in fmt.parts:
         if part == PREFIX:
             ids += vocab.tokenize(prefix) if prefix else []
@@ -164,9 +182,15 @@ def _blocks(lines: list[str], step: int, vocab: Vocabulary, from_end: bool = Fal
 
 
 def build_prompt(
-    fmt: PromptFormat, vocab: Vocabulary, prefix: str, suffix: str, budget: int, stable_lines: int = 0
+    fmt: PromptFormat,
+    vocab: Vocabulary,
+    prefix: str,
+    suffix: str,
+    budget: int,
+    stable_lines: int = 0,
+    lead: list[int] | None = None,
 ) -> Prompt:
-    """Token ids of the prompt, at most `budget` long.
+    """Token ids of the prompt, at most `budget` long; `lead` ids (context snippets) come first, untrimmed.
 
     stable_lines = 0 splits at the cursor, exactly as the model card shows. With
     stable_lines = N (infill formats only) the split moves up to the last line
@@ -183,7 +207,7 @@ def build_prompt(
     if not fmt.infill:
         suffix = ""
         stable_lines = 0
-    fixed = len(assemble(fmt, vocab, "", ""))
+    fixed = len(assemble(fmt, vocab, "", "", lead=lead))
     if fixed >= budget:
         raise LocalcoderError(f"no room for the prompt: the window leaves {budget} tokens after generation")
     head = prefix.splitlines(keepends=True)
@@ -194,7 +218,7 @@ def build_prompt(
         written = "".join(head[anchor:]) + cursor_head
         head, cursor_head = head[:anchor], ""
     whole_prefix = "".join(head) + cursor_head
-    whole = assemble(fmt, vocab, whole_prefix, suffix, written)
+    whole = assemble(fmt, vocab, whole_prefix, suffix, written, lead)
     if len(whole) <= budget:  # the common case: no per-line accounting needed
         return _prompt(Prompt(whole, whole_prefix, suffix, fmt, written=written))
     tail = suffix.splitlines(keepends=True)
@@ -210,7 +234,7 @@ def build_prompt(
         kept_prefix = "".join(b.text for b in above[first:]) + cursor_head
         kept_suffix = cursor_tail + "".join(b.text for b in below[:last])
         if estimate <= target:
-            ids = assemble(fmt, vocab, kept_prefix, kept_suffix, written)
+            ids = assemble(fmt, vocab, kept_prefix, kept_suffix, written, lead)
             if len(ids) <= target:
                 break
         if first == len(above) and last == 0:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from convert.pipeline import ConvertResult
-from convert.verify import VerifyReport
 from localcoder.gguf_info import GGUFSummary
+
+if TYPE_CHECKING:  # rendering a result needs no converter loaded
+    from convert.pipeline import ConvertResult
+    from convert.verify import VerifyReport
 
 
 def human_bytes(n: float) -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convert.llamacpp import tokenize
+from ggufkit.llamacpp import tokenize
 from localcoder import paths
 from localcoder.errors import LocalcoderError
+from localcoder.prompt_cache import PromptCache
 from localcoder.prompts import PromptFormat, Vocabulary, detect_format
 
 HOW_TO_GET_A_MODEL = (
@@ -76,6 +77,7 @@ class LoadedModel:
     format: PromptFormat
     n_ctx: int
     load_ms: float
+    cache: PromptCache
 
     @property
     def chat_template(self) -> str | None:
@@ -88,8 +90,10 @@ def load_model(
     threads: int | None = None,
     gpu_layers: int | None = None,
     lookup: int = 0,
+    cache_slots: int = 1,
 ) -> LoadedModel:
-    """Load a GGUF; `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per step.
+    """Load a GGUF; `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per step;
+    `cache_slots` token sequences stay cached (prompt_cache.py).
 
     Prompt lookup proposes the tokens that followed the last n-gram's earlier occurrence in the context and
     verifies them in one batch: completions that copy nearby code come out several tokens per step, with
@@ -135,4 +139,4 @@ def load_model(
     # llama.cpp pads the context to a multiple of 256, but llama-cpp-python's token buffer keeps the size
     # asked for: the smaller of the two is the real window.
     window = min(llm.n_ctx(), len(llm.input_ids))
-    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms)
+    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, PromptCache(llm, cache_slots))

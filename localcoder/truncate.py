@@ -24,8 +24,12 @@ Rules, in order:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from localcoder.generate import TextCut
 
 Scope = Literal["line", "block", "full"]
 
@@ -255,3 +259,91 @@ class StopStrings:
     def _emit(self, text: str) -> str:
         self.text += text
         return text
+
+
+class IndentFloor:
+    """llama-server's n_indent: the completion stops at the first later line indented less than `floor`."""
+
+    def __init__(self, floor: int) -> None:
+        self._floor = floor
+        self._first_line = True
+        self._judged = False  # the current (later) line is indented enough: its characters pass
+        self._pending = ""  # the current line's leading whitespace, held until its first other character
+        self.text = ""
+        self.stopped = False
+
+    def feed(self, chunk: str) -> str:
+        out: list[str] = []
+        for char in chunk:
+            if self.stopped:
+                break
+            if self._first_line or self._judged:
+                out.append(char)
+            else:
+                self._pending += char
+                if char == "\n" or not char.isspace():
+                    if char != "\n" and len(self._pending) - 1 < self._floor:
+                        self.stopped = True
+                        break
+                    out.append(self._pending)
+                    self._pending = ""
+                    self._judged = char != "\n"
+            if char == "\n":
+                self._first_line = self._judged = False
+        ready = "".join(out)
+        self.text += ready
+        return ready
+
+    def finish(self) -> str:
+        ready, self._pending = ("" if self.stopped else self._pending), ""
+        self.text += ready
+        return ready
+
+
+class Chained:
+    """Cuts applied one after the other: what the first lets out goes into the next."""
+
+    def __init__(self, *cuts: TextCut) -> None:
+        self._cuts = cuts
+
+    @property
+    def stopped(self) -> bool:
+        return any(cut.stopped for cut in self._cuts)
+
+    @property
+    def text(self) -> str:
+        return self._cuts[-1].text  # type: ignore[attr-defined]
+
+    def feed(self, chunk: str) -> str:
+        for cut in self._cuts:
+            chunk = cut.feed(chunk)
+        return chunk
+
+    def finish(self) -> str:
+        chunk = ""
+        for cut in self._cuts:
+            chunk = cut.feed(chunk) + cut.finish() if chunk else cut.finish()
+        return chunk
+
+
+class Deadline:
+    """llama-server's t_max_predict_ms: once `ms` have passed since the first text and a line is complete, stop."""
+
+    def __init__(self, ms: float) -> None:
+        self._seconds = ms / 1000
+        self._started: float | None = None
+        self.text = ""
+        self.stopped = False
+
+    def feed(self, chunk: str) -> str:
+        if self.stopped:
+            return ""
+        now = time.monotonic()
+        self._started = self._started if self._started is not None else now
+        self.text += chunk
+        if "\n" in self.text and now - self._started > self._seconds:
+            self.stopped = True
+        return chunk
+
+    def finish(self) -> str:
+        return ""

@@ -42,6 +42,24 @@ class Server:
         finally:
             connection.close()
 
+    def raw(self, method: str, path: str, body: Any = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """Status, headers and the body's exact bytes, for clients that read the bytes themselves."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            connection.request(method, path, data, headers or {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def ndjson(self, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A streamed Ollama answer, one JSON object a line, up to the one with done: true."""
+        status, headers, data = self.raw("POST", path, body)
+        assert status == 200, data
+        assert headers["Content-Type"].startswith("application/x-ndjson"), headers
+        return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
     def post(self, path: str, body: Any) -> tuple[int, Any]:
         return self.request("POST", path, body, headers={"Content-Type": "application/json"})
 

@@ -51,7 +51,7 @@ def test_codegen2_infill_prompt_equals_its_own_tokenizer(converted, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["prompt_format"] == "codegen-infill"
 
-    from convert.llamacpp import load_llama, tokenize
+    from ggufkit.llamacpp import load_llama, tokenize
     from localcoder.prompts import FORMATS, Vocabulary, build_prompt
 
     llm = load_llama(gguf, vocab_only=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from convert.llamacpp import detokenize, tokenize
 from convert.vocab.corpus import verification_corpus
+from ggufkit.llamacpp import detokenize, tokenize
 from tests.references import assert_same_ids, random_whitespace_strings, tiktoken_ids
 
 llama_cpp = pytest.importorskip("llama_cpp")
@@ -71,7 +71,7 @@ def test_special_tokens_in_text_are_single_tokens(llama_tokenize) -> None:
 
 
 def test_llama_cpp_pythons_own_detokenize_mangles_long_pieces(llama_tokenize) -> None:
-    """Why convert.llamacpp.detokenize exists: Llama.detokenize uses a 32-byte piece buffer."""
+    """Why ggufkit.llamacpp.detokenize exists: Llama.detokenize uses a 32-byte piece buffer."""
     text = "#" + "-" * 64 + "\n"
     ids = tokenize(llama_tokenize, text)
     assert detokenize(llama_tokenize, ids) == text.encode()

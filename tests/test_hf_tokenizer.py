@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from convert.errors import ConvertError
-from convert.llamacpp import detokenize, tokenize
 from convert.vocab.bpe import bytes_to_unicode
 from convert.vocab.codegen25 import TOKEN_TYPE_NORMAL, GGUFVocab
 from convert.vocab.corpus import verification_corpus
@@ -35,6 +34,7 @@ from convert.vocab.hf_tokenizer import (
     CheckpointVocab,
     read_checkpoint_vocab,
 )
+from ggufkit.llamacpp import detokenize, tokenize
 from tests.references import GPT2_DIR, assert_same_ids, random_whitespace_strings
 
 transformers = pytest.importorskip("transformers")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from convert.llamacpp import tokenize
 from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.llamacpp import tokenize
 from localcoder.errors import LocalcoderError
 from localcoder.prompts import FORMATS, Vocabulary, build_prompt, detect_format, stop_ids
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from localcoder.chat.turns import Program, Turn, truncate_turn
 from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling, generate
-from localcoder.prompts import FORMATS, stop_ids
+from localcoder.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
 from localcoder.source import read_source
@@ -168,7 +168,7 @@ class ChatSession:
 
     def _context(self, instruction: str) -> tuple[list[int], int]:
         """Prompt ids for the next turn; the oldest turns leave the context when the window is full."""
-        budget = self.model.n_ctx - self.sampling.max_tokens
+        budget = prompt_budget(self.model.n_ctx, self.sampling.max_tokens)
         turns = self.state.turns
         for left_out in range(len(turns) + 1):
             text = Program(self.lang, turns[left_out:]).prompt_for(instruction, self.state.base)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from localcoder.cli._common import fail, stderr, user_errors
 from localcoder.complete import PROMPT_LAYOUTS
@@ -14,6 +15,7 @@ from localcoder.edit import insert_completion, unified_diff, write_completion
 from localcoder.generate import Sampling
 from localcoder.render import to_json
 from localcoder.server.client import LoadOptions, complete_anywhere, server_url
+from localcoder.snippets import Snippet
 from localcoder.source import locate, parse_position, parse_target, read_source, read_source_bytes
 
 EPILOG = """\
@@ -37,6 +39,7 @@ the completion comes from its resident model, the same output, without loading a
   localcoder complete app.py:42 --diff -n 3      [dim]# three alternatives as diffs[/]
   cat app.py | localcoder complete - --line 42 --json     [dim]# for editors[/]
   localcoder complete app.py:42 --server http://127.0.0.1:8788
+  localcoder complete app.py:42 --context utils.py --context models.py   [dim]# show the model other files[/]
 """
 
 
@@ -83,6 +86,9 @@ def complete_command(
         None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
     ),
     no_server: bool = typer.Option(False, "--no-server", help="Always load the model in this process."),
+    context: Optional[list[Path]] = typer.Option(
+        None, "--context", help="A file the model sees before this one (repeatable); newest last."
+    ),
 ) -> None:
     """Fill in code at a cursor from the code before and after it (CodeGen2.5 infill)."""
     if scope not in (None, "line", "block", "full"):
@@ -106,6 +112,7 @@ def complete_command(
         else read_source(Path(path_text), encoding)
     )
     cursor = locate(buffer, cursor_line, cursor_col)
+    snippets = tuple(Snippet(read_source(path, encoding).text, str(path)) for path in context or [])
     stream = not (as_json or diff or write)
     streamed_any = [False] * n
 
@@ -127,7 +134,8 @@ def complete_command(
         LoadOptions(model, ctx, threads, gpu_layers, lookup),
         server_url(server, no_server),
         show if stream else None,
-        lambda message: stderr.print(f"[yellow]note:[/] {message}"),
+        lambda message: stderr.print(f"[yellow]note:[/] {escape(message)}"),
+        snippets,
     )
     for note in result["notes"]:
         stderr.print(f"[yellow]note:[/] {note}")

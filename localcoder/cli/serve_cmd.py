@@ -7,26 +7,31 @@ import signal
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from localcoder.cli._common import fail, stderr, user_errors
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
 from localcoder.server.pool import PoolOptions
+from localcoder.server.routes import ROUTES
 
+_ROUTES = "\n".join(f"  {route.method:<5}{route.path:<17}{escape(route.summary)}" for route in ROUTES)
 EPILOG = f"""\
 The model stays in memory between requests, and so does what it has read: a request that shares the
-start of the previous prompt re-reads only what changed. With the default stable prompt layout, typing at
-the cursor or pressing Enter only appends to the prompt.
+start of a cached prompt re-reads only what changed. With the default stable prompt layout, typing at
+the cursor or pressing Enter only appends to the prompt. --cache-slots N keeps N prompts cached (say, one
+per file you switch between); each request is served from the one sharing the longest start with it.
+
+Editors: llama.vim and llama.vscode (llama-server's /infill), Continue and twinny (Ollama's API: set
+OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the openai client (/v1/completions).
 
 [bold]Routes[/]
-  GET  /health            status, loaded models, prompt-cache hit rate
-  GET  /v1/models         the models it can serve
-  POST /infill            {{"text", "line", "col"?, "scope"?, "n"?, ...}}: what `complete --json` prints
-  POST /v1/completions    OpenAI text completions; "suffix" makes it an infill in the model's format
+{_ROUTES}
 
 [bold]Examples[/]
 
   localcoder serve                                  [dim]# http://{DEFAULT_HOST}:{DEFAULT_PORT}[/]
   localcoder serve --model codegen25-7b-mono_P.Q4_K_M --keep-alive 30m --lookup 10
+  localcoder serve --cache-slots 4                  [dim]# four files' prompts stay cached[/]
   localcoder complete app.py:42                     [dim]# uses the running server[/]
   curl -s localhost:{DEFAULT_PORT}/v1/completions -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
 """
@@ -63,10 +68,13 @@ def serve_command(
     ),
     max_models: int = typer.Option(1, "--max-models", min=1, help="Models kept loaded at once."),
     max_waiting: int = typer.Option(16, "--max-waiting", min=1, help="Queued requests per model before 503."),
+    cache_slots: int = typer.Option(
+        1, "--cache-slots", min=1, max=64, help="Prompts kept cached per model (RAM: about 0.5 MiB a token for 7B)."
+    ),
     preload: bool = typer.Option(True, "--preload/--no-preload", help="Load the default model before listening."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
 ) -> None:
-    """Keep models loaded and serve completions over HTTP (OpenAI-compatible, plus /infill)."""
+    """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
     if host not in LOOPBACK:
         stderr.print(
             f"[yellow]warning:[/] listening on {host}: anyone who can reach this address can use the model;"
@@ -75,7 +83,9 @@ def serve_command(
     options = ServeOptions(
         host=host,
         port=port,
-        pool=PoolOptions(model, ctx, threads, gpu_layers, lookup, parse_duration(keep_alive), max_models, max_waiting),
+        pool=PoolOptions(
+            model, ctx, threads, gpu_layers, lookup, parse_duration(keep_alive), max_models, max_waiting, cache_slots
+        ),
         preload=preload,
         quiet=quiet,
     )

@@ -20,8 +20,8 @@ from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, CodeTask, MultiTurnTask, Task
-from localcoder.generate import Sampling, generate, generate_cut
-from localcoder.prompts import FORMATS, build_prompt, stop_ids
+from localcoder.generate import Sampling
+from localcoder.infill import InfillInput, fill, prepare
 from localcoder.runtime import LoadedModel
 from localcoder.truncate import StopStrings
 
@@ -55,19 +55,13 @@ def completion_for(model: LoadedModel, benchmark: Benchmark, task: Task, samplin
 
 
 def left_to_right(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
-    fmt = FORMATS["left-to-right"]
-    prompt = build_prompt(fmt, model.vocab, task.prompt, "", model.n_ctx - sampling.max_tokens)
-    cutter = StopStrings(HUMANEVAL_STOP)
-    generate_cut(model.llm, prompt.ids, stop_ids(fmt, model.vocab), sampling, cutter)
-    return cutter.text
+    prompt = prepare(model, InfillInput(task.prompt, layout="cursor", infill=False), sampling.max_tokens)
+    return fill(model, prompt, sampling, lambda: StopStrings(HUMANEVAL_STOP)).alternatives[0].text
 
 
 def infill(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
-    fmt = model.format
-    prompt = build_prompt(fmt, model.vocab, task.prompt, task.suffix, model.n_ctx - sampling.max_tokens)
-    eom = model.vocab.single_token("<eom>") if fmt.name == "codegen-infill" else None
-    run = generate(model.llm, prompt.ids, stop_ids(fmt, model.vocab), sampling, lambda text: True, eom)
-    return run.text
+    prompt = prepare(model, InfillInput(task.prompt, task.suffix, layout="cursor"), sampling.max_tokens)
+    return fill(model, prompt, sampling, lambda: StopStrings(())).alternatives[0].text  # no cut: up to <eom>
 
 
 def multi_turn_program(model: LoadedModel, task: MultiTurnTask, sampling: Sampling) -> str:

@@ -14,7 +14,16 @@ from localcoder.complete import complete
 from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model, resolve_model
-from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT
+from localcoder.server.wire import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ErrorEvent,
+    Event,
+    NativeInfill,
+    ResultEvent,
+    decode_event,
+)
+from localcoder.snippets import Snippet
 from localcoder.source import Cursor, SourceBuffer
 from localcoder.truncate import Scope
 
@@ -58,10 +67,10 @@ def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
         connection.close()
 
 
-def remote_infill(url: str, payload: dict[str, Any], on_text: Callable[[int, str], None] | None) -> dict[str, Any]:
+def remote_infill(url: str, request: NativeInfill, on_text: Callable[[int, str], None] | None) -> dict[str, Any]:
     """POST /infill with streaming; `on_text` gets each alternative's text as it comes. Returns the result."""
     connection, base = _connection(url, None)
-    body = json.dumps({**payload, "stream": True}).encode("utf-8")
+    body = json.dumps({**request.to_json(), "stream": True}).encode("utf-8")
     try:
         connection.request("POST", f"{base}/infill", body, {"Content-Type": "application/json"})
         response = connection.getresponse()
@@ -69,12 +78,12 @@ def remote_infill(url: str, payload: dict[str, Any], on_text: Callable[[int, str
             raise LocalcoderError(f"server {url}: {_error_message(response.read(), response.status)}")
         result = None
         for event in _events(response):
-            if "error" in event:
-                raise LocalcoderError(f"server {url}: {event['error'].get('message', event['error'])}")
-            if "result" in event:
-                result = event["result"]
+            if isinstance(event, ErrorEvent):
+                raise LocalcoderError(f"server {url}: {event.message}")
+            if isinstance(event, ResultEvent):
+                result = event.result
             elif on_text is not None:
-                on_text(int(event["index"]), str(event["text"]))
+                on_text(event.index, event.text)
         if result is None:
             raise LocalcoderError(f"server {url} closed the stream before the result")
         return result
@@ -84,7 +93,7 @@ def remote_infill(url: str, payload: dict[str, Any], on_text: Callable[[int, str
         connection.close()
 
 
-def _events(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+def _events(response: http.client.HTTPResponse) -> Iterator[Event]:
     for raw in response:
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line.startswith("data: "):
@@ -92,7 +101,7 @@ def _events(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
         data = line[len("data: ") :]
         if data == "[DONE]":
             return
-        yield json.loads(data)
+        yield decode_event(data)
 
 
 def _error_message(data: bytes, status: int) -> str:
@@ -127,6 +136,7 @@ def complete_anywhere(
     server: tuple[str | None, bool],
     on_text: Callable[[int, str], None] | None,
     note: Callable[[str], None],
+    snippets: tuple[Snippet, ...] = (),
 ) -> dict[str, Any]:
     """`complete --json`'s result, from a running server when one answers, else from a model loaded here."""
     url, named = server
@@ -138,22 +148,20 @@ def complete_anywhere(
                 if load.model is not None:
                     raise
                 model = None  # nothing configured here: the server's default model
-            payload = {
-                "text": buffer.text,
-                "path": buffer.path,
-                "line": cursor.line,
-                "col": cursor.col,
-                "scope": scope,
-                "n": n,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "max_tokens": sampling.max_tokens,
-                "seed": sampling.seed,
-                "prompt_layout": layout,
-                "model": model,
-            }
-            return remote_infill(url, payload, on_text)
+            request = NativeInfill(
+                text=buffer.text,
+                line=cursor.line,
+                col=cursor.col,
+                path=buffer.path,
+                scope=scope,
+                n=n,
+                sampling=sampling,
+                layout=layout,
+                model=model,
+                context=snippets,
+            )
+            return remote_infill(url, request, on_text)
         if named:
             note(f"no localcoder server answers at {url}; loading the model here")
     loaded = load_model(resolve_model(load.model).resolve(), load.ctx, load.threads, load.gpu_layers, load.lookup)
-    return complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout).to_dict()
+    return complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout, snippets=snippets).to_dict()

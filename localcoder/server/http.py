@@ -1,8 +1,14 @@
-"""`localcoder serve`: a small HTTP server over the resident models (stdlib http.server, one thread per client).
+"""`localcoder serve`: the HTTP layer over the resident models (stdlib http.server, one thread per client).
 
-Routes: GET /health, GET /v1/models, POST /infill (what `complete --json` prints), POST /v1/completions
-(OpenAI). Streaming answers are server-sent events. A request that fails answers with a status and a
-one-line message; nothing a client sends can stop the server.
+Which path does what is the route table (server/routes.py); this module reads requests, finds their route,
+and writes answers: compact one-line JSON, server-sent events or NDJSON streams. A request that fails
+answers with a status and a one-line message in its protocol's error shape; nothing a client sends can stop
+the server. A client that goes away mid-generation stops its generation (checked after every token).
+
+Why the standard library and not an ASGI stack: generation is a blocking llama.cpp call that must stop
+when its client hangs up. One thread per connection lets the generation loop peek at its own socket after
+each token; under Starlette/uvicorn the same needs a worker thread per request plus a cross-thread cancel
+flag fed by the event loop's disconnect message, and two more dependencies, for the same dozen routes.
 """
 
 from __future__ import annotations
@@ -14,24 +20,25 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from localcoder import __version__, paths
+from localcoder import __version__
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.generate import GenerationCancelled
+from localcoder.runtime import LoadedModel
+from localcoder.server.fields import MAX_BODY_BYTES, BadRequest
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions
-from localcoder.server.requests import MAX_BODY_BYTES, BadRequest, parse_completion, parse_infill
-from localcoder.server.service import Service, completion_envelope
+from localcoder.server.routes import find_route, route_list
+from localcoder.server.service import Service
+from localcoder.server.wire import DEFAULT_HOST, DEFAULT_PORT
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8788
-MAX_TOKENS_CAP = 1024
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LOOPBACK", "LocalcoderServer", "ServeOptions", "serve"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class ServeOptions:
     quiet: bool = False
 
 
+def compact(body: Any) -> bytes:
+    """One line, no spaces: llama.vim matches `"content":"` with a regex before it decodes."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 class LocalcoderServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -51,17 +63,19 @@ class LocalcoderServer(ThreadingHTTPServer):
     def __init__(self, options: ServeOptions, pool: ModelPool, log: Callable[[str], None]) -> None:
         self.address_family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         self.pool = pool
-        self.service = Service()
+        self.service = Service(log)
         self.log = log
         self.started = time.time()
-        super().__init__((options.host, options.port), Handler)
+        super().__init__((options.host, options.port), Exchange)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # a broken client, not a server fault
         exc = sys.exc_info()[1]
         self.log(f"{client_address[0]}: {type(exc).__name__}: {exc}")
 
 
-class Handler(BaseHTTPRequestHandler):
+class Exchange(BaseHTTPRequestHandler):
+    """One HTTP request and its answer; route handlers (server/routes.py) talk to the client through it."""
+
     server: LocalcoderServer
     protocol_version = "HTTP/1.1"
     server_version = f"localcoder/{__version__}"
@@ -71,72 +85,102 @@ class Handler(BaseHTTPRequestHandler):
         self.server.log(f"{self.address_string()} {format % args}")
 
     def do_GET(self) -> None:
-        route = urlsplit(self.path).path
-        if route == "/health":
-            self._json(200, self._health())
-        elif route == "/v1/models":
-            self._json(200, {"object": "list", "data": self._models()})
-        elif route in ("/infill", "/v1/completions"):
-            self._error(405, f"{route} takes POST")
-        else:
-            self._error(404, f"no route {route}; try /health, /v1/models, POST /infill or POST /v1/completions")
+        self._dispatch("GET")
 
     def do_POST(self) -> None:
-        route = urlsplit(self.path).path
-        if route not in ("/infill", "/v1/completions"):
-            self._discard_body()
-            self._error(404, f"no route POST {route}")
-            return
-        try:
-            body = self._read_json()
-            if route == "/infill":
-                request: Any = parse_infill(body, MAX_TOKENS_CAP)
-            else:
-                request = parse_completion(body, MAX_TOKENS_CAP)
-                request = self._with_known_model(request)
-        except BadRequest as exc:
-            self._error(exc.status, str(exc))
-            return
-        run = self.server.service.infill if route == "/infill" else self.server.service.completion
-        self._run(route, request, run)
+        self._dispatch("POST")
 
-    def _run(self, route: str, request: Any, run: Callable[..., dict[str, Any]]) -> None:
-        streaming = False
-        try:
-            with self.server.pool.lease(request.model, self._peer_gone) as model:
-                on_text = None
-                if request.stream:
-                    self._start_events()
-                    streaming = True
-                    on_text = self._infill_event if route == "/infill" else self._completion_event(model)
-                result = run(model, request, on_text, self._peer_gone)
-            if not streaming:
-                self._json(200, result)
-            elif route == "/infill":
-                self._event({"result": result})
-                self._event("[DONE]")
+    def do_HEAD(self) -> None:  # the ollama CLI's heartbeat
+        self._dispatch("HEAD")
+
+    def _dispatch(self, method: str) -> None:
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        self.stream_kind: str | None = None
+        self.error_style = "ollama" if path.startswith("/api/") else "openai"
+        route, allowed = find_route(method, path)
+        if route is None:
+            if method == "POST":
+                self._discard_body()
+            if allowed:
+                self.error(405, f"{path} takes {' or '.join(allowed)}")
             else:
-                self._event({**result, "choices": [{**c, "text": ""} for c in result["choices"]]})
-                self._event("[DONE]")
+                self.error(404, f"no route {method} {path}; try {route_list()}")
+            return
+        self.error_style = route.errors
+        try:
+            body = self._read_json() if method == "POST" else None
+            request = route.parse(body) if route.parse is not None else body
+        except BadRequest as exc:
+            self.error(exc.status, str(exc))
+            return
+        try:
+            route.handle(self, request)
         except (GenerationCancelled, Gone, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-            self.server.log(f"{self.address_string()} {route}: client went away; generation cancelled")
+            self.server.log(f"{self.address_string()} {path}: client went away; generation cancelled")
+        except BadRequest as exc:
+            self._fail(exc.status, str(exc))
         except Busy as exc:
-            self._fail(streaming, 503, str(exc) or "busy: too many requests waiting; try again")
+            self._fail(503, str(exc) or "busy: too many requests waiting; try again")
         except USER_ERRORS as exc:
-            self._fail(streaming, 400, str(exc))
+            self._fail(400, str(exc))
         except Exception as exc:  # a bug must cost one request, never the server
-            self._fail(streaming, 500, f"internal error: {type(exc).__name__}: {exc}")
+            self._fail(500, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _with_known_model(self, request: Any) -> Any:
-        """OpenAI plugins send names like "gpt-3.5-turbo-instruct": unknown names mean the default model."""
-        if request.model is None:
-            return request
+    # -- for route handlers ------------------------------------------------------------------------------
+
+    @contextmanager
+    def model(self, name: str | None, keep_alive: float | None = None) -> Iterator[LoadedModel]:
+        with self.server.pool.lease(name, self.gone, keep_alive) as model:
+            yield model
+
+    def known_model(self, name: str | None) -> str | None:
+        """Plugins send names like "gpt-3.5-turbo-instruct" or "codellama:7b": unknown means the default model."""
+        if not name:
+            return None
         try:
-            self.server.pool.resolve(request.model)
-            return request
+            self.server.pool.resolve(name)
+            return name
         except LocalcoderError:
-            return replace(request, model=None)
+            return None
+
+    def gone(self) -> bool:
+        """True once the client has closed its end (a readable socket with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    def send_json(self, status: int, body: Any) -> None:
+        self._send(status, compact(body) + b"\n", "application/json; charset=utf-8")
+
+    def send_text(self, status: int, text: str) -> None:
+        self._send(status, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+    def error(self, status: int, message: str) -> None:
+        if self.error_style == "ollama":
+            self.send_json(status, {"error": message})
+        else:
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            self.send_json(status, {"error": {"message": message, "type": kind, "code": status}})
+
+    def open_stream(self, kind: str) -> None:
+        """Start a streamed answer: "sse" (server-sent events) or "ndjson" (one JSON object a line)."""
+        self.close_connection = True
+        self.stream_kind = kind
+        self.send_response(200)
+        content_type = "text/event-stream" if kind == "sse" else "application/x-ndjson"
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def event(self, body: Any) -> None:
+        """One item of the open stream; for SSE the string "[DONE]" is sent as it is."""
+        data = body.encode() if isinstance(body, str) else compact(body)
+        self.wfile.write(b"data: " + data + b"\n\n" if self.stream_kind == "sse" else data + b"\n")
+        self.wfile.flush()
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -160,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(data) < length:
             self.close_connection = True
             raise BadRequest("request body shorter than its Content-Length")
+        if not data.strip():
+            return {}
         try:
             return json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -175,91 +221,30 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
 
-    def _peer_gone(self) -> bool:
-        """True once the client has closed its end (a readable socket with nothing to read)."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
-        except (OSError, ValueError):
-            return True
-
     # -- writing -----------------------------------------------------------------------------------------
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        data = (json.dumps(body, ensure_ascii=False) + "\n").encode("utf-8")
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    def _error(self, status: int, message: str) -> None:
-        kind = "invalid_request_error" if status < 500 else "server_error"
-        self._json(status, {"error": {"message": message, "type": kind, "code": status}})
-
-    def _fail(self, streaming: bool, status: int, message: str) -> None:
+    def _fail(self, status: int, message: str) -> None:
         self.server.log(f"{self.address_string()} {status}: {message}")
         try:
-            if streaming:
-                self._event({"error": {"message": message, "code": status}})
-                self._event("[DONE]")
+            if self.stream_kind == "sse":
+                self.event({"error": {"message": message, "code": status}})
+                self.event("[DONE]")
+            elif self.stream_kind == "ndjson":
+                self.event({"error": message})
             else:
-                self._error(status, message)
+                self.error(status, message)
         except OSError:
             self.close_connection = True
-
-    def _start_events(self) -> None:
-        self.close_connection = True
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-
-    def _event(self, body: dict[str, Any] | str) -> None:
-        data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        self.wfile.write(f"data: {data}\n\n".encode())
-        self.wfile.flush()
-
-    def _infill_event(self, index: int, text: str) -> None:
-        self._event({"index": index, "text": text})
-
-    def _completion_event(self, model: Any) -> Callable[[int, str], None]:
-        def send(index: int, text: str) -> None:
-            choice = {"text": text, "index": index, "logprobs": None, "finish_reason": None}
-            self._event(completion_envelope(model, [choice], None))
-
-        return send
-
-    # -- status ------------------------------------------------------------------------------------------
-
-    def _health(self) -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "version": __version__,
-            "uptime_s": round(time.time() - self.server.started, 1),
-            "default_model": _default_model_name(self.server.pool),
-            "models": self.server.pool.status(),
-            "cache": self.server.service.stats.to_dict(),
-        }
-
-    def _models(self) -> list[dict[str, Any]]:
-        names = {status["model"] for status in self.server.pool.status()}
-        directory = paths.models_dir()
-        if directory.is_dir():
-            names |= {str(path.resolve()) for path in directory.glob("*.gguf")}
-        return [
-            {"id": Path(name).name, "object": "model", "owned_by": "localcoder", "path": name} for name in sorted(names)
-        ]
-
-
-def _default_model_name(pool: ModelPool) -> str | None:
-    try:
-        return str(pool.resolve(None))
-    except LocalcoderError:
-        return None
 
 
 def serve(options: ServeOptions, on_ready: Callable[[str], None], log: Callable[[str], None]) -> None:

@@ -31,6 +31,7 @@ class PoolOptions:
     keep_alive: float = 300.0  # seconds a model stays loaded after its last request; 0 = unload at once; <0 forever
     max_models: int = 1
     max_waiting: int = 16
+    cache_slots: int = 1  # cached token sequences per model (prompt_cache.py)
 
 
 class FairLock:
@@ -78,6 +79,12 @@ class Slot:
     model: LoadedModel | None = None
     last_used: float = 0.0
     loads: int = 0
+    keep_alive: float | None = None  # a request's own keep_alive (Ollama's), else the server's
+
+    def expires_in(self, default: float) -> float | None:
+        """Seconds until an idle model unloads; None: never."""
+        keep = default if self.keep_alive is None else self.keep_alive
+        return None if keep < 0 else max(0.0, keep - (time.monotonic() - self.last_used))
 
 
 class ModelPool:
@@ -93,8 +100,11 @@ class ModelPool:
         return resolve_model(name or self.options.model).resolve()
 
     @contextlib.contextmanager
-    def lease(self, name: str | None, gone: Callable[[], bool] = lambda: False) -> Iterator[LoadedModel]:
-        """The model, loaded and reserved for the caller until the block ends."""
+    def lease(
+        self, name: str | None, gone: Callable[[], bool] = lambda: False, keep_alive: float | None = None
+    ) -> Iterator[LoadedModel]:
+        """The model, loaded and reserved for the caller until the block ends; `keep_alive` (seconds, <0 forever)
+        replaces the server's for this model from now on."""
         path = self.resolve(name)
         with self._guard:
             slot = self._slots.get(path) or self._slots.setdefault(path, Slot(path, FairLock(self.options.max_waiting)))
@@ -102,16 +112,22 @@ class ModelPool:
         try:
             if slot.model is None:
                 self._make_room(keep=slot)
+                options = self.options
                 slot.model = load_model(
-                    path, self.options.ctx, self.options.threads, self.options.gpu_layers, self.options.lookup
+                    path, options.ctx, options.threads, options.gpu_layers, options.lookup, options.cache_slots
                 )
                 slot.loads += 1
             yield slot.model
         finally:
             slot.last_used = time.monotonic()
-            if self.options.keep_alive == 0:
+            if keep_alive is not None:
+                slot.keep_alive = keep_alive
+            if self._keep_alive(slot) == 0:
                 self._unload(slot)
             slot.lock.release()
+
+    def _keep_alive(self, slot: Slot) -> float:
+        return self.options.keep_alive if slot.keep_alive is None else slot.keep_alive
 
     def preload(self, name: str | None) -> LoadedModel:
         with self.lease(name) as model:
@@ -128,6 +144,8 @@ class ModelPool:
                 "waiting": slot.lock.waiting,
                 "loads": slot.loads,
                 "n_ctx": slot.model.n_ctx if slot.model else None,
+                "cache": slot.model.cache.status() if slot.model else None,
+                "expires_in_s": slot.expires_in(self.options.keep_alive),
             }
             for slot in slots
         ]
@@ -160,14 +178,12 @@ class ModelPool:
 
     def _reap(self) -> None:
         while not self._stop.wait(1.0):
-            if self.options.keep_alive <= 0:
-                continue
             now = time.monotonic()
             with self._guard:
                 idle = [
                     s
                     for s in self._slots.values()
-                    if s.model is not None and not s.lock.held and now - s.last_used > self.options.keep_alive
+                    if s.model is not None and not s.lock.held and 0 < self._keep_alive(s) < now - s.last_used
                 ]
             for slot in idle:
                 try:
@@ -175,7 +191,7 @@ class ModelPool:
                 except Busy:
                     continue
                 try:
-                    if time.monotonic() - slot.last_used > self.options.keep_alive:
+                    if 0 < self._keep_alive(slot) < time.monotonic() - slot.last_used:
                         self._unload(slot)
                 finally:
                     slot.lock.release()

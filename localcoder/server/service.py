@@ -1,23 +1,27 @@
-"""What the server does with a checked request and a leased model; HTTP is elsewhere (server/http.py)."""
+"""What the server does with a checked request and a leased model, for every protocol; HTTP is in http.py.
+
+Every endpoint goes through the one infill core (localcoder/infill.py); this module only maps a protocol's
+request onto it and counts what the prompt cache saved.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from localcoder.complete import PROMPT_LAYOUTS, complete
-from localcoder.generate import generate_cut
-from localcoder.prompts import FORMATS, build_prompt, stop_ids
+from localcoder.complete import complete
+from localcoder.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
 from localcoder.runtime import LoadedModel
-from localcoder.server.requests import CompletionRequest, InfillRequest
+from localcoder.server.llama_api import LlamaInfillRequest
+from localcoder.server.ollama_api import GenerateRequest, read_spelled_infill
+from localcoder.server.openai_api import CompletionRequest
+from localcoder.server.wire import NativeInfill
 from localcoder.source import locate, read_source_bytes
 from localcoder.truncate import StopStrings
 
-TextSink = Callable[[int, str], None]
+Cancelled = Callable[[], bool]
 
 
 @dataclass
@@ -38,61 +42,88 @@ class CacheStats:
         return {**asdict(self), "evaluated_tokens": self.prompt_tokens - self.cached_tokens, "hit_rate": round(rate, 4)}
 
 
+@dataclass(frozen=True)
+class Served:
+    """One request's use of the cache, for the log line and the answer."""
+
+    slot: int
+    prompt_tokens: int
+    read_tokens: int
+
+    def describe(self) -> str:
+        return f"cache slot {self.slot}: read {self.read_tokens} of {self.prompt_tokens} prompt tokens"
+
+
 class Service:
-    def __init__(self) -> None:
+    def __init__(self, log: Callable[[str], None] = lambda _line: None) -> None:
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
+        self._log = log
 
-    def _count(self, prompt_tokens: int, cached_tokens: int) -> None:
+    def _count(self, result: FillResult, route: str) -> Served:
         with self._stats_lock:
-            self.stats.add(prompt_tokens, cached_tokens)
+            for filled in result.alternatives:
+                self.stats.add(result.prompt_tokens, filled.run.cached_tokens)
+        served = Served(result.slot, result.prompt_tokens, result.read_tokens)
+        self._log(f"{route}: {served.describe()}")
+        return served
 
-    def infill(
-        self, model: LoadedModel, request: InfillRequest, on_text: TextSink | None, cancelled: Callable[[], bool]
+    def native_infill(
+        self, model: LoadedModel, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled
     ) -> dict[str, Any]:
         """Exactly what `localcoder complete --json` prints for the same buffer and cursor."""
         buffer = read_source_bytes(request.text.encode("utf-8"), name=request.path)
         cursor = locate(buffer, request.line, request.col)
         result = complete(
-            model, buffer, cursor, request.sampling, request.scope, request.n, on_text, request.layout, cancelled
+            model,
+            buffer,
+            cursor,
+            request.sampling,
+            request.scope,  # type: ignore[arg-type]
+            request.n,
+            on_text,
+            request.layout,
+            cancelled,
+            request.context,
         )
-        for alternative in result.alternatives:
-            self._count(result.prompt_tokens, alternative.cached_tokens)
+        with self._stats_lock:
+            for alternative in result.alternatives:
+                self.stats.add(result.prompt_tokens, alternative.cached_tokens)
+        read = result.prompt_tokens - result.alternatives[0].cached_tokens
+        self._log(f"/infill: {Served(result.cache_slot, result.prompt_tokens, read).describe()}")
         return result.to_dict()
 
     def completion(
-        self, model: LoadedModel, request: CompletionRequest, on_text: TextSink | None, cancelled: Callable[[], bool]
-    ) -> dict[str, Any]:
+        self, model: LoadedModel, request: CompletionRequest, on_text: TextSink | None, cancelled: Cancelled
+    ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
-        infill = request.suffix is not None and model.format.infill
-        fmt = model.format if infill else FORMATS["left-to-right"]
-        budget = model.n_ctx - request.sampling.max_tokens
-        stable_lines = PROMPT_LAYOUTS[request.layout]
-        prompt = build_prompt(fmt, model.vocab, request.prompt, request.suffix or "", budget, stable_lines)
-        stop = stop_ids(fmt, model.vocab)
-        eom = model.vocab.single_token("<eom>") if fmt.name == "codegen-infill" else None
-        choices, generated = [], 0
-        for index in range(request.n):
-            scanner = StopStrings(request.stop)
-            show = (lambda text, index=index: on_text(index, text)) if on_text else None
-            sampling = request.sampling.offset_seed(index)
-            run = generate_cut(model.llm, prompt.ids, stop, sampling, scanner, eom, show, cancelled)
-            self._count(len(prompt.ids), run.cached_tokens)
-            generated += run.tokens
-            reason = "length" if run.stop_reason == "max_tokens" and not scanner.stopped else "stop"
-            choices.append({"text": scanner.text, "index": index, "logprobs": None, "finish_reason": reason})
-        usage = {"prompt_tokens": len(prompt.ids), "completion_tokens": generated}
-        return completion_envelope(model, choices, {**usage, "total_tokens": len(prompt.ids) + generated})
+        infill = request.suffix is not None
+        source = InfillInput(request.prompt, request.suffix or "", layout=request.layout, infill=infill)
+        prompt = prepare(model, source, request.sampling.max_tokens)
+        result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), request.n, on_text, cancelled)
+        self._count(result, "/v1/completions")
+        return result
 
+    def llama_infill(
+        self, model: LoadedModel, request: LlamaInfillRequest, on_text: TextSink | None, cancelled: Cancelled
+    ) -> FillResult:
+        """llama-server's /infill: n_predict 0 only reads the prompt (snippets and all) into the cache."""
+        prompt = prepare(model, request.source, request.sampling.max_tokens)
+        if request.n_predict == 0:
+            result = warm_up(model, prompt)
+        else:
+            result = fill(model, prompt, request.sampling, request.cut, request.n_cmpl, on_text, cancelled)
+        self._count(result, "/infill (llama-server)")
+        return result
 
-def completion_envelope(model: LoadedModel, choices: list[dict[str, Any]], usage: dict[str, int] | None) -> dict:
-    body: dict[str, Any] = {
-        "id": f"cmpl-{uuid.uuid4().hex[:24]}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model.path.name,
-        "choices": choices,
-    }
-    if usage is not None:
-        body["usage"] = usage
-    return body
+    def generate(
+        self, model: LoadedModel, request: GenerateRequest, on_text: TextSink | None, cancelled: Cancelled
+    ) -> FillResult | None:
+        """Ollama's /api/generate; None for an empty prompt, which only loads the model."""
+        if request.source is None:
+            return None
+        source = read_spelled_infill(model.format, request.source)
+        prompt = prepare(model, source, request.sampling.max_tokens)
+        result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), 1, on_text, cancelled)
+        self._count(result, "/api/generate")
+        return result

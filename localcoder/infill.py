@@ -1,0 +1,122 @@
+"""The one infill pipeline: what to fill -> prompt ids -> a cache slot -> n generations through a cut.
+
+`complete`, every HTTP endpoint (localcoder's /infill, llama-server's /infill, Ollama's /api/generate,
+OpenAI's /v1/completions) and `eval` call `prepare` and then `fill` (or `warm_up`). What differs between
+model families (the prompt's parts, the stop ids, the end-of-middle id) is the prompt format's data
+(prompts.FORMATS); how the window is split between prompt and generation is prompts.prompt_budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from localcoder.errors import LocalcoderError
+from localcoder.generate import Generation, Sampling, TextCut, generate_cut, read_prompt
+from localcoder.prompts import (
+    FORMATS,
+    PROMPT_LAYOUTS,
+    Prompt,
+    build_prompt,
+    end_of_middle_id,
+    prompt_budget,
+    stop_ids,
+)
+from localcoder.runtime import LoadedModel
+from localcoder.snippets import SNIPPET_SHARE, Snippet, snippet_ids
+
+TextSink = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class InfillInput:
+    """The text around the gap, and what else the model should see."""
+
+    prefix: str
+    suffix: str = ""
+    snippets: tuple[Snippet, ...] = ()
+    layout: str = "stable"  # a key of prompts.PROMPT_LAYOUTS
+    infill: bool = True  # False: left to right from the prefix, whatever the model can do
+
+
+@dataclass
+class Filled:
+    """One alternative: its text after the cut, and how generation went."""
+
+    text: str
+    run: Generation
+    cut: bool  # the cut (scope, stop string, indentation, deadline) ended it
+
+    @property
+    def stop_reason(self) -> str:
+        return "scope" if self.cut else self.run.stop_reason
+
+
+@dataclass
+class FillResult:
+    prompt: Prompt
+    slot: int
+    alternatives: list[Filled]
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt.ids)
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.alternatives[0].run.cached_tokens if self.alternatives else 0
+
+    @property
+    def read_tokens(self) -> int:
+        """Prompt tokens evaluated for the first alternative (the later ones find the whole prompt cached)."""
+        return self.prompt_tokens - self.cached_tokens
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(filled.run.tokens for filled in self.alternatives)
+
+
+def prepare(model: LoadedModel, request: InfillInput, max_tokens: int) -> Prompt:
+    """The prompt's token ids: snippets first (a fixed share of the budget), then the format around the gap."""
+    if request.layout not in PROMPT_LAYOUTS:
+        raise LocalcoderError(f"prompt layout must be one of {', '.join(PROMPT_LAYOUTS)}, not {request.layout!r}")
+    fmt = model.format if request.infill and model.format.infill else FORMATS["left-to-right"]
+    budget = prompt_budget(model.n_ctx, max_tokens)
+    lead = snippet_ids(model.vocab, request.snippets, budget // SNIPPET_SHARE) if request.snippets else None
+    stable_lines = PROMPT_LAYOUTS[request.layout]
+    prompt = build_prompt(fmt, model.vocab, request.prefix, request.suffix, budget, stable_lines, lead and lead.ids)
+    if lead is not None and lead.left_out:
+        prompt.notes.append(f"left out {lead.left_out} context snippet(s) that did not fit their token budget")
+    return prompt
+
+
+def fill(
+    model: LoadedModel,
+    prompt: Prompt,
+    sampling: Sampling,
+    make_cut: Callable[[], TextCut],
+    n: int = 1,
+    on_text: TextSink | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> FillResult:
+    """`n` alternatives (alternative i seeded seed + i); `on_text(i, text)` streams what each cut lets out.
+
+    `cancelled()` is asked after every token; when it says yes, GenerationCancelled is raised and the model is
+    left ready for the next request.
+    """
+    slot = model.cache.select(prompt.ids).slot
+    stop = stop_ids(prompt.format, model.vocab)
+    eom = end_of_middle_id(prompt.format, model.vocab)
+    alternatives = []
+    for index in range(n):
+        cut = make_cut()
+        show = (lambda text, index=index: on_text(index, text)) if on_text else None
+        run = generate_cut(model.llm, prompt.ids, stop, sampling.offset_seed(index), cut, eom, show, cancelled)
+        alternatives.append(Filled(cut.text, run, cut.stopped))  # type: ignore[attr-defined]
+    return FillResult(prompt, slot, alternatives)
+
+
+def warm_up(model: LoadedModel, prompt: Prompt) -> FillResult:
+    """Read the prompt into a cache slot and generate nothing (n_predict 0 in llama-server's terms)."""
+    slot = model.cache.select(prompt.ids).slot
+    return FillResult(prompt, slot, [Filled("", read_prompt(model.llm, prompt.ids), False)])

@@ -1,0 +1,94 @@
+"""Request bodies, checked field by field: anything malformed is a BadRequest with a message, never a crash."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from localcoder.generate import Sampling
+
+MAX_BODY_BYTES = 4 << 20
+MAX_STOP_STRINGS = 16
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def json_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest(f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _kind_name(kinds: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+    names |= {dict: "an object"}
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    return " or ".join(dict.fromkeys(names.get(kind, kind.__name__) for kind in kinds))
+
+
+class Fields:
+    """Typed reads of one JSON object's keys; `where` prefixes messages about a nested object."""
+
+    def __init__(self, body: Any, where: str = "") -> None:
+        self.body = json_object(body)
+        self.where = where
+
+    def __contains__(self, key: str) -> bool:
+        return self.body.get(key) is not None
+
+    def get(self, key: str, kinds: type | tuple[type, ...], default: Any = None) -> Any:
+        value = self.body.get(key, default)
+        if value is None:
+            return default
+        kind_tuple = kinds if isinstance(kinds, tuple) else (kinds,)
+        if isinstance(value, bool) and bool not in kind_tuple:
+            raise BadRequest(f"{self.where}{key} must be {_kind_name(kinds)}, not a boolean")
+        if float in kind_tuple and isinstance(value, int):
+            return value
+        if not isinstance(value, kinds):
+            raise BadRequest(f"{self.where}{key} must be {_kind_name(kinds)}, not {type(value).__name__}")
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = float(self.get(key, (int, float), default))
+        if not math.isfinite(value) or not low <= value <= high:
+            raise BadRequest(f"{self.where}{key} must be between {low:g} and {high:g}, got {value:g}")
+        return value
+
+    def integer(self, key: str, default: int | None, low: int, high: int) -> int | None:
+        value = self.get(key, int, default)
+        if value is not None and not low <= value <= high:
+            raise BadRequest(f"{self.where}{key} must be between {low} and {high}, got {value}")
+        return value
+
+    def stops(self, key: str = "stop") -> tuple[str, ...]:
+        """A stop string or a list of them (empty strings are dropped, as llama.cpp's servers do)."""
+        value = self.body.get(key)
+        stops = [value] if isinstance(value, str) else value if value is not None else []
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise BadRequest(f"{self.where}{key} must be a string or a list of strings")
+        if len(stops) > MAX_STOP_STRINGS:
+            raise BadRequest(f"{self.where}{key}: at most {MAX_STOP_STRINGS} stop strings")
+        return tuple(s for s in stops if s)
+
+    def sampling(self, max_tokens_cap: int, defaults: Sampling, max_tokens_key: str | None = "max_tokens") -> Sampling:
+        """temperature, top_p, top_k, seed and (unless max_tokens_key is None) the token budget."""
+        max_tokens = defaults.max_tokens
+        if max_tokens_key is not None:
+            max_tokens = self.integer(max_tokens_key, defaults.max_tokens, 1, max_tokens_cap) or defaults.max_tokens
+        return Sampling(
+            temperature=self.number("temperature", defaults.temperature, 0.0, 2.0),
+            top_p=self.number("top_p", defaults.top_p, 0.0, 1.0),
+            max_tokens=max_tokens,
+            seed=self.integer("seed", None, -(2**31), 2**31 - 1),
+            top_k=self.integer("top_k", defaults.top_k, 0, 10**6) or 0,
+        )
+
+    def token_count(self, key: str, default: int, cap: int) -> int:
+        """llama.cpp's and Ollama's token counts: -1 (or any negative) means as many as allowed."""
+        value = self.get(key, int, default)
+        return cap if value < 0 else min(value, cap)

@@ -1,0 +1,209 @@
+"""The route table: every endpoint is one handler and one request schema, registered here once.
+
+404 and 405 answers, `serve --help` and the README's list come from ROUTES. A handler leases the model,
+calls the service (server/service.py), and renders the result in its protocol's shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from localcoder import __version__, paths
+from localcoder.errors import LocalcoderError
+from localcoder.generate import Sampling
+from localcoder.server import llama_api, ollama_api, openai_api
+from localcoder.server.fields import Fields, json_object
+from localcoder.server.wire import NativeInfill, ResultEvent, TextEvent, encode_event
+
+if TYPE_CHECKING:
+    from localcoder.server.http import Exchange
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handle: Callable[[Exchange, Any], None]
+    parse: Callable[[Any], Any] | None  # the request schema: JSON body -> typed request (BadRequest if not)
+    summary: str
+    errors: str = "openai"  # the shape of error bodies: "openai" {"error": {...}} or "ollama" {"error": "..."}
+
+
+# -- localcoder's own and llama-server's ---------------------------------------------------------------------
+
+
+def parse_infill(body: Any) -> NativeInfill | llama_api.LlamaInfillRequest:
+    """Two bodies share POST /infill: localcoder's (text + line) and llama-server's (input_prefix, ...)."""
+    body = json_object(body)
+    return llama_api.parse_llama_infill(body) if llama_api.is_llama_body(body) else NativeInfill.from_json(body)
+
+
+def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -> None:
+    if isinstance(request, llama_api.LlamaInfillRequest):
+        return llama_infill(ex, request)
+    on_text = None
+    with ex.model(request.model) as model:
+        if request.stream:
+            ex.open_stream("sse")
+            on_text = lambda index, text: ex.event(encode_event(TextEvent(index, text)))  # noqa: E731
+        result = ex.server.service.native_infill(model, request, on_text, ex.gone)
+    if request.stream:
+        ex.event(encode_event(ResultEvent(result)))
+        ex.event("[DONE]")
+    else:
+        ex.send_json(200, result)
+
+
+def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
+    on_text = None
+    with ex.model(ex.known_model(request.model)) as model:
+        if request.stream:
+            ex.open_stream("sse")
+            on_text = lambda index, text: ex.event({"index": index, "content": text, "stop": False})  # noqa: E731
+        result = ex.server.service.llama_infill(model, request, on_text, ex.gone)
+        bodies = llama_api.completion_bodies(request, result, model.path.name)
+    if request.stream:
+        for body in bodies:
+            ex.event({**body, "content": ""} if "content" in body else body)
+    else:
+        ex.send_json(200, bodies if request.n_cmpl > 1 else bodies[0])
+
+
+def health(ex: Exchange, _request: Any) -> None:
+    pool = ex.server.pool
+    try:
+        default = str(pool.resolve(None))
+    except LocalcoderError:
+        default = None
+    ex.send_json(
+        200,
+        {
+            "status": "ok",
+            "version": __version__,
+            "uptime_s": round(time.time() - ex.server.started, 1),
+            "default_model": default,
+            "models": pool.status(),
+            "cache": ex.server.service.stats.to_dict(),
+        },
+    )
+
+
+def props(ex: Exchange, _request: Any) -> None:
+    with ex.model(None) as model:
+        body = llama_api.props_body(model.n_ctx, str(model.path), model.cache.slots, Sampling().max_tokens)
+    ex.send_json(200, body)
+
+
+def _model_paths(ex: Exchange) -> list[Path]:
+    names = {status["model"] for status in ex.server.pool.status()}
+    directory = paths.models_dir()
+    if directory.is_dir():
+        names |= {str(path.resolve()) for path in directory.glob("*.gguf")}
+    return [Path(name) for name in sorted(names) if Path(name).is_file()]
+
+
+# -- OpenAI ----------------------------------------------------------------------------------------------------
+
+
+def models(ex: Exchange, _request: Any) -> None:
+    ex.send_json(200, openai_api.models_body([str(path) for path in _model_paths(ex)]))
+
+
+def completions(ex: Exchange, request: openai_api.CompletionRequest) -> None:
+    on_text = None
+    with ex.model(ex.known_model(request.model)) as model:
+        envelope = openai_api.Envelope(model.path)
+        if request.stream:
+            ex.open_stream("sse")
+            on_text = lambda index, text: ex.event(envelope.chunk(index, text))  # noqa: E731
+        result = ex.server.service.completion(model, request, on_text, ex.gone)
+    body = openai_api.completion_body(envelope, result)
+    if request.stream:
+        ex.event({**body, "choices": [{**choice, "text": ""} for choice in body["choices"]]})
+        ex.event("[DONE]")
+    else:
+        ex.send_json(200, body)
+
+
+# -- Ollama ----------------------------------------------------------------------------------------------------
+
+
+def root(ex: Exchange, _request: Any) -> None:
+    ex.send_text(200, ollama_api.RUNNING)
+
+
+def generate(ex: Exchange, request: ollama_api.GenerateRequest) -> None:
+    started = time.perf_counter()
+    on_text = None
+    with ex.model(ex.known_model(ollama_api.strip_tag(request.model)), request.keep_alive) as model:
+        path = model.path
+        if request.stream:
+            ex.open_stream("ndjson")
+            on_text = lambda _index, text: ex.event(ollama_api.chunk(path, text))  # noqa: E731
+        result = ex.server.service.generate(model, request, on_text, ex.gone)
+    text = "" if request.stream or result is None else result.alternatives[0].text
+    total_ns = int((time.perf_counter() - started) * 1e9)
+    final = ollama_api.final_chunk(path, result, 0.0, total_ns, text)
+    if request.stream:
+        ex.event(final)
+    else:
+        ex.send_json(200, final)
+
+
+def tags(ex: Exchange, _request: Any) -> None:
+    ex.send_json(200, {"models": [ollama_api.tag_entry(path) for path in _model_paths(ex)]})
+
+
+def parse_show(body: Any) -> str | None:
+    fields = Fields(body)
+    return fields.get("model", str) or fields.get("name", str)
+
+
+def show(ex: Exchange, name: str | None) -> None:
+    with ex.model(ex.known_model(ollama_api.strip_tag(name))) as model:
+        body = ollama_api.show_body(model.path, model.format, model.vocab.metadata, model.n_ctx)
+    ex.send_json(200, body)
+
+
+def ps(ex: Exchange, _request: Any) -> None:
+    entries = [
+        ollama_api.ps_entry(Path(status["model"]), {}, status["n_ctx"], status["expires_in_s"])  # type: ignore[arg-type]
+        for status in ex.server.pool.status()
+        if status["loaded"]
+    ]
+    ex.send_json(200, {"models": entries})
+
+
+def version(ex: Exchange, _request: Any) -> None:
+    ex.send_json(200, {"version": ollama_api.API_VERSION})
+
+
+ROUTES = (
+    Route("GET", "/health", health, None, "status, loaded models, prompt-cache hit rate"),
+    Route("POST", "/infill", infill, parse_infill, "localcoder's {text, line} or llama-server's body"),
+    Route("GET", "/props", props, None, "llama-server: generation_settings.n_ctx, total_slots"),
+    Route("GET", "/v1/models", models, None, "OpenAI: the models it can serve"),
+    Route("POST", "/v1/completions", completions, openai_api.parse_completion, "OpenAI; suffix makes it an infill"),
+    Route("GET", "/", root, None, 'Ollama: "Ollama is running"', "ollama"),
+    Route("HEAD", "/", root, None, "Ollama: the ollama CLI's heartbeat", "ollama"),
+    Route("POST", "/api/generate", generate, ollama_api.parse_generate, "Ollama: prompt + suffix, NDJSON", "ollama"),
+    Route("GET", "/api/tags", tags, None, "Ollama: the models it can serve", "ollama"),
+    Route("POST", "/api/show", show, parse_show, "Ollama: template, capabilities, model_info", "ollama"),
+    Route("GET", "/api/ps", ps, None, "Ollama: the loaded models", "ollama"),
+    Route("GET", "/api/version", version, None, "Ollama: the API version followed", "ollama"),
+)
+
+
+def find_route(method: str, path: str) -> tuple[Route | None, list[str]]:
+    """The route for `method path`, or None and the methods `path` does take (for a 405)."""
+    same_path = [route for route in ROUTES if route.path == path]
+    match = next((route for route in same_path if route.method == method), None)
+    return match, [route.method for route in same_path]
+
+
+def route_list() -> str:
+    return ", ".join(f"{route.method} {route.path}" for route in ROUTES)
