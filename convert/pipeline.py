@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from convert.errors import ConvertError
 from convert.quantize import check_quant_type, run_quantizer
 from convert.writer import DIRECT_TYPES, DISK_FULL_ERRNOS, TensorLayout, header_writer, layout, write_tensor_data
 from ggufkit import metadata
+from ggufkit.errors import InterruptedAfterWrite
 
 _SPACE_MARGIN = 16 << 20
 
@@ -89,34 +91,39 @@ def convert(options: ConvertOptions, events: ConvertEvents | None = None) -> Con
 
     intermediate_bytes = sum(t.nbytes for t in tensors)
     _check_free_space(target.parent, intermediate_bytes * (2 if qtype else 1))
-    with _temporary(target, ".partial") as direct_path:
-        writer = header_writer(direct_path, arch.gguf_architecture, tensors)
-        _add_metadata(writer, arch, checkpoint, options.outtype, tensors)
-        # The bytes the tensors are read from: ignored buffers and synthesized zeros count for nothing.
-        events.writing(sum(t.plan.source_bytes for t in tensors), len(tensors))
-        with _disk_errors(target):
-            write_tensor_data(writer, tensors, lambda t: events.tensor_written(t.plan.name, t.plan.source_bytes))
-        if qtype:
-            events.quantizing(qtype)
-            with _temporary(target, ".quant") as quant_path, _disk_errors(target):
-                fallbacks = run_quantizer(direct_path, quant_path, qtype, options.threads, events.quantized_tensor)
-                os.replace(quant_path, target)
-        else:
-            fallbacks = {t.plan.name: t.qtype.name for t in tensors if _fell_back(t, options.outtype)}
-            os.replace(direct_path, target)
-
-    return ConvertResult(
-        output=target,
-        source_directory=checkpoint.directory,
-        architecture=checkpoint.architecture,
-        family=arch.family,
-        file_type=file_type,
-        tensors=len(tensors),
-        output_bytes=target.stat().st_size,
-        source_bytes=checkpoint.total_bytes,
-        seconds=time.monotonic() - started,
-        fallbacks=fallbacks,
-    )
+    installed: list[int] = []  # the inode renamed into place, once the rename starts
+    try:
+        with _temporary(target, ".partial") as direct_path:
+            writer = header_writer(direct_path, arch.gguf_architecture, tensors)
+            _add_metadata(writer, arch, checkpoint, options.outtype, tensors)
+            # The bytes the tensors are read from: ignored buffers and synthesized zeros count for nothing.
+            events.writing(sum(t.plan.source_bytes for t in tensors), len(tensors))
+            with _disk_errors(target):
+                write_tensor_data(writer, tensors, lambda t: events.tensor_written(t.plan.name, t.plan.source_bytes))
+            if qtype:
+                events.quantizing(qtype)
+                with _temporary(target, ".quant") as quant_path, _disk_errors(target):
+                    fallbacks = run_quantizer(direct_path, quant_path, qtype, options.threads, events.quantized_tensor)
+                    _install(quant_path, target, installed)
+            else:
+                fallbacks = {t.plan.name: t.qtype.name for t in tensors if _fell_back(t, options.outtype)}
+                _install(direct_path, target, installed)
+        return ConvertResult(
+            output=target,
+            source_directory=checkpoint.directory,
+            architecture=checkpoint.architecture,
+            family=arch.family,
+            file_type=file_type,
+            tensors=len(tensors),
+            output_bytes=target.stat().st_size,
+            source_bytes=checkpoint.total_bytes,
+            seconds=time.monotonic() - started,
+            fallbacks=fallbacks,
+        )
+    except KeyboardInterrupt:
+        if installed and _has_inode(target, installed[0]):
+            raise InterruptedAfterWrite(target) from None
+        raise
 
 
 def _fell_back(tensor: TensorLayout, outtype: str) -> bool:
@@ -134,6 +141,7 @@ def _target_path(options: ConvertOptions, checkpoint: Checkpoint, file_type: str
         raise ConvertError(f"{target} is a directory; give a file name such as {target / 'model.gguf'}")
     if target.exists() and not options.force:
         raise ConvertError(f"{target} already exists; pass --force to overwrite it")
+    _refuse_special(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -141,6 +149,33 @@ def _target_path(options: ConvertOptions, checkpoint: Checkpoint, file_type: str
     if not os.access(target.parent, os.W_OK):
         raise ConvertError(f"output directory {target.parent} is not writable")
     return target
+
+
+def _refuse_special(target: Path) -> None:
+    """--force replaces a file, never a device node, FIFO or socket (as root, /dev/null would become a file)."""
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConvertError(f"cannot use {target} as the output: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConvertError(f"{target} exists and is not a regular file; give a file path as the output")
+
+
+def _install(temporary: Path, target: Path, installed: list[int]) -> None:
+    """Rename the finished file into place, noting its inode first: a Ctrl-C that lands as the rename
+    finishes can then tell whether the output is there."""
+    _refuse_special(target)
+    installed.append(temporary.stat().st_ino)
+    os.replace(temporary, target)
+
+
+def _has_inode(path: Path, inode: int) -> bool:
+    try:
+        return path.stat().st_ino == inode
+    except OSError:
+        return False
 
 
 def _check_free_space(directory: Path, needed: int) -> None:

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 from ggufkit.llamacpp import token_piece
 
+MAX_TEMPERATURE = 2.0  # as OpenAI's API: beyond it sampling is noise
+SEED_MIN, SEED_MAX = -(2**31), 2**31 - 1  # llama.cpp's seed is 32 bits
+
 
 @dataclass(frozen=True)
 class Sampling:

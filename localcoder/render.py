@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from localcoder.gguf_info import GGUFSummary
 
 if TYPE_CHECKING:  # rendering a result needs no converter loaded
     from convert.pipeline import ConvertResult
     from convert.verify import VerifyReport
+
+
+# C0 and C1 control characters other than tab and newline: ESC starts ANSI/OSC sequences that would move the
+# cursor, retitle the terminal or hide text, so program output and file names show them as \x.. escapes.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character but tab and newline written as a visible \\xNN escape."""
+    return _CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def plain(value: object, style: str = "") -> Text:
+    """User text (a path, file contents, program output) as Rich text: no markup, no emoji codes, no escapes."""
+    return Text(escape_controls(str(value)), style=style)
+
+
+def print_untrusted(console: Console, text: str, style: str = "", cut_at: int | None = None) -> None:
+    """Print text a program or a file produced exactly as text; `cut_at` (bytes) notes output cut at that limit."""
+    console.print(plain(text, style), soft_wrap=True, highlight=False)
+    if cut_at is not None and len(text.encode("utf-8", "surrogateescape")) >= cut_at:
+        console.print(plain(f"[output cut at {human_bytes(cut_at)}; the rest was not kept]", "dim"))
 
 
 def human_bytes(n: float) -> str:
@@ -45,19 +69,19 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=default, indent=2, ensure_ascii=False)
 
 
-def _pairs_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+def _pairs_table(title: str | Text, rows: list[tuple[str, Any]]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, "-" if value is None else str(value))
+        table.add_row(key, plain("-" if value is None else value))
     return table
 
 
 def render_summary(console: Console, summary: GGUFSummary, all_tensors: bool = False) -> None:
     console.print(
         _pairs_table(
-            f"[bold]{summary.path}[/]",
+            plain(summary.path, "bold"),
             [
                 ("name", summary.name),
                 ("architecture", summary.architecture),
@@ -75,14 +99,14 @@ def render_summary(console: Console, summary: GGUFSummary, all_tensors: bool = F
     meta.add_column(style="cyan")
     meta.add_column(overflow="fold")
     for key, value in summary.metadata.items():
-        meta.add_row(key, _short(value))
+        meta.add_row(plain(key), plain(_short(value)))
     console.print(meta)
     tensors = Table(title="tensors", title_justify="left")
     for column in ("name", "type", "shape", "size"):
         tensors.add_column(column, justify="right" if column == "size" else "left")
     shown = summary.tensors if all_tensors else _abridged(summary)
     for t in shown:
-        tensors.add_row(t.name, t.type, " x ".join(map(str, t.shape)), human_bytes(t.nbytes))
+        tensors.add_row(plain(t.name), t.type, " x ".join(map(str, t.shape)), human_bytes(t.nbytes))
     console.print(tensors)
     if len(shown) < summary.tensor_count:
         console.print(f"[dim]{summary.tensor_count - len(shown)} more tensors of repeated blocks; --all lists them[/]")

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from localcoder.errors import LocalcoderError
 
 UTF8_BOM = codecs.BOM_UTF8
+MAX_READ_MB = 64  # what `complete` reads of a file or stdin at most; --max-read-mb raises it
+MAX_READ_BYTES = MAX_READ_MB << 20
 STDIN_NAME = "<stdin>"
 # Enough to catch real binaries (they have NULs early) without reading a big file twice.
 BINARY_SNIFF_BYTES = 8192
@@ -23,6 +29,7 @@ BINARY_SNIFF_BYTES = 8192
 _WIDE_CODEC_PREFIXES = ("utf-16", "utf-32")
 _UTF8_CODECS = ("utf-8", "utf-8-sig")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+_SIGNED_RE = re.compile(r"[-+][0-9]+|[0-9]+[.,][0-9]*")
 _TARGET_RE = re.compile(r"(?P<path>.+?):(?P<line>[0-9]+)(?::(?P<col>[0-9]+))?")
 
 
@@ -66,17 +73,31 @@ class Cursor:
     offset: int
 
 
-def read_source(path: Path, encoding: str | None = None) -> SourceBuffer:
-    """Read a file from disk; every way it can be unreadable becomes a one-line LocalcoderError."""
+def read_source(path: Path, encoding: str | None = None, limit: int = MAX_READ_BYTES) -> SourceBuffer:
+    """Read a file from disk; every way it can be unreadable becomes a one-line LocalcoderError.
+
+    Only regular files are read: a FIFO would block forever and /dev/zero never ends. The file is opened
+    non-blocking so that even one swapped in after the check cannot hang, and at most `limit` bytes are read.
+    """
     name = str(path)
-    if not path.exists():
-        raise LocalcoderError(f"{name} does not exist")
-    if path.is_dir():
-        raise LocalcoderError(f"{name} is a directory, not a file")
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise LocalcoderError(f"{name} does not exist") from None
+    except IsADirectoryError:
+        raise LocalcoderError(f"{name} is a directory, not a file") from None
     except OSError as err:
         raise LocalcoderError(f"cannot read {name}: {err.strerror or err}") from err
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise LocalcoderError(f"{name} is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise LocalcoderError(f"{name} is not a regular file (a device, FIFO or socket); pipe it to - instead")
+        try:
+            data = read_bounded(handle, name, limit)
+        except OSError as err:
+            raise LocalcoderError(f"cannot read {name}: {err.strerror or err}") from err
     buffer = read_source_bytes(data, name=name, encoding=encoding)
     return SourceBuffer(
         path=buffer.path,
@@ -87,6 +108,16 @@ def read_source(path: Path, encoding: str | None = None) -> SourceBuffer:
         raw_sha256=buffer.raw_sha256,
         file=path,
     )
+
+
+def read_bounded(handle: BinaryIO, name: str = STDIN_NAME, limit: int = MAX_READ_BYTES) -> bytes:
+    """At most `limit` bytes of a stream (a file, or stdin that may never end); more is a LocalcoderError."""
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LocalcoderError(
+            f"{name} is larger than the {limit >> 20} MiB read limit; raise it with --max-read-mb"
+        )
+    return data
 
 
 def read_source_bytes(data: bytes, name: str = STDIN_NAME, encoding: str | None = None) -> SourceBuffer:
@@ -165,7 +196,9 @@ def locate(buffer: SourceBuffer, line: int, col: int | None) -> Cursor:
     return Cursor(line=line, col=col, offset=start + col - 1)
 
 
-def parse_target(target: str) -> tuple[str, int | None, int | None]:
+def parse_target(
+    target: str, exists: Callable[[str], bool] = lambda _path: False
+) -> tuple[str, int | None, int | None]:
     """Split "app.py:42:7" into path, line and column; anything else is all path.
 
     Only a trailing ":N" or ":N:M" of ASCII digits is a position, so "C:\\\\src\\\\a.py" and
@@ -176,10 +209,38 @@ def parse_target(target: str) -> tuple[str, int | None, int | None]:
         raise LocalcoderError("no file given; pass a path, or - for stdin")
     match = _TARGET_RE.fullmatch(target)
     if match is None:
+        head, colon, tail = target.rpartition(":")
+        # "a.py:-1", "a.py:abc" (a.py being there and "a.py:abc" not): a position that is not a number.
+        if colon and head and (_SIGNED_RE.fullmatch(tail) or (tail and exists(head) and not exists(target))):
+            what = "COL" if _TARGET_RE.fullmatch(head) else "LINE"
+            raise LocalcoderError(f"{what} must be a positive integer, got {tail!r}")
         return target, None, None
     line = parse_position(match["line"], "LINE")
     col = parse_position(match["col"], "COL") if match["col"] is not None else None
     return match["path"], line, col
+
+
+def resolve_target(
+    target: str | None, line: str | None, col: str | None, stdin: bool, exists: Callable[[str], bool] = os.path.exists
+) -> tuple[str, int, int | None]:
+    """`complete`'s FILE:LINE[:COL] (or - / --stdin) with --line/--col: the path ("-" for stdin), line, column.
+
+    A position given twice, or a file given with --stdin, is an error rather than a silent choice.
+    """
+    if stdin and target not in (None, "-"):
+        raise LocalcoderError(f"--stdin reads the buffer from stdin, so {target!r} would be ignored; give one of them")
+    path, file_line, file_col = parse_target(target or "-", exists) if target or stdin else ("", None, None)
+    if not path:
+        raise LocalcoderError("no file given; pass FILE:LINE, or - (or --stdin) with --line to read stdin")
+    if file_line is not None and line is not None:
+        raise LocalcoderError(f"the cursor line is given twice ({target} and --line {line}); give it once")
+    if file_col is not None and col is not None:
+        raise LocalcoderError(f"the cursor column is given twice ({target} and --col {col}); give it once")
+    cursor_line = file_line if file_line is not None else (parse_position(line, "LINE") if line is not None else None)
+    cursor_col = file_col if file_col is not None else (parse_position(col, "COL") if col is not None else None)
+    if cursor_line is None:
+        raise LocalcoderError("no cursor line: use FILE:LINE[:COL], or --line with - or --stdin")
+    return path, cursor_line, cursor_col
 
 
 def parse_position(value: str, what: str) -> int:

@@ -19,10 +19,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from localcoder import paths
 from localcoder.chat.session import ChatSession
 from localcoder.errors import LocalcoderError
+from localcoder.render import plain, print_untrusted
 from localcoder.runtime import load_model, resolve_model
 
 _LEXERS = {"cpp": "cpp", "c": "c", "shell": "bash", "javascript": "javascript", "typescript": "typescript"}
@@ -68,20 +70,24 @@ class ChatRepl:
 
     # Turns -------------------------------------------------------------------------------
 
-    def handle(self, line: str) -> None:
-        """One line of input: a slash command or an instruction. Errors are shown; the session goes on."""
+    def handle(self, line: str) -> bool:
+        """One line of input: a slash command or an instruction. Errors are shown, the session goes on; False
+        when the line failed."""
         line = line.strip()
         if not line:
-            return
+            return True
         try:
             if line.startswith("/"):
                 self._command(line)
             else:
                 self._generate(lambda stream: self.session.ask(line, stream))
         except LocalcoderError as exc:
-            self.console.print(f"[red]error:[/] {exc}")
+            self.console.print(Text.assemble(("error:", "red"), " ", plain(exc)))
+            return False
         except KeyboardInterrupt:
             self.console.print("[yellow]cancelled[/]: the program is as it was")
+            return False
+        return True
 
     def _generate(self, call: Callable) -> None:
         printer = CodePrinter(self.console, self.session.lang)
@@ -140,10 +146,11 @@ class ChatRepl:
 
     def run(self, _: str) -> None:
         result = self.session.run()
+        cut_at = self.session.run_limits.output_bytes
         if result.stdout:
-            self.console.print(result.stdout.rstrip("\n"), markup=False, highlight=False)
+            print_untrusted(self.console, result.stdout.rstrip("\n"), cut_at=cut_at)
         if result.stderr:
-            self.console.print(result.stderr.rstrip("\n"), style="red", markup=False, highlight=False)
+            print_untrusted(self.console, result.stderr.rstrip("\n"), "red", cut_at=cut_at)
         status = result.killed_reason or f"exit status {result.exit_code}"
         self.console.print(f"[dim]{status}, {result.seconds:.2f} s; sandbox: {', '.join(result.sandbox)}[/]")
 
@@ -156,13 +163,13 @@ class ChatRepl:
             self.console.print("not saved")
             return
         self.session.save(path, overwrite=overwrite)
-        self.console.print(f"saved {path}")
+        self.console.print(plain(f"saved {path}"))
 
     def load(self, args: str) -> None:
         if not args:
             raise LocalcoderError("usage: /load FILE")
         self.session.load(Path(args).expanduser())
-        self.console.print(f"loaded {args}; new turns build on it")
+        self.console.print(plain(f"loaded {args}; new turns build on it"))
 
     def reset(self, _: str) -> None:
         self.session.reset()
@@ -173,7 +180,7 @@ class ChatRepl:
             raise LocalcoderError("usage: /model PATH")
         loaded = load_model(resolve_model(args))
         self.session.model = loaded
-        self.console.print(f"model: {loaded.path.name} ({loaded.format.name})")
+        self.console.print(plain(f"model: {loaded.path.name} ({loaded.format.name})"))
 
     def set(self, args: str) -> None:
         key, _, value = args.partition(" ")
@@ -181,7 +188,7 @@ class ChatRepl:
             self.session.set_option(key, value.strip())
         except ValueError:
             raise LocalcoderError(f"/set {key}: {value!r} is not a valid value") from None
-        self.console.print(f"{key} = {value.strip()}")
+        self.console.print(plain(f"{key} = {value.strip()}"))
 
     def stats(self, _: str) -> None:
         table = Table("turn", "prompt", "evaluated", "generated", "prompt tok/s", "gen tok/s", title="per turn")
@@ -235,7 +242,10 @@ def interactive(session: ChatSession, console: Console) -> None:
             return False
 
     repl = ChatRepl(session, console, ask_yes_no)
-    console.print(f"[bold]localcoder chat[/] with {session.model.path.name}: type an instruction, /help for commands")
+    console.print(
+        Text.assemble(("localcoder chat", "bold"), plain(f" with {session.model.path.name}: type an instruction,"
+                      " /help for commands"))
+    )
     while True:
         try:
             line = prompt.prompt(">>> ")

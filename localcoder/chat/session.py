@@ -20,7 +20,7 @@ from pathlib import Path
 
 from localcoder.chat.turns import Program, Turn, truncate_turn
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Sampling, generate
+from localcoder.generate import MAX_TEMPERATURE, Sampling, generate
 from localcoder.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
@@ -122,7 +122,7 @@ class ChatSession:
 
     def set_option(self, key: str, value: str) -> None:
         """/set temperature|top_p|max_tokens VALUE; ValueError for a bad value."""
-        if key == "temperature" and float(value) >= 0:
+        if key == "temperature" and 0 <= float(value) <= MAX_TEMPERATURE:
             self.sampling = replace(self.sampling, temperature=float(value))
         elif key == "top_p" and 0 < float(value) <= 1:
             self.sampling = replace(self.sampling, top_p=float(value))

@@ -6,6 +6,8 @@ function and renders its result; see docs/code-style.md.
 
 from __future__ import annotations
 
+import signal
+
 import typer
 
 from localcoder import __version__
@@ -52,4 +54,9 @@ def _root(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The command has finished and said so: a Ctrl-C now could only break the interpreter's exit into a
+        # traceback from threading._shutdown, so it is ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -9,18 +9,27 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from ggufkit.errors import InterruptedAfterWrite
 from localcoder.errors import USER_ERRORS
+from localcoder.render import plain
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+# No emoji codes: ":x:" in a file name or program output is text, not a picture.
+stderr = Console(stderr=True, highlight=False, emoji=False)
+stdout = Console(highlight=False, emoji=False)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """One line on stderr; the message is printed as text (it carries paths and program output)."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", plain(message)), soft_wrap=True)
     return typer.Exit(code)
+
+
+def note(message: str) -> None:
+    stderr.print(Text.assemble(("note:", "yellow"), " ", plain(message)), soft_wrap=True)
 
 
 def user_errors(func: F) -> F:
@@ -32,6 +41,8 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
             raise fail(str(exc)) from None
+        except InterruptedAfterWrite as exc:
+            raise fail(f"interrupted; {exc}", 130) from None
         except KeyboardInterrupt:
             raise fail("interrupted; nothing was written", 130) from None
         except BrokenPipeError:

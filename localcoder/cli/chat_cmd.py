@@ -12,7 +12,7 @@ from localcoder.chat.repl import ChatRepl, interactive
 from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE, comment_prefix
 from localcoder.cli._common import fail, stderr, stdout, user_errors
-from localcoder.generate import Sampling
+from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import to_json
 from localcoder.runtime import load_model, resolve_model
 from localcoder.source import read_source
@@ -47,10 +47,14 @@ def chat_command(
         "none", "--preamble", help="none, mtpb (MTPB's numpy import), or a FILE to start from."
     ),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name in the model directory."),
-    temperature: float = typer.Option(0.2, "--temperature", "-t", min=0.0, help="Sampling temperature; 0 = greedy."),
+    temperature: float = typer.Option(
+        0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
+    ),
     top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Most new tokens per turn."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", min=SEED_MIN, max=SEED_MAX, help="Sampling seed, a 32-bit integer."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
@@ -73,8 +77,7 @@ def chat_command(
         return
     lines = (sys.stdin.read() if script == "-" else read_source(Path(script)).text).splitlines()
     repl = ChatRepl(session, stderr, ask_yes_no=lambda question: False)
-    for line in lines:
-        repl.handle(line)
+    outcomes = [repl.handle(line) for line in lines if line.strip()]
     if as_json:
         state = session.state
         turns = [
@@ -84,3 +87,5 @@ def chat_command(
         sys.stdout.write(to_json({"program": session.text(), "turns": turns}) + "\n")
     else:
         sys.stdout.write(session.text())
+    if outcomes and not any(outcomes):
+        raise fail(f"every line of the script failed ({len(outcomes)}); see the errors above")

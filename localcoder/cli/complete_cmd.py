@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from localcoder.cli._common import fail, stderr, user_errors
+from localcoder.cli._common import fail, note, stderr, user_errors
 from localcoder.complete import PROMPT_LAYOUTS
 from localcoder.edit import insert_completion, unified_diff, write_completion
-from localcoder.generate import Sampling
-from localcoder.render import to_json
+from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
+from localcoder.render import plain, to_json
 from localcoder.server.client import LoadOptions, complete_anywhere, server_url
 from localcoder.snippets import Snippet
-from localcoder.source import locate, parse_position, parse_target, read_source, read_source_bytes
+from localcoder.source import MAX_READ_MB, locate, read_bounded, read_source, read_source_bytes, resolve_target
 
 EPILOG = """\
 LINE and COL are 1-based. Without COL the cursor is at the end of the line's text; a blank or
@@ -49,7 +48,9 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def complete_command(
-    target: str = typer.Argument(..., help="FILE:LINE[:COL], or - (with --line/--col) to read the buffer from stdin."),
+    target: Optional[str] = typer.Argument(
+        None, help="FILE:LINE[:COL], or - (with --line/--col) to read the buffer from stdin.", show_default=False
+    ),
     line: Optional[str] = typer.Option(
         None, "--line", "-l", help="Cursor line (1-based), for - or a FILE without :LINE."
     ),
@@ -60,10 +61,14 @@ def complete_command(
     write: bool = typer.Option(False, "--write", "-w", help="Insert the completion into FILE (atomic)."),
     diff: bool = typer.Option(False, "--diff", help="Print the change as a unified diff."),
     n: int = typer.Option(1, "-n", min=1, max=16, help="Number of alternatives."),
-    temperature: float = typer.Option(0.2, "--temperature", "-t", min=0.0, help="Sampling temperature; 0 = greedy."),
+    temperature: float = typer.Option(
+        0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
+    ),
     top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
     max_tokens: int = typer.Option(128, "--max-tokens", min=1, help="Most new tokens."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (alternative i uses seed + i)."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", min=SEED_MIN, max=SEED_MAX, help="Sampling seed, 32-bit (alternative i uses seed + i)."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
     gpu_layers: Optional[int] = typer.Option(
         None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
@@ -86,6 +91,9 @@ def complete_command(
         None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
     ),
     no_server: bool = typer.Option(False, "--no-server", help="Always load the model in this process."),
+    max_read_mb: int = typer.Option(
+        MAX_READ_MB, "--max-read-mb", min=1, help="Largest file (or stdin) read, in MiB; raise it for bigger files."
+    ),
     context: Optional[list[Path]] = typer.Option(
         None, "--context", help="A file the model sees before this one (repeatable); newest last."
     ),
@@ -93,12 +101,8 @@ def complete_command(
     """Fill in code at a cursor from the code before and after it (CodeGen2.5 infill)."""
     if scope not in (None, "line", "block", "full"):
         raise fail(f"--scope must be line, block or full, not {scope!r}")
-    path_text, file_line, file_col = parse_target(target)
-    from_stdin = stdin or path_text == "-"
-    cursor_line = file_line if file_line is not None else (parse_position(line, "LINE") if line else None)
-    cursor_col = file_col if file_col is not None else (parse_position(col, "COL") if col else None)
-    if cursor_line is None:
-        raise fail("no cursor line: use FILE:LINE[:COL], or --line with - or --stdin")
+    path_text, cursor_line, cursor_col = resolve_target(target, line, col, stdin)
+    from_stdin = path_text == "-"
     if from_stdin and write:
         raise fail("--write needs a file, not stdin")
     if write and n > 1:
@@ -106,13 +110,14 @@ def complete_command(
     if layout not in PROMPT_LAYOUTS:
         raise fail(f"--prompt-layout must be {' or '.join(PROMPT_LAYOUTS)}, not {layout!r}")
 
+    limit = max_read_mb << 20
     buffer = (
-        read_source_bytes(sys.stdin.buffer.read(), encoding=encoding)
+        read_source_bytes(read_bounded(sys.stdin.buffer, limit=limit), encoding=encoding)
         if from_stdin
-        else read_source(Path(path_text), encoding)
+        else read_source(Path(path_text), encoding, limit)
     )
     cursor = locate(buffer, cursor_line, cursor_col)
-    snippets = tuple(Snippet(read_source(path, encoding).text, str(path)) for path in context or [])
+    snippets = tuple(Snippet(read_source(path, encoding, limit).text, str(path)) for path in context or [])
     stream = not (as_json or diff or write)
     streamed_any = [False] * n
 
@@ -134,11 +139,11 @@ def complete_command(
         LoadOptions(model, ctx, threads, gpu_layers, lookup),
         server_url(server, no_server),
         show if stream else None,
-        lambda message: stderr.print(f"[yellow]note:[/] {escape(message)}"),
+        note,
         snippets,
     )
-    for note in result["notes"]:
-        stderr.print(f"[yellow]note:[/] {note}")
+    for message in result["notes"]:
+        note(message)
 
     if stream:
         sys.stdout.write("\n")
@@ -149,4 +154,6 @@ def complete_command(
             sys.stdout.write(unified_diff(buffer, insert_completion(buffer, cursor, alternative["completion"])))
     if write:
         write_completion(Path(path_text), buffer, cursor, result["completion"])
-        stderr.print(f"inserted {len(result['completion'])} characters at {buffer.path}:{cursor.line}:{cursor.col}")
+        stderr.print(
+            plain(f"inserted {len(result['completion'])} characters at {buffer.path}:{cursor.line}:{cursor.col}")
+        )

@@ -10,6 +10,7 @@ import typer
 from convert.pipeline import ConvertOptions, convert
 from convert.verify import verify
 from convert.writer import DIRECT_TYPES
+from ggufkit.errors import InterruptedAfterWrite
 from localcoder import paths
 from localcoder.cli._common import fail, stderr, stdout, user_errors
 from localcoder.cli.progress import RichConvertEvents
@@ -52,7 +53,7 @@ def convert_command(
     do_verify: bool = typer.Option(
         False, "--verify", help="Check tokenizer (and, with torch installed, logit) parity after writing."
     ),
-    threads: int = typer.Option(0, "--threads", help="Quantizer threads (0: all cores)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Quantizer threads (0: all cores)."),
     mp_num: Optional[int] = typer.Option(
         None, "--mp-num", help="CodeGen1/2 only: the fused qkv layout's mp_num (4 or 8; default: from the repo)."
     ),
@@ -72,13 +73,16 @@ def convert_command(
     )
     with RichConvertEvents(stderr) as events:
         result = convert(options, events)
-    report = verify(result.output, result.source_directory) if do_verify else None
-    if as_json:
-        payload = {"result": result, "verify": report.to_dict() if report else None}
-        stdout.print(to_json(payload), markup=False, highlight=False, soft_wrap=True)
-    else:
-        render_convert(stdout, result)
-        if report:
-            render_verify(stdout, report)
+    try:
+        report = verify(result.output, result.source_directory) if do_verify else None
+        if as_json:
+            payload = {"result": result, "verify": report.to_dict() if report else None}
+            stdout.print(to_json(payload), markup=False, highlight=False, soft_wrap=True)
+        else:
+            render_convert(stdout, result)
+            if report:
+                render_verify(stdout, report)
+    except KeyboardInterrupt:
+        raise InterruptedAfterWrite(result.output) from None
     if report and not report.ok:
         raise fail("parity check failed; see the report above")

@@ -12,7 +12,7 @@ from localcoder.cli._common import stderr, stdout, user_errors
 from localcoder.cli.progress import RichConvertEvents
 from localcoder.demo import CHAT_SCRIPT, SAMPLE_LINE, run_demo
 from localcoder.gguf_info import read_gguf
-from localcoder.render import render_convert, render_summary
+from localcoder.render import plain, render_convert, render_summary
 
 EPILOG = """\
 [bold]Examples[/]
@@ -40,7 +40,7 @@ def demo_command(
     )
     with RichConvertEvents(stderr) as events:
         result = run_demo(target, events)
-    stdout.print(f"checkpoint (random weights): {result.checkpoint}")
+    stdout.print(plain(f"checkpoint (random weights): {result.checkpoint}"))
     for conversion in result.conversions:
         render_convert(stdout, conversion)
     for conversion in result.conversions:

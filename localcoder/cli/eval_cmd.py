@@ -13,7 +13,8 @@ from localcoder.cli._common import fail, stderr, stdout, user_errors
 from localcoder.cli.progress import RichEvalEvents
 from localcoder.evaluate.datasets import BENCHMARKS
 from localcoder.evaluate.runner import EvalInterrupted, EvalRequest, EvalSummary, run_eval, validate
-from localcoder.render import to_json
+from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN
+from localcoder.render import plain, to_json
 from localcoder.runtime import resolve_model
 
 EPILOG = f"""\
@@ -47,9 +48,13 @@ def eval_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name in the model directory."),
     samples: int = typer.Option(1, "-n", "--samples", help="Samples per task (n)."),
     ks: str = typer.Option("1", "-k", help="pass@k to report: a comma list, each at most n (e.g. 1,10,100)."),
-    temperature: float = typer.Option(0.2, "--temperature", "-t", min=0.0, help="Sampling temperature; 0 = greedy."),
+    temperature: float = typer.Option(
+        0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
+    ),
     top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
-    seed: int = typer.Option(0, "--seed", help="Sample i of every task uses seed + i."),
+    seed: int = typer.Option(
+        0, "--seed", min=SEED_MIN, max=SEED_MAX, help="Sample i of every task uses seed + i (32-bit)."
+    ),
     max_tokens: Optional[int] = typer.Option(
         None, "--max-tokens", min=1, help="Most new tokens per sample (MTPB: per turn). Default: the benchmark's."
     ),
@@ -99,7 +104,7 @@ def render_summary(summary: EvalSummary) -> None:
     for column in ("tasks", "samples", "new", "seconds"):
         table.add_column(column, justify="right")
     table.add_row(
-        summary.model,
+        plain(summary.model),
         *(f"{100 * value:.2f}" for value in summary.pass_at_k.values()),
         str(summary.tasks),
         str(summary.samples),
@@ -109,6 +114,6 @@ def render_summary(summary: EvalSummary) -> None:
     stdout.print(table)
     if summary.failures:
         reasons = ", ".join(f"{reason} ({count})" for reason, count in summary.failures.items())
-        stdout.print(f"[dim]pass@k in percent. Most common failures: {reasons}[/]", markup=True, highlight=False)
+        stdout.print(plain(f"pass@k in percent. Most common failures: {reasons}", "dim"))
     if summary.out:
-        stdout.print(f"[dim]per-sample results: {summary.out}[/]", markup=True, highlight=False)
+        stdout.print(plain(f"per-sample results: {summary.out}", "dim"))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from localcoder import paths
 from localcoder.cli._common import stdout, user_errors
+from localcoder.errors import LocalcoderError
 from localcoder.gguf_info import read_gguf
-from localcoder.render import human_bytes, human_count, to_json
+from localcoder.render import human_bytes, human_count, plain, to_json
 
 EPILOG = """\
 [bold]Examples[/]
@@ -25,38 +29,51 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def models_command(as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
-    """List the converted models in the model directory (LOCALCODER_HOME/models)."""
+    """List the converted models in the model directory (LOCALCODER_HOME/models); broken files are marked."""
     directory = paths.models_dir()
-    summaries = [read_gguf(path) for path in sorted(directory.glob("*.gguf"))] if directory.is_dir() else []
-    rows = [
-        {
-            "name": s.path.rsplit("/", 1)[-1].removesuffix(".gguf"),
-            "path": s.path,
-            "family": s.family,
-            "prompt_format": s.prompt_format,
-            "parameters": s.parameters,
-            "type": s.file_type,
-            "bytes": s.file_bytes,
-        }
-        for s in summaries
-    ]
+    rows = [_row(path) for path in sorted(directory.glob("*.gguf"))] if directory.is_dir() else []
     if as_json:
         stdout.print(
             to_json({"directory": str(directory), "models": rows}), markup=False, highlight=False, soft_wrap=True
         )
         return
     if not rows:
-        stdout.print(f"no models in {directory}; convert one with `localcoder convert`, or run `localcoder demo`")
+        hint = "convert one with `localcoder convert`, or run `localcoder demo`"
+        stdout.print(plain(f"no models in {directory}; {hint}"))
         return
-    table = Table(title=str(directory), title_justify="left")
+    table = Table(title=plain(directory), title_justify="left")
     for column in ("name", "family", "parameters", "type", "size"):
         table.add_column(column, justify="right" if column in ("parameters", "size") else "left")
     for row in rows:
+        if row["error"]:
+            table.add_row(plain(row["name"]), plain(f"broken: {row['error']}", "red"), "-", "-", "-")
+            continue
         table.add_row(
-            row["name"],
-            row["family"] or "-",
+            plain(row["name"]),
+            plain(row["family"] or "-"),
             human_count(row["parameters"]),
-            row["type"] or "-",
+            plain(row["type"] or "-"),
             human_bytes(row["bytes"]),
         )
     stdout.print(table)
+
+
+def _row(path: Path) -> dict[str, Any]:
+    """One file's entry; a file that cannot be read (a dangling symlink, not a GGUF) gets `error` instead."""
+    row: dict[str, Any] = {"name": path.name.removesuffix(".gguf"), "path": str(path), "error": None}
+    try:
+        summary = read_gguf(path) if path.exists() else None
+    except LocalcoderError as exc:
+        return {**row, "error": str(exc).removeprefix(f"{path}: ").removeprefix(f"{path} ")}
+    except Exception as exc:  # gguf's reader on a crafted file: one bad file must not hide the others
+        return {**row, "error": f"not a valid GGUF file ({type(exc).__name__})"}
+    if summary is None:
+        return {**row, "error": "a symlink to nothing" if path.is_symlink() else "no such file"}
+    return {
+        **row,
+        "family": summary.family,
+        "prompt_format": summary.prompt_format,
+        "parameters": summary.parameters,
+        "type": summary.file_type,
+        "bytes": summary.file_bytes,
+    }

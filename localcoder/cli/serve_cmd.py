@@ -8,8 +8,10 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from localcoder.cli._common import fail, stderr, user_errors
+from localcoder.render import plain
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
 from localcoder.server.pool import PoolOptions
 from localcoder.server.routes import ROUTES
@@ -59,7 +61,11 @@ def serve_command(
     ),
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; anything but loopback is public."),
     port: int = typer.Option(DEFAULT_PORT, "--port", "-p", min=0, max=65535, help="Port (0: any free port)."),
-    keep_alive: str = typer.Option("5m", "--keep-alive", help="How long an idle model stays loaded (0, -1: forever)."),
+    keep_alive: str = typer.Option(
+        "5m",
+        "--keep-alive",
+        help="How long an idle model stays loaded, e.g. 30s, 5m, 1h; 0 unloads at once, -1 keeps it forever.",
+    ),
     lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
@@ -77,8 +83,8 @@ def serve_command(
     """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
     if host not in LOOPBACK:
         stderr.print(
-            f"[yellow]warning:[/] listening on {host}: anyone who can reach this address can use the model;"
-            " there is no authentication"
+            Text.assemble(("warning:", "yellow"), plain(f" listening on {host}: anyone who can reach this address"
+                          " can use the model; there is no authentication"))
         )
     options = ServeOptions(
         host=host,
@@ -95,6 +101,6 @@ def serve_command(
         stderr.print(f"localcoder serving on [bold]{url}[/] (Ctrl-C stops)")
 
     try:
-        serve(options, ready, lambda line: stderr.print(line, markup=False, highlight=False))
+        serve(options, ready, lambda line: stderr.print(plain(line), soft_wrap=True))
     except KeyboardInterrupt:
         stderr.print("stopped")

@@ -36,21 +36,32 @@ def server_url(flag: str | None, no_server: bool) -> tuple[str | None, bool]:
     """The server to try, and whether the user named it: --server, else LOCALCODER_SERVER, else the default."""
     if no_server:
         return None, False
+    source = "--server" if flag is not None else "LOCALCODER_SERVER"
     value = flag if flag is not None else os.environ.get("LOCALCODER_SERVER")
     if value is not None and value.strip().lower() in OFF:
         return None, False
-    return (value or DEFAULT_URL).rstrip("/"), value is not None
+    url = (value or DEFAULT_URL).rstrip("/")
+    _split(url, source)  # a bad URL is a one-line error now, not a traceback at the first request
+    return url, value is not None
+
+
+def _split(url: str, source: str = "--server") -> tuple[str, int | None, str, str]:
+    """Scheme, host, port and path of a server URL; LocalcoderError for anything that is not one."""
+    expected = f"{source} {url!r}: expected a URL like {DEFAULT_URL}"
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # "http://[::1", a port past 65535 or not a number
+        raise LocalcoderError(f"{expected} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() or c in "<>\"'`" for c in url):
+        raise LocalcoderError(expected)
+    return parts.scheme, port, host, parts.path.rstrip("/")
 
 
 def _connection(url: str, timeout: float | None) -> tuple[http.client.HTTPConnection, str]:
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LocalcoderError(f"--server {url}: expected a URL like {DEFAULT_URL}")
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    try:
-        return kind(parts.hostname, parts.port, timeout=timeout), parts.path.rstrip("/")
-    except ValueError as exc:  # a bad port number
-        raise LocalcoderError(f"--server {url}: {exc}") from None
+    scheme, port, host, path = _split(url)
+    kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    return kind(host, port, timeout=timeout), path
 
 
 def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
@@ -148,6 +159,9 @@ def complete_anywhere(
                 if load.model is not None:
                     raise
                 model = None  # nothing configured here: the server's default model
+            if load.model is not None and model not in served_models(url):
+                note(f"the server at {url} does not serve {load.model}; loading it here")
+                return _complete_here(buffer, cursor, sampling, scope, n, layout, load, on_text, snippets)
             request = NativeInfill(
                 text=buffer.text,
                 line=cursor.line,
@@ -163,5 +177,34 @@ def complete_anywhere(
             return remote_infill(url, request, on_text)
         if named:
             note(f"no localcoder server answers at {url}; loading the model here")
+    return _complete_here(buffer, cursor, sampling, scope, n, layout, load, on_text, snippets)
+
+
+def _complete_here(
+    buffer: SourceBuffer,
+    cursor: Cursor,
+    sampling: Sampling,
+    scope: Scope | None,
+    n: int,
+    layout: str,
+    load: LoadOptions,
+    on_text: Callable[[int, str], None] | None,
+    snippets: tuple[Snippet, ...],
+) -> dict[str, Any]:
     loaded = load_model(resolve_model(load.model).resolve(), load.ctx, load.threads, load.gpu_layers, load.lookup)
     return complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout, snippets=snippets).to_dict()
+
+
+def served_models(url: str, timeout: float = PROBE_SECONDS) -> set[str]:
+    """The paths of the models the server lets clients name (GET /v1/models); empty when it cannot say."""
+    connection, base = _connection(url, timeout)
+    try:
+        connection.request("GET", f"{base}/v1/models")
+        response = connection.getresponse()
+        body = json.loads(response.read()) if response.status == 200 else {}
+        entries = body.get("data", []) if isinstance(body, dict) else []
+        return {str(entry.get("path")) for entry in entries if isinstance(entry, dict)}
+    except (OSError, http.client.HTTPException, ValueError):
+        return set()
+    finally:
+        connection.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from localcoder.generate import Sampling
+from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 
 MAX_BODY_BYTES = 4 << 20
 MAX_STOP_STRINGS = 16
@@ -81,10 +81,10 @@ class Fields:
         if max_tokens_key is not None:
             max_tokens = self.integer(max_tokens_key, defaults.max_tokens, 1, max_tokens_cap) or defaults.max_tokens
         return Sampling(
-            temperature=self.number("temperature", defaults.temperature, 0.0, 2.0),
+            temperature=self.number("temperature", defaults.temperature, 0.0, MAX_TEMPERATURE),
             top_p=self.number("top_p", defaults.top_p, 0.0, 1.0),
             max_tokens=max_tokens,
-            seed=self.integer("seed", None, -(2**31), 2**31 - 1),
+            seed=self.integer("seed", None, SEED_MIN, SEED_MAX),
             top_k=self.integer("top_k", defaults.top_k, 0, 10**6) or 0,
         )
 

@@ -10,7 +10,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from localcoder import paths
+from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel, load_model, resolve_model
+
+UNKNOWN_MODEL = "unknown model: this server serves the models GET /v1/models lists"
 
 
 class Busy(Exception):
@@ -97,7 +101,33 @@ class ModelPool:
         self._reaper.start()
 
     def resolve(self, name: str | None) -> Path:
-        return resolve_model(name or self.options.model).resolve()
+        """The default model (no name), or the one a client names among `servable()`. Any other name, whether
+        a file exists there or not, gets the same UNKNOWN_MODEL: the server is no oracle for the disk."""
+        if not name:
+            return resolve_model(self.options.model).resolve()
+        for path in self.servable():
+            if name in self._names(path):
+                return path.resolve()
+        raise LocalcoderError(UNKNOWN_MODEL)
+
+    def servable(self) -> list[Path]:
+        """The models clients may name: the server's default and the GGUFs in its model directory."""
+        found: list[Path] = []
+        with contextlib.suppress(LocalcoderError):
+            found.append(resolve_model(self.options.model))
+        directory = paths.models_dir()
+        if directory.is_dir():
+            found += sorted(directory.glob("*.gguf"))
+        unique: dict[Path, Path] = {}
+        for path in found:
+            unique.setdefault(path.resolve(), path)
+        return list(unique.values())
+
+    def _names(self, path: Path) -> set[str]:
+        names = {str(path), str(path.resolve()), path.name, path.stem}
+        if self.options.model and path.resolve() == resolve_model(self.options.model).resolve():
+            names.add(self.options.model)
+        return names
 
     @contextlib.contextmanager
     def lease(

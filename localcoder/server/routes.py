@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localcoder import __version__, paths
+from localcoder import __version__
 from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling
 from localcoder.server import llama_api, ollama_api, openai_api
@@ -99,11 +99,7 @@ def props(ex: Exchange, _request: Any) -> None:
 
 
 def _model_paths(ex: Exchange) -> list[Path]:
-    names = {status["model"] for status in ex.server.pool.status()}
-    directory = paths.models_dir()
-    if directory.is_dir():
-        names |= {str(path.resolve()) for path in directory.glob("*.gguf")}
-    return [Path(name) for name in sorted(names) if Path(name).is_file()]
+    return sorted(path.resolve() for path in ex.server.pool.servable() if path.is_file())
 
 
 # -- OpenAI ----------------------------------------------------------------------------------------------------
