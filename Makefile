@@ -18,7 +18,7 @@ UV_VERSION   := 0.13.8
 FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 
-.PHONY: demo test test-latest lock lint bench-convert bench-complete bench-serve bench-editor clean
+.PHONY: demo test test-latest lock lint bench-convert bench-complete bench-serve bench-editor bench-prompt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ bench-serve: $(VENV)/.runtime
 # An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots.
 bench-editor: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_editor.py --shape $(COMPLETE_SHAPE)
+
+# Prompt building time for 0.1 / 1 / 10 / 50 MB files, and its per-MB ratio (linear: 1.0).
+bench-prompt: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_prompt.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

@@ -14,7 +14,7 @@ llama-cpp-python's `suffix=` path puts token id 0 where FIM tokens belong.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ggufkit import metadata
@@ -159,6 +159,11 @@ def assemble(
     return ids + (vocab.tokenize(written) if written else [])
 
 
+# A token covers a handful of characters; a text of more than this many characters a token is tokenized only in
+# part to learn that it does not fit, so that a huge line or file costs what is near the cursor, not its size.
+_CHARS_PER_TOKEN_CAP = 16
+
+
 @dataclass
 class _Block:
     text: str
@@ -166,19 +171,51 @@ class _Block:
     cost: int
 
 
-def _blocks(lines: list[str], step: int, vocab: Vocabulary, from_end: bool = False) -> list[_Block]:
-    """Lines grouped into the blocks that trimming removes whole: single lines, or a grid of `step` lines.
+def _count(vocab: Vocabulary, text: str, limit: int) -> int:
+    """Tokens of `text`, exactly when at most `limit`; past it, any number above `limit`."""
+    if not text:
+        return 0
+    cap = (limit + 1) * _CHARS_PER_TOKEN_CAP
+    if len(text) > cap:
+        head = len(vocab.tokenize(text[:cap]))
+        if head > limit:
+            return head
+    return len(vocab.tokenize(text))
 
-    The grid counts from the top of the file above the cursor and from its end below, so that lines typed
-    at the cursor move neither.
-    """
-    groups: list[list[str]] = []
-    for index, line in enumerate(lines):
-        position = len(lines) - index if from_end else index
-        if not groups or step <= 1 or position % step == 0:
-            groups.append([])
-        groups[-1].append(line)
-    return [_Block("".join(group), len(group), len(vocab.tokenize("".join(group)))) for group in groups]
+
+def _line_starts_back(text: str, end: int, count: int) -> int:
+    """The index where the line `count` lines above the one starting at `end` starts (`end` is a line start)."""
+    for _ in range(count):
+        end = text.rfind("\n", 0, end - 1) + 1 if end > 0 else 0
+    return end
+
+
+def _blocks_above(text: str, lines: int, step: int) -> Iterator[tuple[str, int]]:
+    """(text, line count) of the blocks above the cursor, nearest first. `text` is whole lines; the grid of
+    `step` lines counts from the top of the file, so that lines typed at the cursor do not move it."""
+    end, index = len(text), lines
+    while index > 0:
+        first = (index - 1) // step * step if step > 1 else index - 1
+        start = _line_starts_back(text, end, index - first)
+        yield text[start:end], index - first
+        end, index = start, first
+
+
+def _blocks_below(text: str, lines: int, step: int) -> Iterator[tuple[str, int]]:
+    """The same below the cursor, nearest first; the grid counts from the end of the file."""
+    start, index = 0, 0
+    while index < lines:
+        count = ((lines - index) % step or step) if step > 1 else 1
+        end = start
+        for _ in range(count):
+            found = text.find("\n", end)
+            end = len(text) if found == -1 else found + 1
+        yield text[start:end], count
+        start, index = end, index + count
+
+
+def _line_count(text: str) -> int:
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
 
 
 def build_prompt(
@@ -197,12 +234,14 @@ def build_prompt(
     whose number is a multiple of N: the lines from there to the cursor go after
     the format's last token, as the start of the middle the model is writing.
     Typing, or pressing Enter, then only appends tokens to the prompt, so a
-    resident model (`localcoder serve`) re-reads just those.
+    resident model (`localcoder serve`) re-reads just those. When those lines
+    alone are longer than the window, the prompt splits at the cursor instead.
 
     When the text is too long, whole lines farthest from the cursor leave first
     (top of the prefix, bottom of the suffix), in blocks of N lines when N > 0
     so that the window does not move while the cursor does; the cursor's own
-    line stays.
+    line stays. Lines are tokenized from the cursor outward until the window is
+    full, so the cost follows the window, not the file's size.
     """
     if not fmt.infill:
         suffix = ""
@@ -210,48 +249,78 @@ def build_prompt(
     fixed = len(assemble(fmt, vocab, "", "", lead=lead))
     if fixed >= budget:
         raise LocalcoderError(f"no room for the prompt: the window leaves {budget} tokens after generation")
-    head = prefix.splitlines(keepends=True)
-    cursor_head = head.pop() if head and not head[-1].endswith("\n") else ""
+    cut = prefix.rfind("\n") + 1
+    head, cursor_head = prefix[:cut], prefix[cut:]
+    head_lines = head.count("\n")
     written = ""
     if stable_lines > 0:
-        anchor = len(head) - len(head) % stable_lines
-        written = "".join(head[anchor:]) + cursor_head
-        head, cursor_head = head[:anchor], ""
-    whole_prefix = "".join(head) + cursor_head
-    whole = assemble(fmt, vocab, whole_prefix, suffix, written, lead)
-    if len(whole) <= budget:  # the common case: no per-line accounting needed
-        return _prompt(Prompt(whole, whole_prefix, suffix, fmt, written=written))
-    tail = suffix.splitlines(keepends=True)
-    cursor_tail = tail.pop(0) if tail else ""
-    above = _blocks(head, stable_lines, vocab)
-    below = _blocks(tail, stable_lines, vocab, from_end=True)
-    estimate = fixed + sum(b.cost for b in above) + sum(b.cost for b in below)
-    estimate += len(vocab.tokenize(cursor_head + cursor_tail + written))
+        anchor = head_lines - head_lines % stable_lines
+        start = _line_starts_back(head, len(head), head_lines - anchor)
+        written = head[start:] + cursor_head
+        head, cursor_head, head_lines = head[:start], "", anchor
+    if len(prefix) + len(suffix) <= budget * _CHARS_PER_TOKEN_CAP:  # small enough to try whole
+        whole_prefix = head + cursor_head
+        whole = assemble(fmt, vocab, whole_prefix, suffix, written, lead)
+        if len(whole) <= budget:  # the common case: no per-line accounting needed
+            return _prompt(Prompt(whole, whole_prefix, suffix, fmt, written=written))
+    newline = suffix.find("\n")
+    cursor_tail, tail = (suffix, "") if newline == -1 else (suffix[: newline + 1], suffix[newline + 1 :])
     # Trimmed stable prompts leave room to type before the next block must go, so the window holds still.
     target = max(fixed + 1, budget - min(STABLE_SLACK, budget // 8)) if stable_lines else budget
-    first, last = 0, len(below)  # above[first:] and below[:last] are kept
-    while True:
-        kept_prefix = "".join(b.text for b in above[first:]) + cursor_head
-        kept_suffix = cursor_tail + "".join(b.text for b in below[:last])
-        if estimate <= target:
-            ids = assemble(fmt, vocab, kept_prefix, kept_suffix, written, lead)
-            if len(ids) <= target:
-                break
-        if first == len(above) and last == 0:
+    core = fixed + _count(vocab, cursor_head + cursor_tail + written, target)
+    if core > target:
+        if written:
+            prompt = build_prompt(fmt, vocab, prefix, suffix, budget, 0, lead)
+            prompt.notes.insert(
+                0,
+                f"the {_line_count(written)} line(s) from the stable layout's last multiple-of-{stable_lines} line"
+                " to the cursor are longer than the window: split at the cursor instead",
+            )
+            return prompt
+        raise LocalcoderError(
+            f"the cursor's line alone is longer than the {budget}-token window; lower --max-tokens or raise --ctx"
+        )
+    above: list[_Block] = []
+    below: list[_Block] = []
+    added: list[list[_Block]] = []  # which list each block went to, in the order they were added
+    upward = _blocks_above(head, head_lines, stable_lines)
+    downward = _blocks_below(tail, _line_count(tail), stable_lines)
+    next_above, next_below = next(upward, None), next(downward, None)
+    estimate = core
+    lines_above = lines_below = 0  # lines kept on each side so far
+    while next_above is not None or next_below is not None:
+        distance_above = lines_above + (next_above[1] if next_above else 0)
+        distance_below = lines_below + (next_below[1] if next_below else 0)
+        take_above = next_below is None or (next_above is not None and distance_above < distance_below)
+        text, lines = next_above if take_above else next_below  # type: ignore[misc]
+        cost = _count(vocab, text, target - estimate)
+        if estimate + cost > target:
+            break
+        block, side = _Block(text, lines, cost), above if take_above else below
+        side.append(block)
+        added.append(side)
+        estimate += cost
+        if take_above:
+            lines_above += lines
+            next_above = next(upward, None)
+        else:
+            lines_below += lines
+            next_below = next(downward, None)
+    while True:  # blocks tokenized apart may take a few more tokens joined: drop the last ones added until it fits
+        kept_prefix = "".join(b.text for b in reversed(above)) + cursor_head
+        kept_suffix = cursor_tail + "".join(b.text for b in below)
+        ids = assemble(fmt, vocab, kept_prefix, kept_suffix, written, lead)
+        over = len(ids) - target
+        if over <= 0:
+            break
+        if not added:
             raise LocalcoderError(
                 f"the cursor's line alone is longer than the {budget}-token window; lower --max-tokens or raise --ctx"
             )
-        distance_above = sum(b.lines for b in above[first:])  # lines between the top kept line and the cursor
-        distance_below = sum(b.lines for b in below[:last])
-        if first < len(above) and (last == 0 or distance_above >= distance_below):
-            estimate -= above[first].cost
-            first += 1
-        else:
-            last -= 1
-            estimate -= below[last].cost
-        estimate = max(estimate, 0)
-    trimmed_above = sum(b.lines for b in above[:first])
-    trimmed_below = sum(b.lines for b in below[last:])
+        while over > 0 and added:
+            over -= added.pop().pop().cost or 1
+    trimmed_above = head_lines - sum(b.lines for b in above)
+    trimmed_below = _line_count(tail) - sum(b.lines for b in below)
     return _prompt(Prompt(ids, kept_prefix, kept_suffix, fmt, trimmed_above, trimmed_below, written=written))
 
 

@@ -1,0 +1,84 @@
+"""Prompt building time against file size: read, find the cursor, trim to the window (localcoder complete's
+steps before the model runs). The cost must follow the file's size linearly, and stay near the read time.
+
+Builds (once, cached in --dir) a tiny random model with CodeGen2.5's real tokenizer, writes Python files of
+0.1 / 1 / 10 / 50 MB (localcoder bench's sample repeated) with the cursor in the middle, and prints, per size,
+the read time, the prompt building time, and both per MB: equal per-MB figures mean linear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from convert.pipeline import ConvertOptions, convert  # noqa: E402
+from convert.synthetic import LlamaShape, write_codegen25_checkpoint  # noqa: E402
+from localcoder.bench import sample_source  # noqa: E402
+from localcoder.infill import InfillInput, prepare  # noqa: E402
+from localcoder.runtime import load_model  # noqa: E402
+from localcoder.source import locate, read_source  # noqa: E402
+
+SIZES_MB = (0.1, 1, 10, 50)
+WINDOW = 2048
+MAX_TOKENS = 128
+
+
+def tiny_model(directory: Path) -> Path:
+    gguf = directory / "prompt-tiny.F32.gguf"
+    if not gguf.exists():
+        checkpoint = directory / "prompt-tiny"
+        write_codegen25_checkpoint(checkpoint, LlamaShape(hidden=64, intermediate=128, layers=1, heads=4))
+        convert(ConvertOptions(source=str(checkpoint), output=gguf, outtype="f32", force=True))
+    return gguf
+
+
+def sample_file(path: Path, megabytes: float) -> int:
+    """A file of about `megabytes` MB; returns a line in its middle."""
+    text, _ = sample_source()
+    copies = max(1, round(megabytes * 1e6 / len(text)))
+    path.write_text(text * copies)
+    return text.count("\n") * copies // 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=Path("bench-out"))
+    parser.add_argument("--layout", choices=("stable", "cursor"), default="stable")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    model = load_model(tiny_model(args.dir), n_ctx=WINDOW)
+    print(f"machine   {platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+    print(f"date      {date.today().isoformat()}")
+    print(f"window    {model.n_ctx} tokens, {MAX_TOKENS} for generation, --prompt-layout {args.layout}")
+    print(f"{'size':>7} {'read ms':>9} {'prompt ms':>10} {'read ms/MB':>11} {'prompt ms/MB':>13} {'tokens':>7}")
+    per_mb = []
+    for megabytes in SIZES_MB:
+        path = args.dir / f"prompt-{megabytes:g}mb.py"
+        line = sample_file(path, megabytes)
+        size = path.stat().st_size / 1e6
+        started = time.perf_counter()
+        buffer = read_source(path)
+        read_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        cursor = locate(buffer, line, None)
+        prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
+        prompt = prepare(model, InfillInput(prefix, suffix, layout=args.layout), MAX_TOKENS)
+        prompt_ms = (time.perf_counter() - started) * 1000
+        per_mb.append(prompt_ms / size)
+        print(
+            f"{size:>5.1f}MB {read_ms:>9.1f} {prompt_ms:>10.1f} {read_ms / size:>11.1f} {prompt_ms / size:>13.1f}"
+            f" {len(prompt.ids):>7}"
+        )
+        path.unlink()
+    print(f"ratio     prompt ms/MB at {SIZES_MB[-1]:g} MB / at 1 MB: {per_mb[-1] / per_mb[1]:.2f} (1.0 = linear)")
+
+
+if __name__ == "__main__":
+    main()
