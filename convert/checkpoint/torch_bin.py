@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import reprlib
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -87,7 +88,16 @@ def _rebuild_parameter(data: Any, *_flags: Any) -> Any:
 
 def _ordered_dict(*args: Any) -> dict:
     # Plain dicts keep insertion order, which is all OrderedDict adds here.
-    return dict(*args)
+    if args:
+        return dict(_pairs(args[0]))
+    return {}
+
+
+def _pairs(items: Any) -> Any:
+    for pair in items.items() if isinstance(items, dict) else items:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and type(pair[0]) is str):
+            raise pickle.UnpicklingError("an OrderedDict entry that is not a (name, value) pair")
+        yield pair
 
 
 _ALLOWED_GLOBALS = {
@@ -140,12 +150,50 @@ class _Archive:
         return storage
 
 
-class _StateDictUnpickler(pickle.Unpickler):
-    """Unpickles a state dict, refusing every global outside a short allow-list."""
+# A state dict's pickle is a few hundred KB and nests a handful of levels; beyond these it is not one.
+MAX_PICKLE_BYTES = 256 << 20
+MAX_PICKLE_DEPTH = 64
+
+
+class _StateDictUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """Unpickles a state dict, refusing every global outside a short allow-list.
+
+    Python's own unpickler loop, not the C one: Ctrl-C is then seen between opcodes. A crafted pickle can
+    share one object many times (memo), so that hashing or printing it would take exponential time inside
+    one C call: dictionary keys must be strings (hashed at once), sets are refused, marks nest at most
+    MAX_PICKLE_DEPTH deep, and messages show objects only through a bounded repr.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
     def __init__(self, data: bytes, archive: _Archive):
         super().__init__(io.BytesIO(data))
         self._archive = archive
+
+    def _load_mark(self) -> None:
+        if len(self.metastack) >= MAX_PICKLE_DEPTH:
+            raise pickle.UnpicklingError(f"nested more than {MAX_PICKLE_DEPTH} levels deep")
+        pickle._Unpickler.load_mark(self)  # type: ignore[attr-defined]
+
+    def _load_setitem(self) -> None:
+        value, key = self.stack.pop(), self.stack.pop()
+        _dict_target(self.stack)[_name_key(key)] = value
+
+    def _load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = _dict_target(self.stack)
+        for index in range(0, len(items) - 1, 2):
+            target[_name_key(items[index])] = items[index + 1]
+
+    def _refuse_set(self) -> None:
+        raise pickle.UnpicklingError("a set, which no state dict holds")
+
+    dispatch[pickle.MARK[0]] = _load_mark
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    dispatch[pickle.SETITEMS[0]] = _load_setitems
+    for _opcode in (pickle.EMPTY_SET, pickle.ADDITEMS, pickle.FROZENSET):
+        dispatch[_opcode[0]] = _refuse_set
+    del _opcode
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -167,9 +215,26 @@ class _StateDictUnpickler(pickle.Unpickler):
             and isinstance(pid[2], str)
         ):
             raise ConvertError(
-                f"{self._archive.path.name}: its pickle refers to an unknown persistent object {str(pid)[:80]}"
+                f"{self._archive.path.name}: its pickle refers to an unknown persistent object"
+                f" {_one_line(_BOUNDED.repr(pid))[:80]}"
             )
         return self._archive.storage(pid[2], pid[1].dtype)
+
+
+def _dict_target(stack: list) -> dict:
+    if not stack or type(stack[-1]) is not dict:
+        raise pickle.UnpicklingError("SETITEM on something that is not a dict")
+    return stack[-1]
+
+
+def _name_key(key: Any) -> str:
+    if type(key) is not str:
+        raise pickle.UnpicklingError(f"a dictionary key that is a {type(key).__name__}, not a name")
+    return key
+
+
+_BOUNDED = reprlib.Repr()
+_BOUNDED.maxlevel, _BOUNDED.maxstring, _BOUNDED.maxother = 3, 60, 60
 
 
 def read_torch_bin(path: Path) -> dict[str, TensorRecord]:
@@ -197,7 +262,7 @@ def read_torch_bin(path: Path) -> dict[str, TensorRecord]:
     records = {}
     for name, value in state.items():
         if not isinstance(name, str) or not isinstance(value, _TensorView):
-            raise ConvertError(f"{path.name}: state dict entry {name!r} is not a tensor")
+            raise ConvertError(f"{path.name}: state dict entry {_BOUNDED.repr(name)} is not a tensor")
         records[name] = _to_record(path, name, value)
     return records
 
@@ -212,6 +277,8 @@ def _unpickle_state(path: Path, file: BinaryIO, zip_file: zipfile.ZipFile) -> An
         raise ConvertError(f"{path.name} is big-endian; re-save it on a little-endian machine")
     archive = _Archive(path, file, zip_file, prefix)
     start, size = archive.member_range(zip_file.getinfo(pickles[0]))
+    if size > MAX_PICKLE_BYTES:
+        raise ConvertError(f"{path.name}: its data.pkl is {size >> 20} MiB, far more than a state dict needs")
     file.seek(start)
     data = file.read(size)
     try:
