@@ -185,12 +185,19 @@ class _StateDictUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         for index in range(0, len(items) - 1, 2):
             target[_name_key(items[index])] = items[index + 1]
 
+    def _load_build(self) -> None:
+        # An OrderedDict's attributes (a state_dict()'s _metadata: module versions) say nothing about tensors.
+        state = self.stack.pop()
+        if type(self.stack[-1]) is not dict or not isinstance(state, dict):
+            raise pickle.UnpicklingError("BUILD of something other than a state dict's attributes")
+
     def _refuse_set(self) -> None:
         raise pickle.UnpicklingError("a set, which no state dict holds")
 
     dispatch[pickle.MARK[0]] = _load_mark
     dispatch[pickle.SETITEM[0]] = _load_setitem
     dispatch[pickle.SETITEMS[0]] = _load_setitems
+    dispatch[pickle.BUILD[0]] = _load_build
     for _opcode in (pickle.EMPTY_SET, pickle.ADDITEMS, pickle.FROZENSET):
         dispatch[_opcode[0]] = _refuse_set
     del _opcode

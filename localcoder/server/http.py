@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,13 +94,35 @@ class Exchange(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # the ollama CLI's heartbeat
         self._dispatch("HEAD")
 
+    def do_PUT(self) -> None:  # no route takes these: a JSON 405 or 404, not http.server's HTML 501 page
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a bad request line, an unknown method, headers too long) as JSON."""
+        self.close_connection = True
+        if not hasattr(self, "error_style"):
+            self.error_style = "openai"
+        try:
+            self.error(code, message or HTTPStatus(code).phrase)
+        except OSError:
+            pass
+
     def _dispatch(self, method: str) -> None:
         path = urlsplit(self.path).path.rstrip("/") or "/"
         self.stream_kind: str | None = None
         self.error_style = "ollama" if path.startswith("/api/") else "openai"
         route, allowed = find_route(method, path)
         if route is None:
-            if method == "POST":
+            if method not in ("GET", "HEAD"):
                 self._discard_body()
             if allowed:
                 self.error(405, f"{path} takes {' or '.join(allowed)}")
@@ -197,7 +220,10 @@ class Exchange(BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             raise BadRequest(f"bad Content-Length {length_header!r}") from None
-        if length < 0 or length > MAX_BODY_BYTES:
+        if length < 0:
+            self.close_connection = True
+            raise BadRequest(f"bad Content-Length {length_header!r}")
+        if length > MAX_BODY_BYTES:
             self.close_connection = True
             raise BadRequest(f"request body over {MAX_BODY_BYTES >> 20} MiB", 413)
         data = self.rfile.read(length)
@@ -207,9 +233,13 @@ class Exchange(BaseHTTPRequestHandler):
         if not data.strip():
             return {}
         try:
-            return json.loads(data.decode("utf-8"))
+            body = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadRequest(f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest("malformed JSON: nested too deeply") from None
+        check_unicode(body)
+        return body
 
     def _discard_body(self) -> None:
         try:
@@ -245,6 +275,25 @@ class Exchange(BaseHTTPRequestHandler):
                 self.error(status, message)
         except OSError:
             self.close_connection = True
+
+
+def check_unicode(body: Any) -> None:
+    """BadRequest when a string holds a lone surrogate ("\\ud800" is valid JSON but no text): it could be neither
+    tokenized nor echoed back. Walks the body without recursion, so any depth json accepts is fine."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                surrogate = ord(exc.object[exc.start])
+                raise BadRequest(f"malformed JSON: a string holds the lone surrogate \\u{surrogate:04x}") from None
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def serve(options: ServeOptions, on_ready: Callable[[str], None], log: Callable[[str], None]) -> None:
