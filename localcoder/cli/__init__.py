@@ -7,6 +7,8 @@ function and renders its result; see docs/code-style.md.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -53,9 +55,52 @@ def _root(
     """Offline code assistant for the CodeGen model family, on llama.cpp."""
 
 
+def reflow(epilog: str) -> str:
+    """An epilog with each prose paragraph on one line, so the terminal wraps it at its own width; indented
+    lines (examples) stay as written."""
+    paragraphs = []
+    for paragraph in epilog.split("\n\n"):
+        lines = paragraph.split("\n")
+        prose = not any(line.startswith("  ") for line in lines)
+        paragraphs.append(" ".join(line.strip() for line in lines) if prose else paragraph)
+    return "\n\n".join(paragraphs)
+
+
+def command() -> Any:
+    """The click command Typer builds, with help that reads as prose: no <bool>/<str> type labels (a flag takes
+    no value; a value is named after its option), epilogs reflowed to the terminal's width."""
+    root = typer.main.get_command(app)
+    for param in root.params:
+        _name_value(param)
+    root.get_help_option = _named_help(root.get_help_option)
+    for sub in getattr(root, "commands", {}).values():
+        if sub.epilog:
+            sub.epilog = reflow(sub.epilog)
+        for param in sub.params:
+            _name_value(param)
+        sub.get_help_option = _named_help(sub.get_help_option)
+    return root
+
+
+def _name_value(param: Any) -> Any:
+    if param.param_type_name == "argument":
+        param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]  # its name says it
+    elif param.metavar is None:
+        param.metavar = "" if getattr(param, "is_flag", False) else (param.name or "value").upper().replace("_", "-")
+    return param
+
+
+def _named_help(get_help_option: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def wrapped(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        return _name_value(option) if option is not None else None
+
+    return wrapped
+
+
 def main() -> None:
     try:
-        app()
+        command()()
     finally:
         # The command has finished and said so: a Ctrl-C now could only break the interpreter's exit into a
         # traceback from threading._shutdown, so it is ignored.

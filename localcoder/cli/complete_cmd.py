@@ -38,7 +38,8 @@ the completion comes from its resident model, the same output, without loading a
   localcoder complete app.py:42 --diff -n 3      [dim]# three alternatives as diffs[/]
   cat app.py | localcoder complete - --line 42 --json     [dim]# for editors[/]
   localcoder complete app.py:42 --server http://127.0.0.1:8788
-  localcoder complete app.py:42 --context utils.py --context models.py   [dim]# show the model other files[/]
+  localcoder complete app.py:42 --context utils.py   [dim]# let the model see utils.py[/]
+  localcoder complete big.py:9 --max-read-mb 256     [dim]# files over 64 MiB[/]
 """
 
 
