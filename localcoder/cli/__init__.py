@@ -6,6 +6,7 @@ function and renders its result; see docs/code-style.md.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -62,8 +63,20 @@ def reflow(epilog: str) -> str:
     for paragraph in epilog.split("\n\n"):
         lines = paragraph.split("\n")
         prose = not any(line.startswith("  ") for line in lines)
-        paragraphs.append(" ".join(line.strip() for line in lines) if prose else paragraph)
+        paragraphs.append(" ".join(line.strip() for line in lines) if prose else "\n".join(map(_fit, lines)))
     return "\n\n".join(paragraphs)
+
+
+_COMMENT = re.compile(r"^(?P<indent> +)(?P<code>.*?)\s{2,}(?P<comment>\[dim\]#.*\[/\])$")
+HELP_WIDTH = 78  # an 80-column terminal, less Rich's padding
+
+
+def _fit(line: str) -> str:
+    """An example line too wide for 80 columns gets its trailing comment on the line above."""
+    match = _COMMENT.match(line)
+    if match is None or len(re.sub(r"\[/?[a-z ]*\]", "", line)) <= HELP_WIDTH:
+        return line
+    return f"{match['indent']}{match['comment']}\n{match['indent']}{match['code']}"
 
 
 def command() -> Any:
