@@ -38,7 +38,7 @@ def print_untrusted(console: Console, text: str, style: str = "", cut_at: int | 
     """Print text a program or a file produced exactly as text; `cut_at` (bytes) notes output cut at that limit."""
     console.print(plain(text, style), soft_wrap=True, highlight=False)
     if cut_at is not None and len(text.encode("utf-8", "surrogateescape")) >= cut_at:
-        console.print(plain(f"[output cut at {human_bytes(cut_at)}; the rest was not kept]", "dim"))
+        console.print(plain(f"[output cut at {cut_at:,} bytes; the rest was not kept]", "dim"))
 
 
 def human_bytes(n: float) -> str:
