@@ -64,7 +64,11 @@ def reflow(epilog: str) -> str:
         lines = paragraph.split("\n")
         prose = not any(line.startswith("  ") for line in lines)
         paragraphs.append(" ".join(line.strip() for line in lines) if prose else "\n".join(map(_fit, lines)))
-    return "\n\n".join(paragraphs)
+    flowed = "\n\n".join(paragraphs)
+    # Typer dedents the epilog (inspect.cleandoc) by what all lines after the first share: when that is every
+    # example's two spaces, a last line with no indent and no text keeps them.
+    later = [line for line in flowed.split("\n")[1:] if line.strip()]
+    return flowed + "\n[dim][/dim]" if later and all(line.startswith(" ") for line in later) else flowed
 
 
 _COMMENT = re.compile(r"^(?P<indent> +)(?P<code>.*?)\s{2,}(?P<comment>\[dim\]#.*\[/\])$")

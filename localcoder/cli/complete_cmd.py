@@ -59,7 +59,12 @@ def complete_command(
     stdin: bool = typer.Option(False, "--stdin", help="Read the buffer from stdin (same as FILE -)."),
     scope: Optional[str] = typer.Option(None, "--scope", "-s", help="line | block | full (default: by cursor)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text."),
-    write: bool = typer.Option(False, "--write", "-w", help="Insert the completion into FILE (atomic)."),
+    write: bool = typer.Option(
+        False,
+        "--write",
+        "-w",
+        help="Insert the completion into FILE (atomic: a new file replaces it, so hard links keep the old text).",
+    ),
     diff: bool = typer.Option(False, "--diff", help="Print the change as a unified diff."),
     n: int = typer.Option(1, "-n", min=1, max=16, help="Number of alternatives."),
     temperature: float = typer.Option(

@@ -71,9 +71,10 @@ def convert_command(
         threads=threads,
         mp_num=mp_num,
     )
-    with RichConvertEvents(stderr) as events:
-        result = convert(options, events)
+    result = None
     try:
+        with RichConvertEvents(stderr) as events:
+            result = convert(options, events)
         report = verify(result.output, result.source_directory) if do_verify else None
         if as_json:
             payload = {"result": result, "verify": report.to_dict() if report else None}
@@ -83,6 +84,8 @@ def convert_command(
             if report:
                 render_verify(stdout, report)
     except KeyboardInterrupt:
-        raise InterruptedAfterWrite(result.output) from None
+        if result is not None:  # the file is in place: say so, not "nothing was written"
+            raise InterruptedAfterWrite(result.output) from None
+        raise
     if report and not report.ok:
         raise fail("parity check failed; see the report above")

@@ -98,7 +98,7 @@ def serve_command(
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
 
     def ready(url: str) -> None:
-        stderr.print(f"localcoder serving on [bold]{url}[/] (Ctrl-C stops)")
+        stderr.print(Text.assemble("localcoder serving on ", (url, "bold"), " (Ctrl-C stops)"), soft_wrap=True)
 
     try:
         serve(options, ready, lambda line: stderr.print(plain(line), soft_wrap=True))
