@@ -27,6 +27,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 
 ANSWER = "return x * 2"
 FILE = "def f(x):\n    \n\nprint(f(2))\n"
+EXACT = ("-t", "0", "--prompt-layout", "cursor")  # the bigram model answers ANSWER right after <mask_1>
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,10 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.py"
     os.mkfifo(fifo)
     assert_one_line_error(cli("complete", f"{fifo}:1", "--no-server", timeout=60), "not a regular file")
-    assert_one_line_error(cli("complete", "x.py:1", "--no-server", "--context", str(fifo), timeout=60), "regular")
+    real = tmp_path / "x.py"
+    real.write_text(FILE)
+    done = cli("complete", f"{real}:1", "--no-server", "--context", str(fifo), timeout=60)
+    assert_one_line_error(done, "pipe.py is not a regular file")
 
 
 def test_endless_stdin_stops_at_the_read_limit() -> None:
@@ -142,7 +146,7 @@ def test_paths_with_markup_are_printed_as_they_are(tmp_path: Path, answer_model:
     assert str(path) in missing
     linked = tmp_path / "hard-link.py"
     os.link(path, linked)
-    done = cli("complete", f"{path}:2", "--write", "--no-server", "--model", str(answer_model), "-t", "0")
+    done = cli("complete", f"{path}:2", "--write", "--no-server", "--model", str(answer_model), *EXACT)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"at {path}:2:5" in done.stderr
     assert ANSWER in path.read_text()
@@ -251,7 +255,7 @@ def test_models_lists_the_good_and_marks_the_broken(tiny_f32_gguf: Path) -> None
 
 
 def test_stdin_with_line_works_as_the_readme_says(answer_model: Path, tmp_path: Path) -> None:
-    done = cli("complete", "--stdin", "--line", "2", "--no-server", "--model", str(answer_model), "-t", "0", stdin=FILE)
+    done = cli("complete", "--stdin", "--line", "2", "--no-server", "--model", str(answer_model), *EXACT, stdin=FILE)
     assert done.returncode == 0 and ANSWER in done.stdout, done.stderr
     path = tmp_path / "f.py"
     path.write_text(FILE)

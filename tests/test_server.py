@@ -129,7 +129,7 @@ BAD_REQUESTS = [
     (json.dumps({"text": FILE, "line": 2, "max_tokens": 10**6}).encode(), 400, "max_tokens must be between"),
     (json.dumps({"text": FILE, "line": 2, "temperature": "hot"}).encode(), 400, "temperature must be"),
     (json.dumps({"text": FILE, "line": 2, "scope": "galaxy"}).encode(), 400, "scope must be"),
-    (json.dumps({"text": FILE, "line": 2, "model": "no-such-model"}).encode(), 400, "no such file"),
+    (json.dumps({"text": FILE, "line": 2, "model": "no-such-model"}).encode(), 400, "unknown model"),
     (json.dumps({"text": "a\x00b", "line": 1}).encode(), 400, "binary"),
     (b"\xff\xfe", 400, "malformed JSON"),
 ]

@@ -161,5 +161,6 @@ def complete_command(
     if write:
         write_completion(Path(path_text), buffer, cursor, result["completion"])
         stderr.print(
-            plain(f"inserted {len(result['completion'])} characters at {buffer.path}:{cursor.line}:{cursor.col}")
+            plain(f"inserted {len(result['completion'])} characters at {buffer.path}:{cursor.line}:{cursor.col}"),
+            soft_wrap=True,
         )
