@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -95,6 +96,15 @@ class Server:
     def rss_kb(self) -> int:
         with open(f"/proc/{self.process.pid}/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def serving_home(directory: Path, models: dict[str, Path]) -> dict[str, str]:
+    """The environment of a server whose model directory links to `models` (as NAME.gguf): the models beyond its
+    default that clients may name."""
+    (directory / "models").mkdir(parents=True, exist_ok=True)
+    for name, model in models.items():
+        (directory / "models" / f"{name}.gguf").symlink_to(model)
+    return {"LOCALCODER_HOME": str(directory)}
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import pytest
 
 from localcoder.bench import sample_source
 from tests.bigram import GARBAGE, bigram_model
-from tests.server_run import running_server
+from tests.server_run import running_server, serving_home
 
 pytest.importorskip("llama_cpp")
 
@@ -31,8 +31,10 @@ def models(tmp_path_factory: pytest.TempPathFactory, tiny_f32_gguf: Path) -> dic
 
 
 @pytest.fixture(scope="module")
-def server(models):
-    with running_server("--model", str(models["answer"]), "--max-models", "3", "--keep-alive", "-1") as running:
+def server(models, tmp_path_factory: pytest.TempPathFactory):
+    env = serving_home(tmp_path_factory.mktemp("serve-home"), models)  # so that clients may name every model
+    options = ("--model", str(models["answer"]), "--max-models", "3", "--keep-alive", "-1")
+    with running_server(*options, env=env) as running:
         yield running
 
 
