@@ -9,6 +9,7 @@ the read time, the prompt building time, and both per MB: equal per-MB figures m
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -23,7 +24,10 @@ from convert.synthetic import LlamaShape, write_codegen25_checkpoint  # noqa: E4
 from localcoder.bench import sample_source  # noqa: E402
 from localcoder.infill import InfillInput, prepare  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402
-from localcoder.source import locate, read_source  # noqa: E402
+from localcoder.server.fields import MAX_BODY_BYTES  # noqa: E402
+from localcoder.server.http import check_unicode  # noqa: E402
+from localcoder.server.routes import parse_infill  # noqa: E402
+from localcoder.source import locate, read_source, read_source_bytes  # noqa: E402
 
 SIZES_MB = (0.1, 1, 10, 50)
 WINDOW = 2048
@@ -78,6 +82,24 @@ def main() -> None:
         )
         path.unlink()
     print(f"ratio     prompt ms/MB at {SIZES_MB[-1]:g} MB / at 1 MB: {per_mb[-1] / per_mb[1]:.2f} (1.0 = linear)")
+    print(f"/infill   a body at the {MAX_BODY_BYTES >> 20} MiB limit: {infill_body_ms(model, args.layout):.0f} ms"
+          " to parse it and build its prompt")
+
+
+def infill_body_ms(model, layout: str) -> float:
+    """What the server does with a POST /infill at the body limit before the model reads the prompt."""
+    text, _ = sample_source()
+    text = text * (MAX_BODY_BYTES // len(text.encode()) - 1)
+    raw = json.dumps({"text": text, "line": text.count("\n") // 2, "prompt_layout": layout}).encode()
+    started = time.perf_counter()
+    body = json.loads(raw.decode("utf-8"))
+    check_unicode(body)
+    request = parse_infill(body)
+    buffer = read_source_bytes(request.text.encode("utf-8"))
+    cursor = locate(buffer, request.line, request.col)
+    prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
+    prepare(model, InfillInput(prefix, suffix, layout=request.layout), MAX_TOKENS)
+    return (time.perf_counter() - started) * 1000
 
 
 if __name__ == "__main__":

@@ -88,12 +88,13 @@ def read_source(path: Path, encoding: str | None = None, limit: int = MAX_READ_B
         raise LocalcoderError(f"{name} is a directory, not a file") from None
     except OSError as err:
         raise LocalcoderError(f"cannot read {name}: {err.strerror or err}") from err
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
         if stat.S_ISDIR(mode):
             raise LocalcoderError(f"{name} is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise LocalcoderError(f"{name} is not a regular file (a device, FIFO or socket); pipe it to - instead")
+        raise LocalcoderError(f"{name} is not a regular file (a device, FIFO or socket); pipe it to - instead")
+    with os.fdopen(fd, "rb") as handle:
         try:
             data = read_bounded(handle, name, limit)
         except OSError as err:

@@ -15,7 +15,7 @@ from localcoder.cli._common import fail, stderr, stdout, user_errors
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import to_json
 from localcoder.runtime import load_model, resolve_model
-from localcoder.source import read_source
+from localcoder.source import read_bounded, read_source, read_source_bytes
 
 EPILOG = """\
 Each instruction becomes a comment in the program and the model writes the code for it, building on
@@ -75,7 +75,8 @@ def chat_command(
     if script is None:
         interactive(session, stdout)
         return
-    lines = (sys.stdin.read() if script == "-" else read_source(Path(script)).text).splitlines()
+    source = read_source_bytes(read_bounded(sys.stdin.buffer)) if script == "-" else read_source(Path(script))
+    lines = source.text.splitlines()
     repl = ChatRepl(session, stderr, ask_yes_no=lambda question: False)
     outcomes = [repl.handle(line) for line in lines if line.strip()]
     if as_json:
