@@ -141,13 +141,13 @@ def _target_path(options: ConvertOptions, checkpoint: Checkpoint, file_type: str
         raise ConvertError(f"{target} is a directory; give a file name such as {target / 'model.gguf'}")
     if target.exists() and not options.force:
         raise ConvertError(f"{target} already exists; pass --force to overwrite it")
-    _refuse_special(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConvertError(f"cannot create output directory {target.parent}: {exc.strerror}") from None
     if not os.access(target.parent, os.W_OK):
         raise ConvertError(f"output directory {target.parent} is not writable")
+    _refuse_special(target)
     return target
 
 
