@@ -18,7 +18,8 @@ UV_VERSION   := 0.13.8
 FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 
-.PHONY: demo test test-latest lock lint bench-convert bench-complete bench-serve bench-editor bench-prompt clean
+.PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
+	bench-sandbox bench-prompt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,7 @@ $(VENV)/.test: $(LOCK_TEST) pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/localcoder demo
 
-test: $(VENV)/.test
+test: $(VENV)/.test system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -55,7 +56,7 @@ lock: | $(BIN)/python
 
 # The tests against the newest release of every dependency (torch stays the local CPU build), in a
 # throwaway environment: drift shows here before a fresh install breaks for users. Not part of CI.
-test-latest:
+test-latest: system-deps
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install --quiet --upgrade pip
@@ -81,6 +82,21 @@ bench-serve: $(VENV)/.runtime
 # An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots.
 bench-editor: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_editor.py --shape $(COMPLETE_SHAPE)
+
+# bubblewrap, the Linux sandbox for /run and eval (and the tests of it): installed with apt-get only when bwrap is
+# missing and we may (Linux, root, apt-get present); otherwise this says what is missing and does nothing.
+system-deps:
+	@if [ "$$(uname -s)" != Linux ] || command -v bwrap >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap; }; \
+	else \
+	  echo "note: bwrap is missing (package bubblewrap); the sandbox tests skip, or fail where CI is set" >&2; \
+	fi
+
+# The sandbox's cost: HumanEval's 164 canonical checks unconfined (--unsafe-no-sandbox) and inside bwrap.
+bench-sandbox: $(VENV)/.runtime system-deps
+	$(BIN)/python benchmarks/bench_sandbox.py
 
 # Prompt building time for 0.1 / 1 / 10 / 50 MB files, and its per-MB ratio (linear: 1.0).
 bench-prompt: $(VENV)/.runtime

@@ -71,6 +71,7 @@ def diagnose(server: str | None) -> DoctorReport:
         add(Check("default model", str(resolve_model(None))))
     except LocalcoderError as exc:
         add(Check("default model", "none", True, str(exc)))
+    add(_sandbox_check())
     if server is None:
         add(Check("server", "not looked for (LOCALCODER_SERVER=off)"))
     else:
@@ -85,3 +86,14 @@ def diagnose(server: str | None) -> DoctorReport:
             detail = f"{server}: localcoder {answer.get('version')}, loaded: {', '.join(loaded) or 'none'}"
             add(Check("server", f"{detail}, prompt-cache hit rate {rate:.0%}"))
     return report
+
+
+def _sandbox_check() -> Check:
+    """Which OS sandbox `/run` and `eval` use; without one they refuse (unless --unsafe-no-sandbox)."""
+    from localcoder import sandbox
+
+    found = sandbox.status()
+    if found.available:
+        return Check("sandbox", f"{found.kind}: {found.detail}")
+    hint = f"{found.hint}; until then /run and eval refuse to run generated code (or pass --unsafe-no-sandbox)"
+    return Check("sandbox", f"none: {found.detail}", False, hint)

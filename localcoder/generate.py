@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ggufkit.llamacpp import token_piece
+from localcoder.prompt_cache import common_prefix
 
 MAX_TEMPERATURE = 2.0  # as OpenAI's API: beyond it sampling is noise
 SEED_MIN, SEED_MAX = -(2**31), 2**31 - 1  # llama.cpp's seed is 32 bits
@@ -59,12 +60,7 @@ class Generation:
 
 def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
     """How many leading prompt tokens llama-cpp-python will take from the KV cache instead of evaluating."""
-    held = llm.input_ids[: llm.n_tokens]
-    common = 0
-    for held_id, new_id in zip(held, prompt_ids, strict=False):
-        if held_id != new_id:
-            break
-        common += 1
+    common = common_prefix(llm.input_ids[: llm.n_tokens], prompt_ids)
     if common == len(prompt_ids) == llm.n_tokens and not llm._requires_eval:
         return common
     return max(common - 1, 0) if common == len(prompt_ids) else common  # it re-reads one token for fresh logits
@@ -73,12 +69,7 @@ def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
 def read_prompt(llm: Any, prompt_ids: list[int]) -> Generation:
     """Read the prompt into the KV cache and generate nothing (an editor's warm-up); a held longer sequence stays."""
     started = time.perf_counter()
-    held = llm.input_ids[: llm.n_tokens]
-    common = 0
-    for held_id, new_id in zip(held, prompt_ids, strict=False):
-        if held_id != new_id:
-            break
-        common += 1
+    common = common_prefix(llm.input_ids[: llm.n_tokens], prompt_ids)
     if common < len(prompt_ids):
         llm.n_tokens = common
         llm.eval(prompt_ids[common:])

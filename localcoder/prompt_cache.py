@@ -24,6 +24,7 @@ KEEP = 32  # tokens of a slot's last prompt a request may discard and still be s
 
 
 def common_prefix(held: Any, ids: list[int]) -> int:
+    """How many leading tokens `held` (a list or llama-cpp-python's token array) shares with `ids`."""
     count = 0
     for held_id, new_id in zip(held, ids, strict=False):
         if held_id != new_id:

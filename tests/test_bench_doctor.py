@@ -46,13 +46,24 @@ def test_bench_rejects_bad_lengths() -> None:
     assert done.returncode == 1 and "--new-tokens" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_doctor_reports_the_build_the_models_and_a_server(tiny_f32_gguf: Path) -> None:
+def test_doctor_reports_the_build_the_models_and_a_server(tiny_f32_gguf: Path, os_sandbox) -> None:
     done = cli("doctor", "--json")
     assert done.returncode == 0, done.stderr
     checks = {check["name"]: check for check in json.loads(done.stdout)["checks"]}
+    assert checks["sandbox"]["ok"] and checks["sandbox"]["value"].startswith(f"{os_sandbox.kind}: ")
     assert checks["GPU offload"]["value"].startswith(("available", "not built in"))
     assert "none at" in checks["server"]["value"] or "not looked for" in checks["server"]["value"]
     with running_server("--model", str(tiny_f32_gguf)) as server:
         done = cli("doctor", "--json", "--server", server.url)
     checks = {check["name"]: check for check in json.loads(done.stdout)["checks"]}
     assert tiny_f32_gguf.name in checks["server"]["value"] and "hit rate" in checks["server"]["value"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bwrap is the Linux sandbox")
+def test_doctor_says_when_there_is_no_sandbox_and_what_to_install(tmp_path: Path) -> None:
+    done = cli("doctor", "--json", env={"PATH": str(tmp_path)})  # no bwrap on it
+    assert done.returncode == 1  # a failed check
+    sandbox = {check["name"]: check for check in json.loads(done.stdout)["checks"]}["sandbox"]
+    assert not sandbox["ok"] and "bwrap is not installed" in sandbox["value"] and "bubblewrap" in sandbox["hint"]
+    text = cli("doctor", env={"PATH": str(tmp_path)})
+    assert "bwrap is not installed" in text.stdout and "--unsafe-no-sandbox" in text.stdout

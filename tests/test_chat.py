@@ -67,7 +67,7 @@ def test_the_second_turn_evaluates_only_the_new_tokens(chat_model: Path) -> None
     assert second["stats"]["prompt_tokens"] == len(tokenize("# print the answer\nprint(42)" + new_text))
 
 
-def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path) -> None:
+def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path, os_sandbox) -> None:
     saved = tmp_path / "program.py"
     loaded = tmp_path / "start.py"
     loaded.write_text("value = 7\n")
@@ -200,7 +200,7 @@ class Terminal:
         raise AssertionError(f"the REPL did not exit; screen:\n{self.text[-2000:]}")
 
 
-def test_the_repl_in_a_terminal(chat_model: Path, tmp_path: Path) -> None:
+def test_the_repl_in_a_terminal(chat_model: Path, tmp_path: Path, os_sandbox) -> None:
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"}
     env["LOCALCODER_HOME"] = str(tmp_path / "home")
     env["EDITOR"] = "sed -i s/42/43/"
@@ -217,7 +217,7 @@ def test_the_repl_in_a_terminal(chat_model: Path, tmp_path: Path) -> None:
     assert "print the answer" in (tmp_path / "home" / "chat_history").read_text()
 
 
-def test_run_survives_what_the_program_does(chat_model: Path, tmp_path: Path) -> None:
+def test_run_survives_what_the_program_does(chat_model: Path, tmp_path: Path, os_sandbox) -> None:
     from rich.console import Console
 
     from localcoder.sandbox import Limits
@@ -229,7 +229,7 @@ def test_run_survives_what_the_program_does(chat_model: Path, tmp_path: Path) ->
     canary = tmp_path / "outside.txt"
     for program, expected in (
         ("while True:\n    pass\n", "time limit"),
-        (f"open({str(canary)!r}, 'w').write('x')\n", "PermissionError"),
+        (f"open({str(canary)!r}, 'w').write('x')\n", "FileNotFoundError"),  # the host's tmp is not in the sandbox
         ("import socket\nsocket.create_connection(('127.0.0.1', 9))\n", "Error"),
     ):
         source = tmp_path / "program.py"
@@ -240,3 +240,24 @@ def test_run_survives_what_the_program_does(chat_model: Path, tmp_path: Path) ->
     assert not canary.exists()
     repl.handle("print the answer")  # the session goes on
     assert session.state.turns[-1].code == CODE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bwrap is the Linux sandbox")
+def test_run_refuses_without_an_os_sandbox_unless_told(chat_model: Path, tmp_path: Path) -> None:
+    program = tmp_path / "program.py"
+    program.write_text("print('ran', 6 * 7)\n")
+    script = f"/load {program}\n/run\nprint the answer\n"
+    env = {**os.environ, "PATH": str(tmp_path)}  # no bwrap on it
+    refused = subprocess.run(
+        [sys.executable, "-m", "localcoder", "chat", "--model", str(chat_model), "--script", "-", "-t", "0"],
+        input=script, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 0, refused.stderr  # the session goes on after the refusal
+    assert "error: no OS sandbox" in refused.stderr and "install bubblewrap" in refused.stderr
+    assert "ran 42" not in refused.stderr and refused.stdout.endswith("print(42)\n\n")
+    unsafe = subprocess.run(
+        [sys.executable, "-m", "localcoder", "chat", "--model", str(chat_model), "--script", "-", "-t", "0",
+         "--unsafe-no-sandbox"],
+        input=script, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert "ran 42" in unsafe.stderr and "NO OS SANDBOX" in unsafe.stderr

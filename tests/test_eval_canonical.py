@@ -22,6 +22,7 @@ from localcoder.evaluate.passk import pass_at_k
 from localcoder.evaluate.results import ResultsFile
 from localcoder.evaluate.runner import score
 
+pytestmark = pytest.mark.usefixtures("os_sandbox")  # every program runs in the OS sandbox, as eval runs it
 FULL = os.environ.get("LOCALCODER_EVAL_FULL") == "1"
 
 # Tasks an empty completion passes, over the whole of each set.

@@ -23,14 +23,15 @@ from tests.bigram import bigram_model
 from tests.test_convert_errors import assert_one_line_error
 
 pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.usefixtures("os_sandbox")  # every eval runs its programs in the OS sandbox
 
 
-def run_eval(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_eval(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "localcoder", "eval", *map(str, args)],
         capture_output=True,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **env},
         timeout=timeout,
     )
 
@@ -163,6 +164,17 @@ def test_bad_options_fail_in_one_line_before_a_model_is_needed(args, needles, tm
     result = run_eval(*args, "--model", tmp_path / "absent.gguf", "--out", tmp_path / "out.jsonl")
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bwrap is the Linux sandbox")
+def test_without_an_os_sandbox_eval_refuses_before_loading_a_model(tiny_f32_gguf: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    args = ("humaneval", "--limit", "1", "--max-tokens", "4", "--model", tiny_f32_gguf, "--out", out)
+    refused = run_eval(*args, PATH=str(tmp_path))  # no bwrap on it
+    assert_one_line_error(refused, "no OS sandbox", "install bubblewrap", "--unsafe-no-sandbox")
+    assert not out.exists()
+    unsafe = run_eval(*args, "--unsafe-no-sandbox", "--json", PATH=str(tmp_path))
+    assert summary_of(unsafe)["samples"] == 1 and len(lines_of(out)) == 2  # header and the sample
 
 
 def test_out_must_be_a_file(tiny_f32_gguf: Path, tmp_path: Path) -> None:

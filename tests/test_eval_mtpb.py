@@ -130,7 +130,7 @@ DATASET_ISSUES = {"MTPB/89/2"}
 
 
 @pytest.mark.parametrize("problem_id", sorted(REFERENCES, key=int))
-def test_reference_program_passes_all_five_inputs(problem_id: str) -> None:
+def test_reference_program_passes_all_five_inputs(problem_id: str, os_sandbox) -> None:
     tasks = [task for task in MTPB_TASKS if task.problem_id == problem_id]
     assert len(tasks) == 5
     failed = set()
@@ -142,14 +142,14 @@ def test_reference_program_passes_all_five_inputs(problem_id: str) -> None:
     assert failed == {task.task_id for task in tasks} & DATASET_ISSUES
 
 
-def test_a_wrong_value_fails_with_what_was_printed() -> None:
+def test_a_wrong_value_fails_with_what_was_printed(os_sandbox) -> None:
     task = MTPB_TASKS[0]  # problem 1, input "abcde": expects ['a', 'b', 'c', 'd', 'e']
     outcome = check(task, MTPB_PREAMBLE + "print(['a', 'b'])\n")
     assert not outcome.passed
     assert outcome.reason == "printed ['a', 'b'], expected ['a', 'b', 'c', 'd', 'e']"
 
 
-def test_scoring_follows_mtpb_exec() -> None:
+def test_scoring_follows_mtpb_exec(os_sandbox) -> None:
     task = MTPB_TASKS[0]
     expected = "list('abcde')"
     # The last statement's value is printed when the program does not end with a print call.

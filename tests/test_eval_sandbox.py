@@ -1,5 +1,8 @@
 """Hostile completions are contained: each is a failed sample, the run finishes, nothing outside changes.
 
+They run in the OS sandbox (tests/test_sandbox_escape.py attacks it in earnest); the reasons below are what
+the sandbox answers each with.
+
 They are checked one by one through `check`, then together through the runner (the real thread pool, results
 file and pass@k; the completions are handed in where the model's would be), and once through the whole CLI
 with a deterministic model (tests/bigram.py) whose infill never ends.
@@ -25,6 +28,7 @@ from localcoder.evaluate.runner import EvalRequest, score, summarize
 from tests.bigram import bigram_model
 from tests.test_sandbox import assert_no_connection
 
+pytestmark = pytest.mark.usefixtures("os_sandbox")
 TASK = load_tasks("humaneval", 1)[0]  # has_close_elements(numbers, threshold) -> bool; completions are its body
 
 
@@ -64,11 +68,11 @@ def assert_nothing_changed(parent: Path, outside: Path, listener: socket.socket)
 
 EXPECTED_REASONS = {
     "infinite loop": "timed out after 3 s",
-    "fork bomb": "PermissionError",
+    "fork bomb": "PermissionError",  # the seccomp filter: no new processes
     "memory hog": "memory limit",
-    "write outside": "PermissionError",
-    "delete the working directory and its parent": "PermissionError",
-    "socket": "PermissionError",
+    "write outside": "FileNotFoundError",  # the test's directory does not exist in the sandbox
+    "delete the working directory and its parent": "Read-only file system",  # its own /tmp, then the root
+    "socket": "ConnectionRefusedError",  # its own network namespace: nothing listens on its loopback
     "exit before the tests": "exited before the tests finished",
     "os._exit before the tests": "exited before the tests finished",
 }

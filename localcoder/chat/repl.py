@@ -210,7 +210,7 @@ COMMANDS: dict[str, Command] = {
     "retry": Command("", "resample the last turn", ChatRepl.retry),
     "edit": Command("", "open the program in $EDITOR and continue from the result", ChatRepl.edit),
     "show": Command("", "print the program", ChatRepl.show),
-    "run": Command("", "run the program in a sandbox (time and memory limits, no network)", ChatRepl.run),
+    "run": Command("", "run the program in the OS sandbox (none of your files, no network, 10 s, 1 GB)", ChatRepl.run),
     "save": Command("FILE", "write the program to FILE (asks before overwriting)", ChatRepl.save),
     "load": Command("FILE", "start from the program in FILE", ChatRepl.load),
     "reset": Command("", "start from an empty program", ChatRepl.reset),

@@ -57,7 +57,14 @@ class ChatState:
 
 
 class ChatSession:
-    def __init__(self, model: LoadedModel, lang: str = "python", preamble: str = "", sampling: Sampling | None = None):
+    def __init__(
+        self,
+        model: LoadedModel,
+        lang: str = "python",
+        preamble: str = "",
+        sampling: Sampling | None = None,
+        unsafe_no_sandbox: bool = False,
+    ):
         self.model = model
         self.lang = lang
         self.sampling = sampling or Sampling(temperature=0.2, top_p=0.95, max_tokens=256)
@@ -65,6 +72,7 @@ class ChatSession:
         self.history: list[ChatState] = []  # states replaced by /edit, /load, /reset, for /undo
         self.stats: list[TurnStats] = []
         self.run_limits = Limits(seconds=10.0, memory_mb=1024)
+        self.unsafe_no_sandbox = unsafe_no_sandbox  # /run without the OS sandbox: the user said so
         self._seed_offset = 0
 
     # The program ---------------------------------------------------------------------------
@@ -117,8 +125,8 @@ class ChatSession:
         self.replace_text(text if text.endswith("\n") or not text else text + "\n")
 
     def run(self) -> RunResult:
-        """Run the program in the sandbox (a temporary directory, time and memory limits, no network)."""
-        return run_program(self.text(), self.run_limits)
+        """Run the program in the OS sandbox (localcoder.sandbox); SandboxUnavailable where there is none."""
+        return run_program(self.text(), self.run_limits, unsafe_no_sandbox=self.unsafe_no_sandbox)
 
     def set_option(self, key: str, value: str) -> None:
         """/set temperature|top_p|max_tokens VALUE; ValueError for a bad value."""

@@ -23,12 +23,17 @@ every earlier turn (CodeGen's multi-turn program synthesis). Enter sends; Esc th
 line; Ctrl-C cancels a generation; Ctrl-D quits; /help lists the slash commands
 (/undo /retry /edit /show /run /save /load /reset /model /set /stats).
 
+/run runs the program in the OS sandbox (bubblewrap on Linux, sandbox-exec on macOS): it sees none of
+your files, has no network and cannot start processes; 10 s and 1 GB. Without one, /run refuses and says
+what to install; --unsafe-no-sandbox runs it anyway, as you, with your files and network within its reach.
+
 [bold]Examples[/]
 
   localcoder chat
   localcoder chat --preamble mtpb --model codegen25-7b-mono_P.Q4_K_M
   localcoder chat --script turns.txt > program.py        [dim]# one instruction per line[/]
   printf 'read a csv file\\nprint its mean\\n' | localcoder chat --script - --json
+  localcoder chat --unsafe-no-sandbox        [dim]# no bubblewrap here: /run unconfined, at your own risk[/]
 """
 
 
@@ -58,6 +63,12 @@ def chat_command(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
     ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
+    unsafe_no_sandbox: bool = typer.Option(
+        False,
+        "--unsafe-no-sandbox",
+        help="/run programs WITHOUT the OS sandbox: as you, able to read and write your files and reach the"
+        " network; only time and memory limits and a guard against accidents hold.",
+    ),
 ) -> None:
     """Write a program turn by turn from natural-language instructions."""
     comment_prefix(lang)  # an unknown language fails before the model loads
@@ -71,7 +82,7 @@ def chat_command(
         start = path.read_text(encoding="utf-8")
     loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers)
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling)
+    session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling, unsafe_no_sandbox=unsafe_no_sandbox)
     if script is None:
         interactive(session, stdout)
         return

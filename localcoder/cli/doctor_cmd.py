@@ -31,7 +31,7 @@ def doctor_command(
     server: Optional[str] = typer.Option(None, "--server", help="Server URL to check (default: LOCALCODER_SERVER)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Report the llama.cpp build (GPU offload or not), threads, model directory and server status."""
+    """Report the llama.cpp build (GPU offload or not), threads, model directory, the OS sandbox and server status."""
     report = diagnose(server_url(server, False)[0])
     if as_json:
         stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)

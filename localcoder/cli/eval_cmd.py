@@ -22,9 +22,10 @@ EPILOG = f"""\
 
 {chr(10).join(f"  [cyan]{name:<18}[/] {b.description}" for name, b in BENCHMARKS.items())}
 
-Each sample's program runs in its own process: a temporary directory, a time limit (3 s, MTPB 20 s),
-1 GB of memory, no network where the OS allows, and a guard against writes outside that directory and
-new processes. It is a guard against accidents, not a security boundary: run untrusted models in a VM.
+Each sample's program runs in the OS sandbox (bubblewrap on Linux, sandbox-exec on macOS): none of your
+files, no network, no new processes, a time limit (3 s, MTPB 20 s) and 1 GB of memory. Without one, eval
+refuses and says what to install; --unsafe-no-sandbox runs the programs anyway, unconfined, as you: only
+the limits and a guard against accidents hold, so a hostile model's code could read, write or send your files.
 
 With --out, every finished sample is appended to the file at once; the same command run again skips the
 samples the file holds (a larger -n adds samples). The file refuses samples of other options.
@@ -35,6 +36,7 @@ samples the file holds (a larger -n adds samples). The file refuses samples of o
   localcoder eval humaneval -n 100 -k 1,10,100 -t 0.8 --out he-100.jsonl
   localcoder eval infill-single --limit 100 --workers 8
   localcoder eval mtpb --limit 10 --json
+  localcoder eval humaneval --unsafe-no-sandbox    [dim]# no bubblewrap here; only for models you trust[/]
 """
 
 
@@ -69,6 +71,12 @@ def eval_command(
     ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
+    unsafe_no_sandbox: bool = typer.Option(
+        False,
+        "--unsafe-no-sandbox",
+        help="Run the programs WITHOUT the OS sandbox: as you, able to read and write your files and reach the"
+        " network; only time and memory limits and a guard against accidents hold.",
+    ),
 ) -> None:
     """Measure pass@k on HumanEval, HumanEval-Infilling or MTPB, running each program in a sandbox."""
     try:
@@ -77,7 +85,7 @@ def eval_command(
         raise fail(f"-k {ks!r}: expected numbers like 1,10,100") from None
     options = dict(samples=samples, ks=k_values, temperature=temperature, top_p=top_p, seed=seed)
     options |= dict(max_tokens=max_tokens, limit=limit, workers=workers, out=out)
-    options |= dict(ctx=ctx, threads=threads, gpu_layers=gpu_layers)
+    options |= dict(ctx=ctx, threads=threads, gpu_layers=gpu_layers, unsafe_no_sandbox=unsafe_no_sandbox)
     validate(EvalRequest(benchmark, Path(), **options))  # bad options fail before a model is looked for
     request = EvalRequest(benchmark, resolve_model(model), **options)
     try:

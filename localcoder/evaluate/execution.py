@@ -4,10 +4,11 @@ HumanEval: prompt + completion + "\\n" + test + "\\n" + check(entry_point) (huma
 HumanEval-Infilling: the same with the suffix after the completion (human-eval-infilling's). MTPB: the whole
 program written turn by turn, scored by the value it prints last (see mtpb_harness.py).
 
-Each program gets its own process through localcoder.sandbox (temporary directory, time and memory limits,
-no network, the guard). A program passes only if it reaches a line appended after the tests, which prints a
-marker it cannot guess: a completion that calls sys.exit(0) or os._exit(0) before the tests run fails, as it
-does in human-eval, whose guard makes exit() fail.
+Each program gets its own process in the OS sandbox through localcoder.sandbox (bubblewrap on Linux: nothing
+of the host writable, no network, no new processes; time and memory limits), or, with `--unsafe-no-sandbox`,
+unconfined with only the limits and a guard. A program passes only if it reaches a line appended after the
+tests, which prints a marker it cannot guess: a completion that calls sys.exit(0) or os._exit(0) before the
+tests run fails, as it does in human-eval, whose guard makes exit() fail.
 """
 
 from __future__ import annotations
@@ -39,17 +40,27 @@ def program_for(task: Task, completion: str) -> str:
     return task.prompt + completion + task.suffix + "\n" + task.test + "\n" + f"check({task.entry_point})"
 
 
-def check(task: Task, completion: str, seconds: float | None = None, memory_mb: int = MEMORY_MB) -> Outcome:
-    """Run the program for `completion` in the sandbox; `seconds` defaults to 3 (HumanEval) or 20 (MTPB)."""
+def check(
+    task: Task,
+    completion: str,
+    seconds: float | None = None,
+    memory_mb: int = MEMORY_MB,
+    unsafe_no_sandbox: bool = False,
+) -> Outcome:
+    """Run the program for `completion` in the sandbox; `seconds` defaults to 3 (HumanEval) or 20 (MTPB).
+
+    unsafe_no_sandbox: without the OS sandbox (localcoder.sandbox.run_program); otherwise SandboxUnavailable
+    where there is none.
+    """
     if seconds is None:
         seconds = 20.0 if isinstance(task, MultiTurnTask) else 3.0
-    limits = Limits(seconds=seconds, memory_mb=memory_mb, network=False)
+    limits = Limits(seconds=seconds, memory_mb=memory_mb)
     marker = f"#localcoder-eval-{secrets.token_hex(12)}:"
     if isinstance(task, MultiTurnTask):
         call = f"run({completion!r}, {json.dumps(task.expected)!r}, {marker!r})\n"
-        result = run_program(inspect.getsource(mtpb_harness) + "\n\n" + call, limits)
+        result = run_program(inspect.getsource(mtpb_harness) + "\n\n" + call, limits, "", unsafe_no_sandbox)
         return _multi_turn_outcome(result, marker, seconds)
-    result = run_program(program_for(task, completion) + f"\n\nprint({marker!r})\n", limits)
+    result = run_program(program_for(task, completion) + f"\n\nprint({marker!r})\n", limits, "", unsafe_no_sandbox)
     return _code_outcome(result, marker, seconds)
 
 

@@ -23,6 +23,7 @@ from localcoder.evaluate.passk import mean_pass_at_k
 from localcoder.evaluate.results import ResultsFile, SampleRecord
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model
+from localcoder.sandbox import require as require_sandbox
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class EvalRequest:
     ctx: int | None = None
     threads: int | None = None
     gpu_layers: int | None = None
+    unsafe_no_sandbox: bool = False  # run the programs without the OS sandbox (the user said so)
 
 
 @dataclass
@@ -87,6 +89,7 @@ def validate(request: EvalRequest) -> Benchmark:
             raise LocalcoderError(f"pass@{k} needs k between 1 and n = {request.samples} samples per task; raise -n")
     if request.limit is not None and request.limit < 1:
         raise LocalcoderError(f"--limit must be at least 1, not {request.limit}")
+    require_sandbox(request.unsafe_no_sandbox)  # before a model is loaded: no sample could be checked
     return chosen
 
 
@@ -107,7 +110,8 @@ def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSumm
             assert model is not None  # pending work means the model was loaded above
             return completion_for(model, chosen, task, sampling)
 
-        new = score(chosen, tasks, request.samples, complete, results, request.workers, events)
+        unsafe = request.unsafe_no_sandbox
+        new = score(chosen, tasks, request.samples, complete, results, request.workers, events, unsafe)
         return summarize(chosen, request, tasks, results, new, time.monotonic() - started)
 
 
@@ -124,6 +128,7 @@ def score(
     results: ResultsFile,
     workers: int = 1,
     events: EvalEvents | None = None,
+    unsafe_no_sandbox: bool = False,
 ) -> int:
     """Complete and check every (task, sample) that `results` does not hold yet; return how many were done.
 
@@ -141,7 +146,7 @@ def score(
             errors.append(future.exception())  # type: ignore[arg-type]
 
     def submit(*args: Any) -> None:
-        pool.submit(_record, results, events, *args).add_done_callback(keep_error)
+        pool.submit(_record, results, events, unsafe_no_sandbox, *args).add_done_callback(keep_error)
 
     try:
         for task, sample in todo:
@@ -168,6 +173,7 @@ def score(
 def _record(
     results: ResultsFile,
     events: EvalEvents | None,
+    unsafe_no_sandbox: bool,
     task: Task,
     sample: int,
     completion: str,
@@ -178,7 +184,7 @@ def _record(
         record = SampleRecord(task.task_id, sample, completion, False, failure, 0.0)
     else:
         try:
-            outcome = check(task, completion, seconds)
+            outcome = check(task, completion, seconds, unsafe_no_sandbox=unsafe_no_sandbox)
             record = SampleRecord(task.task_id, sample, completion, outcome.passed, outcome.reason, outcome.seconds)
         except Exception as exc:  # the executor itself failed (e.g. no processes left): this sample fails
             record = SampleRecord(task.task_id, sample, completion, False, f"executor error: {exc}", 0.0)

@@ -1,0 +1,193 @@
+"""Linux: the program runs inside bubblewrap (bwrap), which builds it a world of its own from namespaces.
+
+What the program sees and may do, and why each argument is there (see `bwrap_argv`):
+
+- its own user, PID, network, IPC, UTS, mount (and cgroup where possible) namespaces (`--unshare-all`, and
+  `--unshare-user` explicitly so that bwrap fails rather than carries on without one); inside it is uid 65534,
+  with every capability dropped (`--cap-drop ALL`) and, with bwrap 0.8+, no further user namespaces;
+- no network at all: a network namespace with only its own loopback, so neither the host's TCP listeners nor
+  its abstract Unix sockets exist; Unix sockets bound to paths are not reachable because their paths are not;
+- a file system of only what Python needs, read-only: /usr (with the /bin, /lib... links or directories as
+  the host has them), /etc/ld.so.cache and /etc/localtime, and the directories of this Python installation and
+  its virtual environment (even inside your home, as with pyenv: only those directories). Nothing else of the
+  home directory, the project or the rest of the host; the root and /dev are remounted read-only;
+- no /proc at all: in its PID namespace pid 1 is bwrap's own reaper, which the seccomp filter does not cover,
+  and with a /proc the program could write that process's memory (/proc/1/mem) and start processes through it;
+  without one there is also no /proc/sys to write and nothing of the host's /proc to read. Python and numpy
+  do not need it;
+- a minimal /dev, and fresh tmpfs mounts of bounded size: /tmp (the working directory /tmp/run is in it, so is
+  the program, copied in from a memfd) and /dev/shm. Nothing it writes reaches the host's disk; all of it is
+  gone when the run ends;
+- a clean environment (`--clearenv`): nothing of the user's variables;
+- its own session (`--new-session`), so it has no controlling terminal to push keystrokes into (TIOCSTI);
+- `--die-with-parent` and the PID namespace: when the run ends, bwrap goes and every process inside with it;
+- a seccomp filter refusing new processes, namespaces and keyrings (seccomp.py);
+- and, from process.py, the rlimits (memory, CPU time, file size) and the process-group kill at the end.
+
+Started by root, the child becomes uid 65534 before bwrap runs (as_root.py says why and how).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from localcoder.sandbox import seccomp
+from localcoder.sandbox.as_root import leave_root, stage_dirs
+from localcoder.sandbox.process import Limits, RunResult, python_roots, run_process
+
+INSTALL_HINT = "install bubblewrap (Debian, Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+REFUSED_HINT = (
+    "let bwrap create user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 and later"
+    " kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap; in a container, one"
+    " that allows them)"
+)
+WORKDIR = "/tmp/run"  # inside the sandbox
+PROGRAM = f"{WORKDIR}/main.py"
+_SANDBOX_ID = "65534"  # uid and gid inside: "nobody"
+_TMP_BYTES = 128 << 20  # /tmp, which holds the working directory: what the program may write in all
+_SHM_BYTES = 16 << 20
+_TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # links into /usr on merged-/usr systems
+_ETC = ("/etc/ld.so.cache", "/etc/localtime")  # what the dynamic loader and time zones read; nothing about users
+_PROBE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Bwrap:
+    path: str
+    version: str  # "bubblewrap 0.8.0"
+    options: frozenset[str]  # the options its --help lists: --size and --disable-userns are newer than some
+
+    def knows(self, option: str) -> bool:
+        return option in self.options
+
+
+def find_bwrap() -> Bwrap | str:
+    """The bwrap on PATH, or why there is none."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return "bwrap is not installed"
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=_PROBE_SECONDS)
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=_PROBE_SECONDS)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{path} does not run: {exc}"
+    options = frozenset(word for word in usage.stdout.split() if word.startswith("--"))
+    return Bwrap(path, version.stdout.strip() or "bubblewrap (unknown version)", options)
+
+
+def probe(bwrap: Bwrap) -> str | None:
+    """Run `true` the way a real run starts a program; None when it works, else what went wrong."""
+    try:
+        done = _run(bwrap, "", [shutil.which("true") or "/bin/true"], Limits(seconds=_PROBE_SECONDS), "")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{bwrap.path} could not be started: {exc}"
+    if done.exit_code != 0:
+        said = done.stderr.strip().splitlines()
+        return f"the kernel refused it: {said[-1] if said else done.killed_reason or f'exit status {done.exit_code}'}"
+    return None
+
+
+def run_in_bwrap(bwrap: Bwrap, source: str, limits: Limits, stdin: str = "") -> RunResult:
+    result = _run(bwrap, source, [sys.executable, "-I", "-B", PROGRAM], limits, stdin)
+    held = ["bwrap", *(["seccomp(no-new-processes)"] if seccomp.supported() else [])]
+    return RunResult(**{**result.__dict__, "sandbox": [*held, *result.sandbox]})
+
+
+def _run(bwrap: Bwrap, source: str, command: list[str], limits: Limits, stdin: str) -> RunResult:
+    as_root = os.geteuid() == 0
+    roots = python_roots()
+    sources = stage_dirs(len(roots)) if as_root else roots
+    with _Inputs(source) as inputs:
+        argv = bwrap_argv(bwrap, inputs.program_fd, inputs.seccomp_fd, list(zip(sources, roots, strict=True)), command)
+        setup = leave_root(roots, sources) if as_root else None
+        return run_process(argv, "/", {}, limits, stdin, inputs.fds, setup, signal_exit_codes=True)
+
+
+def bwrap_argv(
+    bwrap: Bwrap, program_fd: int, seccomp_fd: int | None, python_binds: list[tuple[str, str]], command: list[str]
+) -> list[str]:
+    """The whole bwrap command line; the module docstring says what each part is for."""
+    argv = [bwrap.path, "--unshare-all", "--unshare-user"]
+    if bwrap.knows("--disable-userns"):
+        argv.append("--disable-userns")
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    argv += ["--uid", _SANDBOX_ID, "--gid", _SANDBOX_ID, "--hostname", "sandbox"]
+    argv += ["--clearenv"]
+    for name, value in _environment().items():
+        argv += ["--setenv", name, value]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for top in _TOP_LEVEL:
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    for path in _ETC:
+        argv += ["--ro-bind-try", path, path]
+    for source, root in python_binds:
+        argv += ["--ro-bind", source, root]
+    argv += ["--dev", "/dev"]
+    argv += [*_sized(bwrap, _SHM_BYTES), "--tmpfs", "/dev/shm"]
+    argv += [*_sized(bwrap, _TMP_BYTES), "--tmpfs", "/tmp", "--dir", WORKDIR]
+    argv += ["--file", str(program_fd), PROGRAM]
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    return [*argv, "--", *command]
+
+
+def python_problem() -> str | None:
+    """A Python installation that would take the home directory (or all of /) into the sandbox is refused."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    for root in python_roots():
+        if root == "/" or home == root or home.startswith(root.rstrip(os.sep) + os.sep):
+            return f"this Python's directory {root} holds your home directory, which the sandbox must not show"
+    return None
+
+
+def _environment() -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8", "USER": "sandbox"}
+
+
+def _sized(bwrap: Bwrap, size: int) -> list[str]:
+    return ["--size", str(size)] if bwrap.knows("--size") else []
+
+
+class _Inputs:
+    """The program and the seccomp filter as memfds for bwrap to read (it closes them before the program runs)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.program_fd = -1
+        self.seccomp_fd: int | None = None
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        return (self.program_fd,) if self.seccomp_fd is None else (self.program_fd, self.seccomp_fd)
+
+    def __enter__(self) -> _Inputs:
+        self.program_fd = _memfd("main.py", self.source.encode("utf-8"))
+        if seccomp.supported():
+            self.seccomp_fd = _memfd("seccomp", seccomp.no_new_processes_filter())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self.fds:
+            if fd >= 0:
+                os.close(fd)
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

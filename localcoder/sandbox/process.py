@@ -1,0 +1,212 @@
+"""Start one program under the rlimits, collect its capped output, kill its process group at the end.
+
+This is the part every way of running a program shares: bwrap, sandbox-exec and the unconfined fallback
+each build an argv and hand it here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FILE_SIZE_LIMIT = 64 << 20
+_NPROC_LIMIT = 256  # per user, not per run: leaves room for the user's own processes while stopping a fork bomb
+_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float = 10.0  # wall-clock limit
+    memory_mb: int = 1024  # address-space limit (RLIMIT_AS) where the OS allows
+    output_bytes: int = 1 << 20  # stdout/stderr are cut beyond this
+
+
+@dataclass(frozen=True)
+class RunResult:
+    stdout: str
+    stderr: str
+    exit_code: int | None  # None when killed by a signal
+    timed_out: bool
+    killed_reason: str | None  # "time limit", "memory limit", "cpu time limit", "file size limit", ...
+    seconds: float
+    sandbox: list[str]  # protections in force, e.g. ["bwrap", "no-new-processes(seccomp)", "rlimits", ...]
+
+
+# In the child, after the rlimits and before exec: returns the names of what else it put in force.
+ChildSetup = Callable[[], list[str]]
+
+
+def run_process(
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    limits: Limits,
+    stdin: str,
+    pass_fds: Sequence[int] = (),
+    child_setup: ChildSetup | None = None,
+    signal_exit_codes: bool = False,
+) -> RunResult:
+    """Start argv in its own process group under the OS limits, collect capped output, kill the group at the end.
+
+    signal_exit_codes: the program's exit status comes through a supervisor (bwrap) that reports a death by
+    signal N as exit code 128 + N; read it back as that signal.
+    """
+    posix = os.name == "posix"
+    status_read, status_write = os.pipe() if posix else (None, None)
+    popen_options = (
+        {"start_new_session": True, "preexec_fn": _child_setup(limits, status_write, child_setup)}
+        if posix
+        else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    )
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=tuple(pass_fds), **popen_options,
+        )  # fmt: skip
+    finally:
+        if posix:
+            os.close(status_write)
+    sandbox = []
+    if posix:
+        # The child wrote its status before exec; exec closed its end, so this read ends at once.
+        with os.fdopen(status_read, "rb") as status:
+            sandbox = [s for s in status.read().decode().split(",") if s]
+        sandbox.insert(0, "process-group")
+
+    stdout, stderr = bytearray(), bytearray()
+    threads = [
+        threading.Thread(target=_drain, args=(proc.stdout, stdout, limits.output_bytes), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, stderr, limits.output_bytes), daemon=True),
+        threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=limits.seconds)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    kill_group(proc)  # also after a normal exit: forks left behind must not outlive the run
+    elapsed = time.monotonic() - start
+    try:
+        proc.wait(timeout=_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    for thread in threads:
+        thread.join(timeout=_GRACE_SECONDS)  # a process that escaped the group may hold the pipes open
+
+    code = proc.returncode
+    if signal_exit_codes and code is not None and code > 128 and code - 128 in signal.valid_signals():
+        code = -(code - 128)
+    err_text = stderr.decode("utf-8", errors="replace")
+    return RunResult(
+        stdout=stdout.decode("utf-8", errors="replace"),
+        stderr=err_text,
+        exit_code=None if timed_out or code is None or code < 0 else code,
+        timed_out=timed_out,
+        killed_reason=_killed_reason(timed_out, code, err_text),
+        seconds=elapsed,
+        sandbox=sandbox,
+    )
+
+
+def _child_setup(limits: Limits, status_fd: int, then: ChildSetup | None):
+    """The preexec_fn: runs in the forked child before exec, so it must not raise; it reports what held."""
+    import resource
+
+    cpu = math.ceil(limits.seconds) + 1
+    wanted = [
+        (resource.RLIMIT_AS, limits.memory_mb << 20),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, _NPROC_LIMIT),
+    ]
+
+    def setup() -> None:
+        held = []
+        failed = 0
+        for which, value in wanted:
+            try:
+                _, hard = resource.getrlimit(which)
+                soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+                resource.setrlimit(which, (soft, soft if which != resource.RLIMIT_CPU else min(hard, soft + 1)))
+            except (OSError, ValueError):
+                failed += 1
+        held.append("rlimits" if not failed else "rlimits(partial)")
+        if then is not None:
+            held += then()
+        os.write(status_fd, ",".join(held).encode())
+
+    return setup
+
+
+def _drain(stream, buffer: bytearray, cap: int) -> None:
+    # Keep reading past the cap so that the program never blocks on a full pipe; just stop keeping it.
+    while chunk := stream.read1(65536):
+        if len(buffer) < cap:
+            buffer.extend(chunk[: cap - len(buffer)])
+    stream.close()
+
+
+def _feed(stream, data: bytes) -> None:
+    try:
+        stream.write(data)
+        stream.close()
+    except OSError:  # the program exited or closed stdin without reading it all
+        pass
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    if os.name == "posix":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    elif proc.poll() is None:
+        proc.kill()
+
+
+def _killed_reason(timed_out: bool, code: int | None, stderr: str) -> str | None:
+    if timed_out:
+        return "time limit"
+    if code is not None and code < 0:
+        names = {"SIGXCPU": "cpu time limit", "SIGXFSZ": "file size limit"}
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return names.get(name, f"killed by {name}")
+    if code and "MemoryError" in stderr[-2000:]:
+        return "memory limit"
+    if code and "File too large" in stderr[-2000:]:  # Python ignores SIGXFSZ, so the write fails with EFBIG instead
+        return "file size limit"
+    return None
+
+
+def minimal_env(workdir: str) -> dict[str, str]:
+    """What a program is given of the environment: nothing of the user's, so no secret in a variable leaks."""
+    env = {"PATH": os.defpath, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+    if sys.platform == "win32":
+        # Windows needs SYSTEMROOT for sockets and random numbers; TEMP is what tempfile reads there.
+        env.update({k: v for k, v in os.environ.items() if k.upper() in ("SYSTEMROOT", "WINDIR")})
+        env.update({"TEMP": workdir, "TMP": workdir, "USERPROFILE": workdir})
+    return env
+
+
+def python_roots() -> list[str]:
+    """The directories of this interpreter and its virtual environment outside /usr, outermost first."""
+    found = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    found.add(str(Path(os.path.realpath(sys.executable)).parent.parent))
+    roots: list[str] = []
+    for path in sorted(os.path.realpath(p) for p in found):
+        inside_usr = path == "/usr" or path.startswith("/usr/")
+        if not inside_usr and not any(path == r or path.startswith(r + os.sep) for r in roots):
+            roots.append(path)
+    return roots
