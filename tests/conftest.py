@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from tests.checkpoints import TinySpec, save_checkpoint
 from tests.references import humaneval_prompts, stdlib_texts, tiktoken_encoding  # noqa: F401  (shared fixtures)
 
 TINY = TinySpec(LlamaShape(hidden=64, intermediate=128, layers=2, heads=4))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Children that the Ctrl-C tests interrupt must see SIGINT: a shell that starts the suite in the background
+    sets it to ignored, and an ignored signal stays ignored across exec, so Python in the child would never raise
+    KeyboardInterrupt. A handled signal is reset to the default in the child instead."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -121,7 +121,8 @@ def test_infill_run(tiny_f32_gguf: Path, tmp_path: Path) -> None:
     summary = summary_of(run_eval(*args, "--json"))
     assert summary["tasks"] == 2 and summary["samples"] == 2 and summary["new_samples"] == 2
     assert 0.0 <= summary["pass_at_k"]["pass@1"] <= 1.0
-    assert [r["task_id"] for r in lines_of(out)[1:]] == [t.task_id for t in load_tasks("infill-single", 2)]
+    # one record per task; records are written as their checks finish, which need not be task order
+    assert sorted(r["task_id"] for r in lines_of(out)[1:]) == sorted(t.task_id for t in load_tasks("infill-single", 2))
 
 
 def test_mtpb_run_writes_the_program_turn_by_turn(tiny_f32_gguf: Path, tmp_path: Path) -> None:
