@@ -105,16 +105,16 @@ class ModelPool:
         a file exists there or not, gets the same UNKNOWN_MODEL: the server is no oracle for the disk."""
         if not name:
             return resolve_model(self.options.model).resolve()
-        for path in self.servable():
-            if name in self._names(path):
+        default = self._default()
+        for path in self.servable(default):
+            if name in self._names(path, default):
                 return path.resolve()
         raise LocalcoderError(UNKNOWN_MODEL)
 
-    def servable(self) -> list[Path]:
+    def servable(self, default: Path | None = None) -> list[Path]:
         """The models clients may name: the server's default and the GGUFs in its model directory."""
-        found: list[Path] = []
-        with contextlib.suppress(LocalcoderError):
-            found.append(resolve_model(self.options.model))
+        default = default or self._default()
+        found = [default] if default is not None else []
         directory = paths.models_dir()
         if directory.is_dir():
             found += sorted(directory.glob("*.gguf"))
@@ -123,9 +123,16 @@ class ModelPool:
             unique.setdefault(path.resolve(), path)
         return list(unique.values())
 
-    def _names(self, path: Path) -> set[str]:
+    def _default(self) -> Path | None:
+        """The default model, resolved once per request (flag, environment, config, model directory)."""
+        try:
+            return resolve_model(self.options.model)
+        except LocalcoderError:
+            return None
+
+    def _names(self, path: Path, default: Path | None) -> set[str]:
         names = {str(path), str(path.resolve()), path.name, path.stem}
-        if self.options.model and path.resolve() == resolve_model(self.options.model).resolve():
+        if self.options.model and default is not None and path.resolve() == default.resolve():
             names.add(self.options.model)
         return names
 
