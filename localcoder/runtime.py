@@ -91,6 +91,7 @@ def load_model(
     gpu_layers: int | None = None,
     lookup: int = 0,
     cache_slots: int = 1,
+    logits_all: bool = False,
 ) -> LoadedModel:
     """Load a GGUF; `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per step;
     `cache_slots` token sequences stay cached (prompt_cache.py).
@@ -122,7 +123,7 @@ def load_model(
             draft_model=draft,
             # Drafts are checked against every position's logits. llama-cpp-python sizes its logits buffer from
             # this flag, not from the draft model it then turns it on for, so it must be passed explicitly.
-            logits_all=draft is not None,
+            logits_all=logits_all or draft is not None,  # kld: every position's logits
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:

@@ -23,6 +23,7 @@ from localcoder.cli import (
     doctor_cmd,
     eval_cmd,
     inspect_cmd,
+    kld_cmd,
     models_cmd,
     serve_cmd,
     verify_cmd,
@@ -90,7 +91,9 @@ def command() -> Any:
     for param in root.params:
         _name_value(param)
     root.get_help_option = _named_help(root.get_help_option)
-    for sub in getattr(root, "commands", {}).values():
+    subs = list(getattr(root, "commands", {}).values())
+    subs.append(kld_cmd.attach(root.commands["eval"]))  # `eval kld`, beside `eval BENCHMARK`
+    for sub in subs:
         if sub.epilog:
             sub.epilog = reflow(sub.epilog)
         for param in sub.params:

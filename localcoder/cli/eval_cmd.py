@@ -37,6 +37,7 @@ samples the file holds (a larger -n adds samples). The file refuses samples of o
   localcoder eval infill-single --limit 100 --workers 8
   localcoder eval mtpb --limit 10 --json
   localcoder eval humaneval --unsafe-no-sandbox    [dim]# no bubblewrap here; only for models you trust[/]
+  localcoder eval kld --base F16.gguf Q4_K_M.gguf  [dim]# what a quantization costs, in minutes: eval kld -h[/]
 """
 
 
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def eval_command(
-    benchmark: str = typer.Argument(..., help=f"{' | '.join(BENCHMARKS)}"),
+    benchmark: str = typer.Argument(..., help=f"{' | '.join(BENCHMARKS)}, or kld (see eval kld --help)"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name in the model directory."),
     samples: int = typer.Option(1, "-n", "--samples", help="Samples per task (n)."),
     ks: str = typer.Option("1", "-k", help="pass@k to report: a comma list, each at most n (e.g. 1,10,100)."),

@@ -1,0 +1,149 @@
+"""`localcoder eval kld`: how far quantized GGUFs' next-token distributions are from a base GGUF's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from localcoder.cli._common import stderr, stdout, user_errors
+from localcoder.errors import LocalcoderError
+from localcoder.evaluate.corpus import load_corpus
+from localcoder.evaluate.kld import MODES, KldReport, KldRequest, run_kld
+from localcoder.render import human_bytes, plain, to_json
+from localcoder.runtime import resolve_model
+
+EPILOG = """\
+Each model's next-token distributions are compared with the base's on the same tokens: left to right over
+the corpus (chunks of --ctx tokens), and infill (the model's own infill prompt around a middle of two lines in
+every twelve; only the middle's tokens are scored, not the <eom> after it). The base is read once and its
+top-k log-probabilities kept (positions x k numbers); then one model at a time is loaded, so comparing 7B
+files needs the memory of one of them.
+
+[bold]Reading the numbers[/]
+
+  [cyan]mean KLD[/]     KL(base || model) in nats per token, over the base's top-k tokens plus the rest: 0 for the
+               same file; a lower bound of the full KL. Smaller is closer to the base.
+  [cyan]p99 KLD[/]      the 99th percentile: the rare tokens where the model departs most.
+  [cyan]top-1[/]        how often the model's most likely token is the base's.
+  [cyan]PPL ratio[/]    exp(mean NLL model - mean NLL base) on the corpus: 1.00 = as good, 1.05 = 5% worse.
+
+[bold]Examples[/]
+
+  localcoder eval kld --base codegen25-7b-F16.gguf codegen25-7b-Q8_0.gguf codegen25-7b-Q4_K_M.gguf
+  localcoder eval kld --base F16 Q6_K Q5_K_M --mode infill --limit 2000     [dim]# names in the model dir[/]
+  localcoder eval kld --base F16.gguf Q4_K_M.gguf --corpus ~/src/myproject --json
+"""
+
+
+class KldProgress:
+    """One bar per model on stderr, over its sequences."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<28}", markup=False), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=stderr,
+        )  # fmt: skip
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> KldProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done)
+
+
+def _gguf(value: str) -> Path:
+    path = resolve_model(value)
+    if path.is_dir():
+        raise LocalcoderError(f"{path} is a directory, not a GGUF model")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise LocalcoderError(f"{path} is not a GGUF file")
+    return path
+
+
+@user_errors
+def kld_command(
+    models: list[str] = typer.Argument(..., help="GGUF paths or names in the model directory, to compare."),
+    base: str = typer.Option(..., "--base", "-b", help="The reference GGUF (e.g. the F16 file)."),
+    corpus: Optional[Path] = typer.Option(
+        None, "--corpus", help="A folder of your own source files (default: built-in)."
+    ),
+    mode: str = typer.Option("both", "--mode", help=" | ".join(MODES)),
+    top_k: int = typer.Option(32, "--top-k", min=1, help="Base log-probs kept per position."),
+    ctx: int = typer.Option(512, "--ctx", min=64, help="Tokens per left-to-right chunk and per infill prompt."),
+    limit: int = typer.Option(4096, "--limit", min=1, help="Most tokens scored per mode."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
+) -> None:
+    """How much a quantization costs: KL divergence, top-1 agreement and perplexity against a base GGUF."""
+    if mode not in MODES:
+        raise LocalcoderError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    files = load_corpus(corpus)
+    request = KldRequest(
+        _gguf(base), tuple(_gguf(m) for m in models), files, str(corpus) if corpus else "built-in",
+        mode, top_k, ctx, limit, threads, gpu_layers,
+    )  # fmt: skip
+    with KldProgress() as progress:
+        report = run_kld(request, progress)
+    if as_json:
+        stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)
+    else:
+        render_report(report)
+
+
+def render_report(report: KldReport) -> None:
+    table = Table(
+        title=f"KL divergence from {Path(report.base).name}: {report.corpus} corpus, top-{report.top_k}",
+        title_justify="left",
+    )
+    for column in ("model", "mode", "mean KLD", "p99 KLD", "top-1", "PPL ratio", "tokens", "seconds"):
+        table.add_column(column, justify="left" if column in ("model", "mode") else "right")
+    for model in report.models:
+        for score in model.modes:
+            table.add_row(
+                plain(model.model), score.mode, f"{score.mean_kld:.5f}", f"{score.p99_kld:.4f}",
+                f"{score.top1_agreement:.3f}", f"{score.ppl_ratio:.4f}", str(score.tokens), f"{model.seconds:.1f}",
+            )  # fmt: skip
+    stdout.print(table)
+    stdout.print(
+        plain(
+            f"base: {report.tokens} tokens in {report.base_seconds:.1f} s, {human_bytes(report.base_stored_bytes)}"
+            f" kept; peak memory {human_bytes(max((m.peak_rss_bytes for m in report.models), default=0))}",
+            "dim",
+        )
+    )
+
+
+def attach(eval_command: Any) -> Any:
+    """Make `eval kld ...` reach this command while `eval BENCHMARK ...` stays the benchmark command.
+
+    The root group builds a subcommand's context with make_context and then invokes that context's command:
+    when the first word after `eval` is `kld`, the context built is this command's.
+    """
+    kld = typer.main.get_command(_app)
+    kld.name = "kld"
+    original = eval_command.make_context
+
+    def make_context(info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        if args and args[0] == "kld":
+            return kld.make_context(f"{info_name} kld", args[1:], parent=parent, **extra)
+        return original(info_name, args, parent=parent, **extra)
+
+    eval_command.make_context = make_context
+    return kld
+
+
+_app = typer.Typer(rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
+_app.command("kld", epilog=EPILOG)(kld_command)
