@@ -19,7 +19,7 @@ FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt clean
+	bench-sandbox bench-prompt bench-kld clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +101,11 @@ bench-sandbox: $(VENV)/.runtime system-deps
 # Prompt building time for 0.1 / 1 / 10 / 50 MB files, and its per-MB ratio (linear: 1.0).
 bench-prompt: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_prompt.py
+
+# eval kld's cost: seconds per 1k tokens, peak RSS (one model at a time), base top-k bytes. KLD_SHAPE=7b: real size.
+KLD_SHAPE ?= 1gb
+bench-kld: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_kld.py --shape $(KLD_SHAPE)
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info
