@@ -240,7 +240,8 @@ def run_kld(request: KldRequest, progress: Progress) -> KldReport:
     sequences = build_sequences(base_model, request)
     base = collect_base(base_model, sequences, request.top_k, progress)
     base_info = (base_model.llm.n_vocab(), base_model.format.name, base_model.path)
-    del base_model.llm, base_model  # free the base before the next model loads
+    base_model.llm.close()  # free the base before the next model loads (its prompt cache holds llm too)
+    del base_model
     report = KldReport(
         str(request.base), request.corpus_name, request.mode, request.top_k, request.ctx, len(sequences),
         len(base.actual_logp), base.seconds, base.stored_bytes,
