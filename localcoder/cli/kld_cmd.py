@@ -25,17 +25,18 @@ files needs the memory of one of them.
 
 [bold]Reading the numbers[/]
 
-  [cyan]mean KLD[/]     KL(base || model) in nats per token, over the base's top-k tokens plus the rest: 0 for the
-               same file; a lower bound of the full KL. Smaller is closer to the base.
-  [cyan]p99 KLD[/]      the 99th percentile: the rare tokens where the model departs most.
-  [cyan]top-1[/]        how often the model's most likely token is the base's.
-  [cyan]PPL ratio[/]    exp(mean NLL model - mean NLL base) on the corpus: 1.00 = as good, 1.05 = 5% worse.
+  [cyan]mean KLD[/]   KL(base || model), nats per token; 0 for the same file
+  [cyan]p99 KLD[/]    its 99th percentile: where the model departs most
+  [cyan]top-1[/]      how often the model's likeliest token is the base's
+  [cyan]PPL ratio[/]  exp(mean NLL model - base): 1.05 = 5% worse
+
+The KL is over the base's top-k tokens plus one bucket for the rest: a lower bound of the full KL.
 
 [bold]Examples[/]
 
-  localcoder eval kld --base codegen25-7b-F16.gguf codegen25-7b-Q8_0.gguf codegen25-7b-Q4_K_M.gguf
-  localcoder eval kld --base F16 Q6_K Q5_K_M --mode infill --limit 2000     [dim]# names in the model dir[/]
-  localcoder eval kld --base F16.gguf Q4_K_M.gguf --corpus ~/src/myproject --json
+  localcoder eval kld --base 7b-F16.gguf 7b-Q8_0.gguf 7b-Q4_K_M.gguf
+  localcoder eval kld --base F16 Q6_K Q5_K_M --mode infill  [dim]# model dir names[/]
+  localcoder eval kld --base F16.gguf Q4_K_M.gguf --corpus ~/src/app --json
 """
 
 
