@@ -25,6 +25,7 @@ from localcoder.cli import (
     inspect_cmd,
     kld_cmd,
     models_cmd,
+    rm_cmd,
     serve_cmd,
     verify_cmd,
 )
@@ -38,7 +39,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 COMMANDS = (complete_cmd, chat_cmd, serve_cmd, convert_cmd, models_cmd, inspect_cmd, verify_cmd, bench_cmd, doctor_cmd)
-for module in (*COMMANDS, eval_cmd, demo_cmd):
+for module in (*COMMANDS, rm_cmd, eval_cmd, demo_cmd):
     module.register(app)
 
 

@@ -12,6 +12,7 @@ from localcoder import paths
 from localcoder.cli._common import stdout, user_errors
 from localcoder.errors import LocalcoderError
 from localcoder.gguf_info import read_gguf
+from localcoder.models import default_model, is_default
 from localcoder.render import human_bytes, human_count, plain, to_json
 
 EPILOG = """\
@@ -19,6 +20,7 @@ EPILOG = """\
 
   localcoder models
   localcoder models --json
+  localcoder rm old-model                 [dim]# remove one by name[/]
   localcoder complete app.py:10 --model codegen25-7b-mono_P.Q4_K_M   [dim]# use one by name[/]
 """
 
@@ -29,26 +31,42 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def models_command(as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
-    """List the converted models in the model directory (LOCALCODER_HOME/models); broken files are marked."""
+    """List the converted models in the model directory (LOCALCODER_HOME/models); broken files are marked, and
+    the default (the one `complete` and `chat` use with no --model) is starred."""
     directory = paths.models_dir()
+    default = default_model()
     rows = [_row(path) for path in sorted(directory.glob("*.gguf"))] if directory.is_dir() else []
+    for row in rows:
+        row["default"] = is_default(Path(row["path"]), default)
+    missing = default is not None and default.path is None
     if as_json:
-        stdout.print(
-            to_json({"directory": str(directory), "models": rows}), markup=False, highlight=False, soft_wrap=True
-        )
+        document = {
+            "directory": str(directory),
+            "default": default.name if default else None,
+            "default_source": default.source if default else None,
+            "default_missing": missing,
+            "models": rows,
+        }
+        stdout.print(to_json(document), markup=False, highlight=False, soft_wrap=True)
         return
+    if missing:
+        assert default is not None
+        setting = "LOCALCODER_MODEL" if default.source == "env" else "config.toml"
+        stdout.print(plain(f"default model {default.name} (from {setting}) is missing", "red"))
     if not rows:
-        hint = "convert one with `localcoder convert`, or run `localcoder demo`"
+        hint = "download one with `localcoder pull`, convert one with `localcoder convert`, or run `localcoder demo`"
         stdout.print(plain(f"no models in {directory}; {hint}"))
         return
-    table = Table(title=plain(directory), title_justify="left")
-    for column in ("name", "family", "parameters", "type", "size"):
+    table = Table(title=plain(directory), title_justify="left", caption="* default" if default else None)
+    for column in ("", "name", "family", "parameters", "type", "size"):
         table.add_column(column, justify="right" if column in ("parameters", "size") else "left")
     for row in rows:
+        mark = "*" if row["default"] else ""
         if row["error"]:
-            table.add_row(plain(row["name"]), plain(f"broken: {row['error']}", "red"), "-", "-", "-")
+            table.add_row(mark, plain(row["name"]), plain(f"broken: {row['error']}", "red"), "-", "-", "-")
             continue
         table.add_row(
+            mark,
             plain(row["name"]),
             plain(row["family"] or "-"),
             human_count(row["parameters"]),
