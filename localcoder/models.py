@@ -51,11 +51,24 @@ def is_default(path: Path, default: Default | None) -> bool:
     return os.path.abspath(path) == os.path.abspath(default.path)
 
 
+def check_name(name: str) -> None:
+    """A model name is a file name in the model directory: no path separators, not hidden, printable."""
+    if (
+        not name
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or Path(name).is_absolute()
+        or not name.isprintable()
+        or len(name.encode()) > 200
+    ):
+        raise LocalcoderError(f"{name!r} is not a model name (no paths: a name from `localcoder models`)")
+
+
 def locate(name: str) -> Path:
     """The file in the model directory called `name` (with or without .gguf); never anything outside it."""
     directory = paths.models_dir()
-    if not name or "/" in name or "\\" in name or name.startswith(".") or Path(name).is_absolute():
-        raise LocalcoderError(f"{name!r} is not a model name (no paths: a name from `localcoder models`)")
+    check_name(name)
     for candidate in (directory / f"{name}.gguf", directory / name):
         if candidate.name.endswith(".gguf") and (candidate.is_symlink() or candidate.is_file()):
             return candidate

@@ -22,8 +22,8 @@ from localcoder.prompt_cache import PromptCache
 from localcoder.prompts import PromptFormat, Vocabulary, detect_format
 
 HOW_TO_GET_A_MODEL = (
-    "convert one with `localcoder convert Salesforce/codegen25-7b-mono_P --quant Q4_K_M`"
-    " (downloads when online), or try `localcoder demo`"
+    "get one with `localcoder pull Salesforce/codegen25-7b-mono_P` (online), convert a checkpoint with"
+    " `localcoder convert DIR`, or try `localcoder demo`"
 )
 
 

@@ -283,7 +283,8 @@ def test_chat_script_fails_when_every_line_failed(answer_model: Path) -> None:
     assert some.returncode == 0, some.stderr
 
 
-COMMANDS = ["complete", "chat", "serve", "convert", "models", "inspect", "verify", "bench", "doctor", "eval", "demo"]
+COMMANDS = ["complete", "chat", "serve", "eval", "pull", "convert", "models", "rm", "inspect", "verify", "bench"]
+COMMANDS += ["doctor", "demo"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

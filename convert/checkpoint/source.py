@@ -57,11 +57,22 @@ def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedSource:
         ) from None
     except hub_errors.RevisionNotFoundError:
         raise ConvertError(f"{repo_id}: no revision {revision!r}") from None
-    except (hub_errors.HfHubHTTPError, OSError) as exc:
+    except (hub_errors.HfHubHTTPError, OSError, *_transport_errors()) as exc:  # a connection lost midway too
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConvertError(f"could not fetch {repo_id}: {first_line}") from None
     directory = Path(local)
     return ResolvedSource(directory=directory, repo_id=repo_id, revision=revision or _snapshot_commit(directory))
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP client's own errors (huggingface-hub 2 uses httpx2, earlier versions httpx, older requests)."""
+    found: list[type[Exception]] = []
+    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
+        try:
+            found.append(getattr(__import__(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _snapshot_commit(directory: Path) -> str | None:

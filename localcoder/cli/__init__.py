@@ -25,6 +25,7 @@ from localcoder.cli import (
     inspect_cmd,
     kld_cmd,
     models_cmd,
+    pull_cmd,
     rm_cmd,
     serve_cmd,
     verify_cmd,
@@ -38,8 +39,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-COMMANDS = (complete_cmd, chat_cmd, serve_cmd, convert_cmd, models_cmd, inspect_cmd, verify_cmd, bench_cmd, doctor_cmd)
-for module in (*COMMANDS, rm_cmd, eval_cmd, demo_cmd):
+COMMANDS = (complete_cmd, chat_cmd, serve_cmd, eval_cmd, pull_cmd, convert_cmd, models_cmd, rm_cmd, inspect_cmd)
+for module in (*COMMANDS, verify_cmd, bench_cmd, doctor_cmd, demo_cmd):
     module.register(app)
 
 

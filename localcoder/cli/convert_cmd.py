@@ -71,6 +71,11 @@ def convert_command(
         threads=threads,
         mp_num=mp_num,
     )
+    run_convert(options, as_json, do_verify)
+
+
+def run_convert(options: ConvertOptions, as_json: bool, do_verify: bool = False) -> None:
+    """Convert with a progress bar on stderr, then print the result (and the parity report) on stdout."""
     result = None
     try:
         with RichConvertEvents(stderr) as events:
