@@ -13,7 +13,7 @@ from pathlib import Path
 
 from localcoder import paths
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import config
+from localcoder.runtime import config, find_by_name
 
 
 @dataclass(frozen=True)
@@ -26,19 +26,11 @@ class Default:
     path: Path | None
 
 
-def _candidate(value: str) -> Path | None:
-    path = Path(value).expanduser()
-    for candidate in (path, paths.models_dir() / value, paths.models_dir() / f"{value}.gguf"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
 def default_model() -> Default | None:
     """The default model, or None when there is none (no setting and not exactly one GGUF)."""
     for source, value in (("env", os.environ.get("LOCALCODER_MODEL")), ("config", config().get("model"))):
         if value:
-            return Default(str(value), source, _candidate(str(value)))
+            return Default(str(value), source, find_by_name(str(value)))
     found = sorted(paths.models_dir().glob("*.gguf")) if paths.models_dir().is_dir() else []
     if len(found) == 1:
         return Default(found[0].name.removesuffix(".gguf"), "only-file", found[0])

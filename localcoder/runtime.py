@@ -37,13 +37,19 @@ def config() -> dict[str, Any]:
         raise LocalcoderError(f"{path}: {exc}") from None
 
 
-def _by_name(value: str) -> Path:
+def find_by_name(value: str) -> Path | None:
+    """A path as given, else NAME or NAME.gguf in the model directory; None when none exists."""
     path = Path(value).expanduser()
-    if path.exists():
-        return path
-    for candidate in (paths.models_dir() / value, paths.models_dir() / f"{value}.gguf"):
+    for candidate in (path, paths.models_dir() / value, paths.models_dir() / f"{value}.gguf"):
         if candidate.exists():
             return candidate
+    return None
+
+
+def _by_name(value: str) -> Path:
+    found = find_by_name(value)
+    if found is not None:
+        return found
     raise LocalcoderError(f"model {value}: no such file (nor in {paths.models_dir()}); {HOW_TO_GET_A_MODEL}")
 
 
