@@ -16,6 +16,7 @@ BUILTIN = Path(__file__).with_name("corpus")
 SUFFIXES = (".py", ".js", ".ts", ".c", ".h", ".go", ".rs", ".java", ".sh", ".rb", ".cpp", ".txt", ".md")
 INFILL_BLOCK, MIDDLE_AT, MIDDLE_LINES = 12, 5, 2
 MAX_FILE_BYTES = 1 << 20
+MAX_CORPUS_CHARS = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,19 @@ def load_corpus(directory: Path | None) -> list[CorpusFile]:
     root = BUILTIN if directory is None else directory
     if not root.is_dir():
         raise LocalcoderError(f"--corpus {root}: not a directory")
-    files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SUFFIXES):
-        if path.stat().st_size > MAX_FILE_BYTES:
-            continue
+    files, total = [], 0
+    for path in sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                continue
             text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
+        except (UnicodeDecodeError, OSError):  # unreadable, or gone since the listing: not corpus
             continue
         if text.strip():
             files.append(CorpusFile(str(path.relative_to(root)), text))
+            total += len(text)
+        if total > MAX_CORPUS_CHARS:  # far more than --limit tokens can use: a whole home directory stops here
+            break
     if not files:
         raise LocalcoderError(f"--corpus {root}: no non-empty UTF-8 source files ({', '.join(SUFFIXES)})")
     return files
