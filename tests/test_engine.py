@@ -1,0 +1,137 @@
+"""`complete --engine`: localcoder builds the prompt, a separate OpenAI-completions engine process generates.
+
+The engine is tests/engine_standin.py: llama-cpp-python's own completion API (what llama_cpp.server runs)
+behind a stdlib HTTP server, started on a free loopback port with the same tiny bigram GGUF that the
+in-process runs load. llama_cpp.server itself needs starlette-context, which the offline registries lack.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from convert.vocab.codegen25 import codegen25_tokenizer
+from tests.bigram import GARBAGE, bigram_model
+from tests.test_complete import run
+from tests.test_convert_errors import assert_one_line_error
+
+pytest.importorskip("llama_cpp")
+
+COMPLETION = "return a + b"
+STANDIN = Path(__file__).with_name("engine_standin.py")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bigram_model(tmp_path_factory.mktemp("bigram"), COMPLETION)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def engine(model: Path, mode: str) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(STANDIN), str(model), str(port), mode], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> str:
+    path = tmp_path / "app.py"
+    path.write_text("def add(a, b):\n    \n")
+    return f"{path}:2:5"
+
+
+def as_json(target: str, model: Path, *options: str) -> dict:
+    result = run(target, "--model", str(model), "--no-server", "--json", "--temperature", "0", *options)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("text", "text"), ("ids", "ids"), ("nostop", "text")])
+def test_engine_gives_the_in_process_completion(model: Path, target: str, mode: str, kind: str) -> None:
+    here = as_json(target, model)
+    assert here["completion"] == COMPLETION and here["stop_reason"] == "eom"
+    with engine(model, mode) as url:
+        there = as_json(target, model, "--engine", url)
+    assert there["completion"] == here["completion"]
+    assert there["stop_reason"] == "eom"
+    assert there["tokens"]["prompt"] == here["tokens"]["prompt"]
+    assert there["engine"] == {"url": url, "model": None, "prompt": kind}  # auto: ids where taken, else text
+
+
+def raw_completion(url: str, body: dict) -> str:
+    """The text an engine streams for `body`, with no localcoder in between."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+    text = ""
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith("data: {"):
+            text += json.loads(line[6:])["choices"][0]["text"]
+    return text
+
+
+def test_eom_stops_the_engine_itself(model: Path) -> None:
+    """The GGUF's end-of-generation set holds <eom>, so a llama.cpp engine stops there with no stop list;
+    the negative control generates past it into the bigram chain's GARBAGE."""
+    prompt = "<mask_1>"
+    body = {"prompt": prompt, "max_tokens": 24, "temperature": 0.0, "stream": True}
+    with engine(model, "text") as url:
+        assert raw_completion(url, body) == COMPLETION
+    with engine(model, "nostop") as url:
+        past = raw_completion(url, body)
+    garbage = codegen25_tokenizer().decode([GARBAGE])  # GARBAGE predicts itself
+    assert past.startswith(COMPLETION + "<eom>" + garbage * 3)
+
+
+def test_engine_down_slow_or_garbage_is_one_line_error(model: Path, target: str) -> None:
+    down = run(target, "--model", str(model), "--engine", f"http://127.0.0.1:{free_port()}")
+    assert down.returncode != 0 and "not reachable" in down.stderr
+    assert_one_line_error(down)
+    with engine(model, "slow") as url:
+        slow = run(target, "--model", str(model), "--engine", url, "--engine-timeout", "1")
+    assert slow.returncode != 0 and "did not answer within 1 s" in slow.stderr
+    assert_one_line_error(slow)
+    with engine(model, "garbage") as url:
+        garbage = run(target, "--model", str(model), "--engine", url)
+    assert garbage.returncode != 0 and "not a completion stream" in garbage.stderr
+    assert_one_line_error(garbage)
+    with engine(model, "cut") as url:
+        cut = run(target, "--model", str(model), "--engine", url)
+    assert cut.returncode != 0 and "closed the stream midway" in cut.stderr
+    assert_one_line_error(cut)
+
+
+def test_text_only_engine_refuses_ids_when_asked_for_them(model: Path, target: str) -> None:
+    with engine(model, "text") as url:
+        forced = run(target, "--model", str(model), "--engine", url, "--engine-prompt", "ids")
+    assert forced.returncode != 0 and "rejects token-id prompts" in forced.stderr
+    assert_one_line_error(forced)
