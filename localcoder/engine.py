@@ -43,6 +43,10 @@ def api_key() -> str | None:
     return os.environ.get("LOCALCODER_ENGINE_KEY") or os.environ.get("OPENAI_API_KEY") or None
 
 
+class EngineError(LocalcoderError):
+    """The engine could not be asked (down, slow, garbage): no answer about the prompt, so nothing to record."""
+
+
 class _Rejected(Exception):
     """The engine answered 4xx to a token-id prompt (its schema takes text only)."""
 
@@ -112,14 +116,14 @@ class Engine:
             except _Rejected:
                 if self.prompt_kind == "ids":
                     message = f"engine {self.label} rejects token-id prompts; use --engine-prompt text"
-                    raise LocalcoderError(message) from None
+                    raise EngineError(message) from None
                 self._kind = "text"  # remembered for this engine
         text = b"".join(token_piece(llm, t, special=True) for t in prompt_ids).decode("utf-8", "replace")
         self.used_kind = "text"
         try:
             return self._stream(dict(body, prompt=text), cut, on_text, cancelled, eom_text)
         except _Rejected as exc:
-            raise LocalcoderError(f"engine {self.label} rejected the request: {exc}") from None
+            raise EngineError(f"engine {self.label} rejected the request: {exc}") from None
 
     def _stream(self, body, cut, on_text, cancelled, eom_text) -> Generation:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
@@ -138,7 +142,7 @@ class Engine:
                 message = _error_message(response.read(65536))
                 if 400 <= response.status < 500 and "prompt" in body and isinstance(body["prompt"], list):
                     raise _Rejected(message)
-                raise LocalcoderError(f"engine {self.label} answered HTTP {response.status}: {message}")
+                raise EngineError(f"engine {self.label} answered HTTP {response.status}: {message}")
             done = False
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             for raw in response:
@@ -146,7 +150,7 @@ class Engine:
                 if not line or line.startswith(":"):
                     continue
                 if not line.startswith("data:"):
-                    raise LocalcoderError(f"engine {self.label} sent something that is not a completion stream")
+                    raise EngineError(f"engine {self.label} sent something that is not a completion stream")
                 data = line[5:].strip()
                 if data == "[DONE]":
                     done = True
@@ -175,15 +179,15 @@ class Engine:
                     done = True
                     break
             if not done:
-                raise LocalcoderError(f"engine {self.label} closed the stream midway")
+                raise EngineError(f"engine {self.label} closed the stream midway")
         except (ConnectionError, socket.gaierror) as exc:
-            raise LocalcoderError(f"engine {self.label} is not reachable: {exc.strerror or exc}") from None
+            raise EngineError(f"engine {self.label} is not reachable: {exc.strerror or exc}") from None
         except TimeoutError:
-            raise LocalcoderError(
+            raise EngineError(
                 f"engine {self.label} did not answer within {self.timeout:g} s (--engine-timeout)"
             ) from None
         except (http.client.HTTPException, OSError) as exc:
-            raise LocalcoderError(f"engine {self.label}: {exc}") from None
+            raise EngineError(f"engine {self.label}: {exc}") from None
         finally:
             conn.close()
         rest = cut.finish()
@@ -213,4 +217,4 @@ def _choice(data: str, label: str) -> dict[str, Any]:
             raise TypeError
         return choice
     except (ValueError, KeyError, IndexError, TypeError):
-        raise LocalcoderError(f"engine {label} sent a chunk that is not an OpenAI completion") from None
+        raise EngineError(f"engine {label} sent a chunk that is not an OpenAI completion") from None

@@ -4,6 +4,7 @@
 Run: python tests/engine_standin.py MODEL.gguf PORT MODE, MODE one of
   text     text prompts only (llama_cpp.server's schema): a list prompt is answered 422
   ids      token-id prompts too (vLLM's and OpenAI's schema)
+  once     like ids, but the process exits after its first completion (an engine that goes down midway)
   nostop   like text, but ignores `stop` and keeps generating past the end-of-generation tokens
            (the negative control: what an engine that does not stop at <eom> gives)
   slow     sleeps 30 s before answering
@@ -15,6 +16,7 @@ llama-cpp-python parses special tokens in a text prompt (it tokenizes with speci
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import llama_cpp
 
 MODEL, PORT, MODE = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-llm = llama_cpp.Llama(model_path=MODEL, n_ctx=2048, verbose=False) if MODE in ("text", "ids", "nostop") else None
+SERVES = ("text", "ids", "nostop", "once")
+llm = llama_cpp.Llama(model_path=MODEL, n_ctx=2048, verbose=False) if MODE in SERVES else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -47,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html>not an engine</html>", "text/html")
             return
         prompt = body["prompt"]
-        if isinstance(prompt, list) and MODE != "ids":
+        if isinstance(prompt, list) and MODE not in ("ids", "once"):
             detail = {"detail": [{"loc": ["body", "prompt"], "msg": "Input should be a valid string"}]}
             self._send(422, json.dumps(detail).encode())
             return
@@ -84,6 +87,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         self.close_connection = True
+        if MODE == "once":
+            os._exit(0)
 
 
 ThreadingHTTPServer.daemon_threads = True

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from localcoder.engine import EngineError
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, Task, benchmark, load_tasks
 from localcoder.evaluate.execution import check
@@ -43,6 +44,7 @@ class EvalRequest:
     threads: int | None = None
     gpu_layers: int | None = None
     unsafe_no_sandbox: bool = False  # run the programs without the OS sandbox (the user said so)
+    engine: Any = None  # a localcoder.engine.Engine generates; the GGUF here gives the tokenizer
 
 
 @dataclass
@@ -103,6 +105,7 @@ def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSumm
         model = None
         if pending(tasks, request.samples, results):  # a finished run resumes without loading the model
             model = load_model(request.model, request.ctx, request.threads, request.gpu_layers)
+            model.engine = request.engine
             check_model(model, chosen)
 
         def complete(task: Task, sample: int) -> str:
@@ -154,6 +157,11 @@ def score(
                 raise errors[0]
             try:
                 completion = complete(task, sample)
+            except EngineError as exc:  # not an answer about this sample: stop, keep what is done
+                pool.shutdown(wait=True)
+                kept = f"{len(results.records)} samples are in {results.path}; rerun to resume"
+                kept = kept if results.path else "nothing was kept (no --out file)"
+                raise LocalcoderError(f"{exc}; {kept}") from None
             except LocalcoderError as exc:  # this task's prompt does not fit the window
                 submit(task, sample, "", f"not generated: {exc}", None)
                 continue
@@ -246,4 +254,7 @@ def _config(request: EvalRequest) -> dict[str, Any]:
         "seed": request.seed,
         "max_tokens": request.max_tokens,
         "ctx": request.ctx,
+        # In-process and engine samples are not mixed silently, even greedy ones (the engine's arithmetic may
+        # differ); the engine's served model name counts, its URL does not (a restarted engine keeps its samples).
+        "engine": None if request.engine is None else {"model": request.engine.model},
     }
