@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from convert.pipeline import ConvertOptions, convert
 from convert.vocab.codegen25 import codegen25_tokenizer
-from tests.bigram import GARBAGE, bigram_model
+from tests.bigram import GARBAGE, bigram_model, chain_for, write_bigram_checkpoint
+from tests.test_chat import CODE, ENDOFTEXT_ID, NEWLINE, chat
 from tests.test_complete import run
 from tests.test_convert_errors import assert_one_line_error
 
@@ -135,3 +137,18 @@ def test_text_only_engine_refuses_ids_when_asked_for_them(model: Path, target: s
         forced = run(target, "--model", str(model), "--engine", url, "--engine-prompt", "ids")
     assert forced.returncode != 0 and "rejects token-id prompts" in forced.stderr
     assert_one_line_error(forced)
+
+
+def test_scripted_chat_through_an_engine_writes_the_same_program(tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp("chat")
+    chain = chain_for(CODE, start=NEWLINE, end=ENDOFTEXT_ID)  # each turn's prompt ends in "\n"
+    checkpoint = write_bigram_checkpoint(directory / "checkpoint", chain)
+    chat_gguf = convert(ConvertOptions(source=str(checkpoint), output=directory / "chat.gguf", outtype="f32")).output
+    script = "print the answer\nprint it again\n"
+    here = chat(chat_gguf, script, "--preamble", "mtpb")
+    assert here.returncode == 0, here.stderr
+    assert here.stdout.count(CODE) == 2
+    with engine(chat_gguf, "text") as url:
+        there = chat(chat_gguf, script, "--preamble", "mtpb", "--engine", url)
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout
