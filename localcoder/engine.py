@@ -140,7 +140,9 @@ class Engine:
             response = conn.getresponse()
             if response.status >= 400:
                 message = _error_message(response.read(65536))
-                if 400 <= response.status < 500 and "prompt" in body and isinstance(body["prompt"], list):
+                # llama_cpp.server answers a token-id prompt 500 with its schema's validation error
+                rejects = response.status < 500 or "prompt" in message
+                if rejects and isinstance(body.get("prompt"), list):
                     raise _Rejected(message)
                 raise EngineError(f"engine {self.label} answered HTTP {response.status}: {message}")
             done = False
@@ -152,9 +154,11 @@ class Engine:
                 if not line.startswith("data:"):
                     raise EngineError(f"engine {self.label} sent something that is not a completion stream")
                 data = line[5:].strip()
-                if data == "[DONE]":
-                    done = True
-                    break
+                if data == "[DONE]":  # before any finish_reason: cut short (llama_cpp.server's default, when
+                    raise EngineError(  # another request comes in)
+                        f"engine {self.label} ended a completion without a finish reason (interrupted?"
+                        " llama_cpp.server: start it with --interrupt_requests False)"
+                    )
                 choice = _choice(data, self.label)
                 if first is None:
                     first = time.perf_counter()

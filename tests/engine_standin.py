@@ -10,6 +10,7 @@ Run: python tests/engine_standin.py MODEL.gguf PORT MODE, MODE one of
   slow     sleeps 30 s before answering
   garbage  answers 200 with something that is not JSON
   cut      sends one chunk, then closes the stream without [DONE]
+  done     sends one chunk, then [DONE] with no finish_reason (llama_cpp.server's interrupt_requests cut)
 llama-cpp-python parses special tokens in a text prompt (it tokenizes with special=True), as llama_cpp.server.
 """
 
@@ -57,9 +58,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        if MODE == "cut":
+        if MODE in ("cut", "done"):
             chunk = {"choices": [{"text": "x", "index": 0, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if MODE == "done":
+                self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
             self.close_connection = True
             return

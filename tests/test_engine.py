@@ -1,8 +1,9 @@
 """`complete --engine`: localcoder builds the prompt, a separate OpenAI-completions engine process generates.
 
-The engine is tests/engine_standin.py: llama-cpp-python's own completion API (what llama_cpp.server runs)
-behind a stdlib HTTP server, started on a free loopback port with the same tiny bigram GGUF that the
-in-process runs load. llama_cpp.server itself needs starlette-context, which the offline registries lack.
+The engine is the real third-party one, `python -m llama_cpp.server` (tests/llama_server.py), on a free
+loopback port with the same tiny bigram GGUF that the in-process runs load: text prompts with the sentinels
+spelled out. What it cannot do is played by tests/engine_standin.py (llama-cpp-python's completion API behind a
+stdlib server): token-id prompts (vLLM's schema), ignoring stops, and being slow, garbage or cut off.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from convert.pipeline import ConvertOptions, convert
 from convert.vocab.codegen25 import codegen25_tokenizer
 from tests.bigram import GARBAGE, bigram_model, chain_for, write_bigram_checkpoint
+from tests.llama_server import free_port, llama_cpp_server
 from tests.test_chat import CODE, ENDOFTEXT_ID, NEWLINE, chat
 from tests.test_complete import run
 from tests.test_convert_errors import assert_one_line_error
@@ -37,10 +39,11 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bigram_model(tmp_path_factory.mktemp("bigram"), COMPLETION)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(scope="module")
+def server(model: Path) -> Iterator[str]:
+    """llama_cpp.server on the bigram GGUF, for the whole module."""
+    with llama_cpp_server(model) as url:
+        yield url
 
 
 @contextmanager
@@ -77,10 +80,23 @@ def as_json(target: str, model: Path, *options: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize(("mode", "kind"), [("text", "text"), ("ids", "ids"), ("nostop", "text")])
-def test_engine_gives_the_in_process_completion(model: Path, target: str, mode: str, kind: str) -> None:
+def test_llama_cpp_server_gives_the_in_process_completion(model: Path, server: str, target: str) -> None:
+    """auto sends token ids first; llama_cpp.server rejects them (HTTP 500, its schema) and gets text."""
     here = as_json(target, model)
     assert here["completion"] == COMPLETION and here["stop_reason"] == "eom"
+    there = as_json(target, model, "--engine", server)
+    assert there["completion"] == here["completion"]
+    assert there["stop_reason"] == "eom"
+    assert there["tokens"]["prompt"] == here["tokens"]["prompt"]
+    assert there["engine"] == {"url": server, "model": None, "prompt": "text"}
+    forced = as_json(target, model, "--engine", server, "--engine-prompt", "text")
+    assert forced["completion"] == COMPLETION
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("ids", "ids"), ("nostop", "text")])
+def test_standin_engine_gives_the_in_process_completion(model: Path, target: str, mode: str, kind: str) -> None:
+    """Token ids (vLLM's schema), and an engine that ignores stops: localcoder's cut still ends at <eom>."""
+    here = as_json(target, model)
     with engine(model, mode) as url:
         there = as_json(target, model, "--engine", url)
     assert there["completion"] == here["completion"]
@@ -101,13 +117,14 @@ def raw_completion(url: str, body: dict) -> str:
     return text
 
 
-def test_eom_stops_the_engine_itself(model: Path) -> None:
-    """The GGUF's end-of-generation set holds <eom>, so a llama.cpp engine stops there with no stop list;
-    the negative control generates past it into the bigram chain's GARBAGE."""
-    prompt = "<mask_1>"
-    body = {"prompt": prompt, "max_tokens": 24, "temperature": 0.0, "stream": True}
-    with engine(model, "text") as url:
-        assert raw_completion(url, body) == COMPLETION
+def test_eom_stops_the_engine_itself(model: Path, server: str) -> None:
+    """llama_cpp.server parses "<mask_1>" in a text prompt as the sentinel (as text it is other tokens, and the
+    bigram chain would not give COMPLETION), and the GGUF's end-of-generation set holds <eom>, so it stops there
+    with no stop list; the negative control generates past it into the bigram chain's GARBAGE."""
+    body = {"prompt": "<mask_1>", "max_tokens": 24, "temperature": 0.0, "stream": True}
+    assert raw_completion(server, body) == COMPLETION
+    spelled = dict(body, prompt="<mask_1 >")  # not the sentinel: the chain does not start
+    assert not raw_completion(server, spelled).startswith(COMPLETION)
     with engine(model, "nostop") as url:
         past = raw_completion(url, body)
     garbage = codegen25_tokenizer().decode([GARBAGE])  # GARBAGE predicts itself
@@ -130,11 +147,14 @@ def test_engine_down_slow_or_garbage_is_one_line_error(model: Path, target: str)
         cut = run(target, "--model", str(model), "--engine", url)
     assert cut.returncode != 0 and "closed the stream midway" in cut.stderr
     assert_one_line_error(cut)
+    with engine(model, "done") as url:  # cut short: the partial text is not taken for a completion
+        done = run(target, "--model", str(model), "--engine", url)
+    assert done.returncode != 0 and "without a finish reason" in done.stderr
+    assert_one_line_error(done)
 
 
-def test_text_only_engine_refuses_ids_when_asked_for_them(model: Path, target: str) -> None:
-    with engine(model, "text") as url:
-        forced = run(target, "--model", str(model), "--engine", url, "--engine-prompt", "ids")
+def test_text_only_engine_refuses_ids_when_asked_for_them(model: Path, server: str, target: str) -> None:
+    forced = run(target, "--model", str(model), "--engine", server, "--engine-prompt", "ids")
     assert forced.returncode != 0 and "rejects token-id prompts" in forced.stderr
     assert_one_line_error(forced)
 
@@ -148,7 +168,7 @@ def test_scripted_chat_through_an_engine_writes_the_same_program(tmp_path_factor
     here = chat(chat_gguf, script, "--preamble", "mtpb")
     assert here.returncode == 0, here.stderr
     assert here.stdout.count(CODE) == 2
-    with engine(chat_gguf, "text") as url:
+    with llama_cpp_server(chat_gguf) as url:
         there = chat(chat_gguf, script, "--preamble", "mtpb", "--engine", url)
     assert there.returncode == 0, there.stderr
     assert there.stdout == here.stdout
