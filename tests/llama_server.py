@@ -13,6 +13,7 @@ import http.client
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,14 +45,16 @@ def llama_cpp_server(model: Path, *options: str) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", "2048", "--verbose", "False", "--interrupt_requests", "False"]
-    process = subprocess.Popen(
-        [*command, *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    # Its log goes to a file, not a pipe: each rejected token-id prompt logs a long traceback, and a pipe
+    # nobody reads fills up and blocks the server.
+    log = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([*command, *options], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not _answers(port):
             if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {process.stderr.read() if process.stderr else ''}")
+                log.seek(0)
+                raise RuntimeError(f"llama_cpp.server exited: {log.read()[-2000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"llama_cpp.server did not answer /v1/models within {STARTUP_TIMEOUT:g} s")
             time.sleep(0.2)
@@ -63,3 +66,4 @@ def llama_cpp_server(model: Path, *options: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()

@@ -38,6 +38,7 @@ samples the file holds (a larger -n adds samples). The file refuses samples of o
   localcoder eval infill-single --limit 100 --workers 8
   localcoder eval mtpb --limit 10 --json
   localcoder eval humaneval --unsafe-no-sandbox    [dim]# no bubblewrap here; only for models you trust[/]
+  localcoder eval humaneval -n 10 --engine http://127.0.0.1:8000 --concurrency 8  [dim]# a batching engine[/]
 """
 
 
@@ -84,6 +85,14 @@ def eval_command(
     engine_model: Optional[str] = typer.Option(None, "--engine-model", help="Model name the engine serves."),
     engine_prompt: str = typer.Option("auto", "--engine-prompt", help="auto | ids | text."),
     engine_timeout: float = typer.Option(60.0, "--engine-timeout", min=0.1, help="Seconds to wait for the engine."),
+    concurrency: int = typer.Option(
+        1,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Completions in flight at once through --engine (its batching decides the gain);"
+        " in-process generation is always one at a time.",
+    ),
 ) -> None:
     """Measure pass@k on HumanEval, HumanEval-Infilling or MTPB, running each program in a sandbox."""
     try:
@@ -93,7 +102,7 @@ def eval_command(
     options = dict(samples=samples, ks=k_values, temperature=temperature, top_p=top_p, seed=seed)
     options |= dict(max_tokens=max_tokens, limit=limit, workers=workers, out=out)
     options |= dict(ctx=ctx, threads=threads, gpu_layers=gpu_layers, unsafe_no_sandbox=unsafe_no_sandbox)
-    options |= dict(engine=make_engine(engine, engine_model, engine_prompt, engine_timeout))
+    options |= dict(engine=make_engine(engine, engine_model, engine_prompt, engine_timeout), concurrency=concurrency)
     validate(EvalRequest(benchmark, Path(), **options))  # bad options fail before a model is looked for
     request = EvalRequest(benchmark, resolve_model(model), **options)
     try:
