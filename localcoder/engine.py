@@ -103,8 +103,9 @@ class Engine:
             body["model"] = self.model
         if sampling.seed is not None:
             body["seed"] = sampling.seed
-        if sampling.top_k:
-            body["top_k"] = sampling.top_k
+        # The in-process sampler's settings, sent always: llama_cpp.server's defaults (top_k 40, min_p 0.05,
+        # repeat_penalty 1.1) would change even greedy tokens. top_k 0 = the whole vocabulary.
+        body |= {"top_k": sampling.top_k or 0, "min_p": 0.0, "repeat_penalty": 1.0}
         if stop_text:
             body["stop"] = stop_text[:4]  # OpenAI's schema allows four
         if self._kind == "ids":
