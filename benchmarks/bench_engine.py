@@ -79,10 +79,13 @@ def main() -> None:
     one = rates["engine -c 1"]
     print("ratios    " + ", ".join(f"{name} / in-process {rate / base:.2f}" for name, rate in rates.items()))
     print("          " + ", ".join(f"-c {c} / -c 1 {rates[f'engine -c {c}'] / one:.2f}" for c in CONCURRENCY[1:]))
-    same = all(completions[f"engine -c {c}"] == completions["engine -c 1"] for c in CONCURRENCY)
     here = completions["in-process"]
-    agree = sum(here[key] == value for key, value in completions["engine -c 1"].items())
-    print(f"samples   engine -c 1/4/16 identical: {same}; engine = in-process on {agree}/{len(here)}")
+    agree = [sum(here[key] == value for key, value in completions[name].items()) for name in rates]
+    print("samples   same as in-process: " + ", ".join(f"{name} {a}/{len(here)}" for name, a in zip(rates, agree, strict=True)))
+    for name in list(rates)[1:]:
+        for key, value in completions[name].items():
+            if here[key] != value:
+                print(f"          {name} {key}: {value!r} vs {here[key]!r}")
 
 
 if __name__ == "__main__":
