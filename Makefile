@@ -19,7 +19,7 @@ FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt clean
+	bench-sandbox bench-prompt bench-engine clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +101,10 @@ bench-sandbox: $(VENV)/.runtime system-deps
 # Prompt building time for 0.1 / 1 / 10 / 50 MB files, and its per-MB ratio (linear: 1.0).
 bench-prompt: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_prompt.py
+
+# eval samples/s in-process against llama-cpp-python's server at --concurrency 1 / 4 / 16 (needs the test extra).
+bench-engine: $(VENV)/.test system-deps
+	$(BIN)/python benchmarks/bench_engine.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

@@ -81,7 +81,8 @@ def main() -> None:
     print("          " + ", ".join(f"-c {c} / -c 1 {rates[f'engine -c {c}'] / one:.2f}" for c in CONCURRENCY[1:]))
     here = completions["in-process"]
     agree = [sum(here[key] == value for key, value in completions[name].items()) for name in rates]
-    print("samples   same as in-process: " + ", ".join(f"{name} {a}/{len(here)}" for name, a in zip(rates, agree, strict=True)))
+    same = ", ".join(f"{name} {a}/{len(here)}" for name, a in zip(rates, agree, strict=True))
+    print(f"samples   same as in-process: {same}")
     for name in list(rates)[1:]:
         for key, value in completions[name].items():
             if here[key] != value:
