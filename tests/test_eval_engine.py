@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.llama_server import llama_cpp_server
+from tests.llama_server import free_port, llama_cpp_server
 from tests.test_convert_errors import assert_one_line_error
 from tests.test_engine import engine
 from tests.test_eval_cli import lines_of, run_eval, summary_of
@@ -66,3 +66,13 @@ def test_concurrency_needs_an_engine(tiny_f32_gguf: Path) -> None:
     refused = run_eval(*GREEDY, "--model", tiny_f32_gguf, "--concurrency", "2")
     assert refused.returncode != 0 and "needs --engine" in refused.stderr
     assert_one_line_error(refused)
+
+
+def test_engine_down_with_requests_in_flight_is_one_line(tiny_f32_gguf: Path, tmp_path: Path) -> None:
+    """Four requests fail at once: one error line, and none of them is recorded as a failed sample."""
+    out = tmp_path / "down.jsonl"
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    down = run_eval(*WIDER, "--model", tiny_f32_gguf, "--out", out, "--engine", nowhere, "-c", "4")
+    assert down.returncode != 0 and "not reachable" in down.stderr and "0 samples are in" in down.stderr
+    assert_one_line_error(down)
+    assert not out.exists() or completions(out) == {}
