@@ -19,7 +19,7 @@ FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld clean
+	bench-sandbox bench-prompt bench-kld bench-engine clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +106,10 @@ bench-prompt: $(VENV)/.runtime
 KLD_SHAPE ?= 1gb
 bench-kld: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_kld.py --shape $(KLD_SHAPE)
+
+# eval samples/s in-process against llama-cpp-python's server at --concurrency 1 / 4 / 16 (needs the test extra).
+bench-engine: $(VENV)/.test system-deps
+	$(BIN)/python benchmarks/bench_engine.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

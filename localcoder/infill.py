@@ -111,7 +111,8 @@ def fill(
     for index in range(n):
         cut = make_cut()
         show = (lambda text, index=index: on_text(index, text)) if on_text else None
-        run = generate_cut(model.llm, prompt.ids, stop, sampling.offset_seed(index), cut, eom, show, cancelled)
+        generate_with = model.engine.generate_cut if model.engine is not None else generate_cut
+        run = generate_with(model.llm, prompt.ids, stop, sampling.offset_seed(index), cut, eom, show, cancelled)
         alternatives.append(Filled(cut.text, run, cut.stopped))  # type: ignore[attr-defined]
     return FillResult(prompt, slot, alternatives)
 

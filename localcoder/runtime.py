@@ -84,6 +84,7 @@ class LoadedModel:
     n_ctx: int
     load_ms: float
     cache: PromptCache
+    engine: Any = None  # a localcoder.engine.Engine: generation goes there, the prompt is still built here
 
     @property
     def chat_template(self) -> str | None:

@@ -191,7 +191,10 @@ class ChatSession:
         ids, left_out = self._context(instruction)
         streamer = _LineStreamer(self.lang, on_text)
         stop = stop_ids(FORMATS["left-to-right"], self.model.vocab)  # the model's end-of-text tokens
-        run = generate(self.model.llm, ids, stop, self._sampling(), streamer.feed)
+        if self.model.engine is not None:  # the same turn on a remote engine (localcoder.engine)
+            run = self.model.engine.generate_cut(self.model.llm, ids, stop, self._sampling(), _FeedCut(streamer.feed))
+        else:
+            run = generate(self.model.llm, ids, stop, self._sampling(), streamer.feed)
         code = streamer.finish()
         reason = "cut" if run.stop_reason == "scope" else run.stop_reason
         evaluated = len(ids) - run.cached_tokens
@@ -231,6 +234,20 @@ class ChatSession:
         elapsed = (time.perf_counter() - started) * 1000
         stats = TurnStats(instruction, 0, 0, len(self.model.vocab.tokenize(reply)), 0.0, elapsed, 0)
         return code, stats, "max_tokens" if reason == "length" else reason
+
+
+class _FeedCut:
+    """A feed that answers whether to go on, as the TextCut an engine's generation takes."""
+
+    def __init__(self, feed: Callable[[str], bool]) -> None:
+        self._feed, self.stopped = feed, False
+
+    def feed(self, chunk: str) -> str:
+        self.stopped = not self._feed(chunk)
+        return ""
+
+    def finish(self) -> str:
+        return ""
 
 
 class _LineStreamer:

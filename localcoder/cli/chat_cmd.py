@@ -12,6 +12,7 @@ from localcoder.chat.repl import ChatRepl, interactive
 from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE, comment_prefix
 from localcoder.cli._common import fail, stderr, stdout, user_errors
+from localcoder.engine import make_engine
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import to_json
 from localcoder.runtime import load_model, resolve_model
@@ -69,6 +70,12 @@ def chat_command(
         help="/run programs WITHOUT the OS sandbox: as you, able to read and write your files and reach the"
         " network; only time and memory limits and a guard against accidents hold.",
     ),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="URL of an OpenAI-compatible completions engine to generate (see `complete --help`)."
+    ),
+    engine_model: Optional[str] = typer.Option(None, "--engine-model", help="Model name the engine serves."),
+    engine_prompt: str = typer.Option("auto", "--engine-prompt", help="auto | ids | text."),
+    engine_timeout: float = typer.Option(60.0, "--engine-timeout", min=0.1, help="Seconds to wait for the engine."),
 ) -> None:
     """Write a program turn by turn from natural-language instructions."""
     comment_prefix(lang)  # an unknown language fails before the model loads
@@ -80,7 +87,9 @@ def chat_command(
         if not path.is_file():
             raise fail(f"--preamble must be none, mtpb or an existing file, not {preamble!r}")
         start = path.read_text(encoding="utf-8")
+    remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
     loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers)
+    loaded.engine = remote
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling, unsafe_no_sandbox=unsafe_no_sandbox)
     if script is None:

@@ -11,6 +11,7 @@ import typer
 from localcoder.cli._common import fail, note, stderr, user_errors
 from localcoder.complete import PROMPT_LAYOUTS
 from localcoder.edit import insert_completion, unified_diff, write_completion
+from localcoder.engine import make_engine
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import plain, to_json
 from localcoder.server.client import LoadOptions, complete_anywhere, server_url
@@ -97,6 +98,18 @@ def complete_command(
         None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
     ),
     no_server: bool = typer.Option(False, "--no-server", help="Always load the model in this process."),
+    engine: Optional[str] = typer.Option(
+        None,
+        "--engine",
+        help="URL of an OpenAI-compatible completions engine (vLLM, llama-server, llama_cpp.server) to generate;"
+        " --model still names the GGUF whose tokenizer builds the prompt. Key: LOCALCODER_ENGINE_KEY or"
+        " OPENAI_API_KEY.",
+    ),
+    engine_model: Optional[str] = typer.Option(None, "--engine-model", help="Model name the engine serves."),
+    engine_prompt: str = typer.Option(
+        "auto", "--engine-prompt", help="auto | ids | text: token ids (vLLM) or text with the sentinels (llama.cpp)."
+    ),
+    engine_timeout: float = typer.Option(60.0, "--engine-timeout", min=0.1, help="Seconds to wait for the engine."),
     max_read_mb: int = typer.Option(
         MAX_READ_MB, "--max-read-mb", min=1, help="Largest file (or stdin) read, in MiB; raise it for bigger files."
     ),
@@ -135,6 +148,7 @@ def complete_command(
         sys.stdout.flush()
 
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
     result = complete_anywhere(
         buffer,
         cursor,
@@ -142,7 +156,7 @@ def complete_command(
         scope,  # type: ignore[arg-type]
         n,
         layout,
-        LoadOptions(model, ctx, threads, gpu_layers, lookup),
+        LoadOptions(model, ctx, threads, gpu_layers, lookup, remote),
         server_url(server, no_server),
         show if stream else None,
         note,

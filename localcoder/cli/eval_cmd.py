@@ -11,6 +11,7 @@ from rich.table import Table
 
 from localcoder.cli._common import fail, stderr, stdout, user_errors
 from localcoder.cli.progress import RichEvalEvents
+from localcoder.engine import make_engine
 from localcoder.evaluate.datasets import BENCHMARKS
 from localcoder.evaluate.runner import EvalInterrupted, EvalRequest, EvalSummary, run_eval, validate
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN
@@ -38,6 +39,7 @@ samples the file holds (a larger -n adds samples). The file refuses samples of o
   localcoder eval mtpb --limit 10 --json
   localcoder eval humaneval --unsafe-no-sandbox    [dim]# no bubblewrap here; only for models you trust[/]
   localcoder eval kld --base F16.gguf Q4_K_M.gguf  [dim]# what a quantization costs, in minutes: eval kld -h[/]
+  localcoder eval humaneval -n 10 --engine http://gpu-box:8000 -c 8   [dim]# a batching engine[/]
 """
 
 
@@ -78,6 +80,20 @@ def eval_command(
         help="Run the programs WITHOUT the OS sandbox: as you, able to read and write your files and reach the"
         " network; only time and memory limits and a guard against accidents hold.",
     ),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="URL of an OpenAI-compatible completions engine to generate (see `complete --help`)."
+    ),
+    engine_model: Optional[str] = typer.Option(None, "--engine-model", help="Model name the engine serves."),
+    engine_prompt: str = typer.Option("auto", "--engine-prompt", help="auto | ids | text."),
+    engine_timeout: float = typer.Option(60.0, "--engine-timeout", min=0.1, help="Seconds to wait for the engine."),
+    concurrency: int = typer.Option(
+        1,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Completions in flight at once through --engine (its batching decides the gain);"
+        " in-process generation is always one at a time.",
+    ),
 ) -> None:
     """Measure pass@k on HumanEval, HumanEval-Infilling or MTPB, running each program in a sandbox."""
     try:
@@ -87,6 +103,7 @@ def eval_command(
     options = dict(samples=samples, ks=k_values, temperature=temperature, top_p=top_p, seed=seed)
     options |= dict(max_tokens=max_tokens, limit=limit, workers=workers, out=out)
     options |= dict(ctx=ctx, threads=threads, gpu_layers=gpu_layers, unsafe_no_sandbox=unsafe_no_sandbox)
+    options |= dict(engine=make_engine(engine, engine_model, engine_prompt, engine_timeout), concurrency=concurrency)
     validate(EvalRequest(benchmark, Path(), **options))  # bad options fail before a model is looked for
     request = EvalRequest(benchmark, resolve_model(model), **options)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -58,7 +60,7 @@ class RichConvertEvents:
 
 
 class RichEvalEvents:
-    """Implements localcoder.evaluate.runner.EvalEvents: one bar over the samples, passes so far, ETA."""
+    """Implements localcoder.evaluate.runner.EvalEvents: one bar over the samples, passes so far, samples/s, ETA."""
 
     def __init__(self, console: Console, description: str) -> None:
         self.progress = Progress(
@@ -74,6 +76,7 @@ class RichEvalEvents:
         self.description = description
         self.task: TaskID | None = None
         self.passed = self.done = 0
+        self.since = time.monotonic()
 
     def __enter__(self) -> RichEvalEvents:
         self.progress.start()
@@ -85,9 +88,12 @@ class RichEvalEvents:
     def started(self, total: int, already_done: int) -> None:
         detail = f"{already_done} from the results file" if already_done else ""
         self.task = self.progress.add_task(self.description, total=total, completed=already_done, detail=detail)
+        self.since = time.monotonic()
 
     def sample_finished(self, record: SampleRecord) -> None:
         self.done += 1
         self.passed += record.passed
         assert self.task is not None
-        self.progress.update(self.task, advance=1, detail=f"{self.passed}/{self.done} passed")
+        rate = self.done / max(time.monotonic() - self.since, 1e-9)  # this run's samples, not the file's
+        detail = f"{self.passed}/{self.done} passed  {rate:.2f} samples/s"
+        self.progress.update(self.task, advance=1, detail=detail)

@@ -1,8 +1,10 @@
 """run_eval: tasks -> completions (one model, in order) -> checks (in parallel) -> results file -> pass@k.
 
-Generation runs on the calling thread, since there is one model; each completion is handed to a pool of
-`workers` threads, each of which runs one sandboxed program at a time, so programs run while the model writes
-the next completion. Every finished sample is appended to the results file at once.
+Generation runs on the calling thread, since there is one model in-process; through an engine,
+`concurrency` completions may be in flight at once (a pool of that many threads, each waiting on one request).
+Each completion is handed to a pool of `workers` threads, each of which runs one sandboxed program at a time,
+so programs run while the model writes the next completion. Every finished sample is appended to the results
+file at once, in the order samples finish.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from localcoder.engine import EngineError
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, Task, benchmark, load_tasks
 from localcoder.evaluate.execution import check
@@ -43,6 +47,8 @@ class EvalRequest:
     threads: int | None = None
     gpu_layers: int | None = None
     unsafe_no_sandbox: bool = False  # run the programs without the OS sandbox (the user said so)
+    engine: Any = None  # a localcoder.engine.Engine generates; the GGUF here gives the tokenizer
+    concurrency: int = 1  # completions in flight at once; above 1 only with an engine
 
 
 @dataclass
@@ -87,6 +93,10 @@ def validate(request: EvalRequest) -> Benchmark:
     for k in request.ks:
         if not 1 <= k <= request.samples:
             raise LocalcoderError(f"pass@{k} needs k between 1 and n = {request.samples} samples per task; raise -n")
+    if request.concurrency < 1:
+        raise LocalcoderError(f"--concurrency must be at least 1, not {request.concurrency}")
+    if request.concurrency > 1 and request.engine is None:
+        raise LocalcoderError("--concurrency above 1 needs --engine (in-process generation is one at a time)")
     if request.limit is not None and request.limit < 1:
         raise LocalcoderError(f"--limit must be at least 1, not {request.limit}")
     require_sandbox(request.unsafe_no_sandbox)  # before a model is loaded: no sample could be checked
@@ -103,6 +113,7 @@ def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSumm
         model = None
         if pending(tasks, request.samples, results):  # a finished run resumes without loading the model
             model = load_model(request.model, request.ctx, request.threads, request.gpu_layers)
+            model.engine = request.engine
             check_model(model, chosen)
 
         def complete(task: Task, sample: int) -> str:
@@ -111,7 +122,9 @@ def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSumm
             return completion_for(model, chosen, task, sampling)
 
         unsafe = request.unsafe_no_sandbox
-        new = score(chosen, tasks, request.samples, complete, results, request.workers, events, unsafe)
+        new = score(
+            chosen, tasks, request.samples, complete, results, request.workers, events, unsafe, request.concurrency
+        )
         return summarize(chosen, request, tasks, results, new, time.monotonic() - started)
 
 
@@ -129,6 +142,7 @@ def score(
     workers: int = 1,
     events: EvalEvents | None = None,
     unsafe_no_sandbox: bool = False,
+    concurrency: int = 1,
 ) -> int:
     """Complete and check every (task, sample) that `results` does not hold yet; return how many were done.
 
@@ -148,19 +162,32 @@ def score(
     def submit(*args: Any) -> None:
         pool.submit(_record, results, events, unsafe_no_sandbox, *args).add_done_callback(keep_error)
 
+    def hand_over(task: Task, sample: int, generate: Callable[[], str]) -> None:
+        try:
+            completion = generate()
+        except EngineError as exc:  # not an answer about this sample: stop, keep what is done
+            raise _EngineStopped(exc) from None
+        except LocalcoderError as exc:  # this task's prompt does not fit the window
+            submit(task, sample, "", f"not generated: {exc}", None)
+            return
+        submit(task, sample, completion, None, chosen.seconds)
+
     try:
-        for task, sample in todo:
-            if errors:
-                raise errors[0]
-            try:
-                completion = complete(task, sample)
-            except LocalcoderError as exc:  # this task's prompt does not fit the window
-                submit(task, sample, "", f"not generated: {exc}", None)
-                continue
-            submit(task, sample, completion, None, chosen.seconds)
+        if concurrency <= 1:
+            for task, sample in todo:
+                if errors:
+                    raise errors[0]
+                hand_over(task, sample, partial(complete, task, sample))
+        else:
+            _in_flight(todo, complete, concurrency, hand_over, errors)
         pool.shutdown(wait=True)
         if errors:
             raise errors[0]
+    except _EngineStopped as stopped:
+        pool.shutdown(wait=True)
+        kept = f"{len(results.records)} samples are in {results.path}; rerun to resume"
+        kept = kept if results.path else "nothing was kept (no --out file)"
+        raise LocalcoderError(f"{stopped.args[0]}; {kept}") from None
     except KeyboardInterrupt:
         pool.shutdown(wait=True, cancel_futures=True)  # what is running now finishes (within its time limit)
         kept = f"{len(results.records)} samples are in {results.path}; run the same command again to resume"
@@ -168,6 +195,46 @@ def score(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return len(todo)
+
+
+class _EngineStopped(Exception):
+    """The engine failed: the run stops once what is in flight is in (args[0]: the EngineError)."""
+
+
+def _in_flight(
+    todo: list[tuple[Task, int]],
+    complete: Completer,
+    concurrency: int,
+    hand_over: Callable[[Task, int, Callable[[], str]], None],
+    errors: list[BaseException],
+) -> None:
+    """Keep `concurrency` completions in flight; each is handed over (to the checks) as it finishes. On an
+    error the requests not sent yet are dropped and those in flight finish, so their samples are kept."""
+    generators = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval-generate")
+    futures = {generators.submit(complete, task, sample): (task, sample) for task, sample in todo}
+    try:
+        waiting = set(futures)
+        first_error: BaseException | None = None
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.cancelled():
+                    continue
+                try:
+                    hand_over(*futures[future], future.result)
+                except Exception as exc:  # re-raised once the requests in flight are in
+                    if first_error is None:
+                        first_error = exc
+                        for rest in waiting:
+                            rest.cancel()
+            if errors and first_error is None:
+                first_error = errors[0]
+                for rest in waiting:
+                    rest.cancel()
+        if first_error is not None:
+            raise first_error
+    finally:
+        generators.shutdown(wait=False, cancel_futures=True)
 
 
 def _record(
@@ -246,4 +313,7 @@ def _config(request: EvalRequest) -> dict[str, Any]:
         "seed": request.seed,
         "max_tokens": request.max_tokens,
         "ctx": request.ctx,
+        # In-process and engine samples are not mixed silently, even greedy ones (the engine's arithmetic may
+        # differ); the engine's served model name counts, its URL does not (a restarted engine keeps its samples).
+        "engine": None if request.engine is None else {"model": request.engine.model},
     }

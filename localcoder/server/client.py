@@ -129,11 +129,13 @@ class LoadOptions:
     threads: int | None = None
     gpu_layers: int | None = None
     lookup: int = 0
+    engine: Any = None  # a localcoder.engine.Engine: the GGUF here gives the tokenizer, the engine generates
 
     @property
     def needs_own_load(self) -> bool:
         """Options that change how a model is loaded, which a running server already chose for itself."""
-        return any(value is not None for value in (self.ctx, self.threads, self.gpu_layers)) or self.lookup > 0
+        loading = (self.ctx, self.threads, self.gpu_layers)
+        return self.engine is not None or any(value is not None for value in loading) or self.lookup > 0
 
 
 def complete_anywhere(
@@ -192,7 +194,11 @@ def _complete_here(
     snippets: tuple[Snippet, ...],
 ) -> dict[str, Any]:
     loaded = load_model(resolve_model(load.model).resolve(), load.ctx, load.threads, load.gpu_layers, load.lookup)
-    return complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout, snippets=snippets).to_dict()
+    loaded.engine = load.engine
+    data = complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout, snippets=snippets).to_dict()
+    if load.engine is not None:
+        data["engine"] = {"url": load.engine.url, "model": load.engine.model, "prompt": load.engine.used_kind}
+    return data
 
 
 def served_models(url: str, timeout: float = PROBE_SECONDS) -> set[str]:

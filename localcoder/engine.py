@@ -1,0 +1,225 @@
+"""A remote OpenAI-compatible completions engine (vLLM, llama-server, llama-cpp-python's server) as the
+generation backend below infill.fill.
+
+localcoder still builds the prompt (the family's infill format, trimmed to the window with the GGUF's own
+tokenizer) and applies its cut (scope truncation, stop strings) to the streamed text; the engine only
+continues the prompt. The prompt goes as token ids (`prompt_kind="ids"`; vLLM and OpenAI's schema take a
+list of ints) or as text with the sentinels spelled out (`"text"`; engines on llama.cpp parse special
+tokens in a text prompt). `"auto"` tries ids and falls back to text once the engine rejects them.
+Stops: the ids are sent as `stop_token_ids` where the engine takes it (vLLM), and the sentinel text of
+each stop token as a stop string for engines that print special tokens; llama.cpp-based engines also stop
+at the GGUF's end-of-generation set, which holds `<eom>` in our converted GGUFs.
+
+The API key comes from LOCALCODER_ENGINE_KEY, else OPENAI_API_KEY, and is sent as a bearer token only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import http.client
+import json
+import os
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ggufkit.llamacpp import token_piece
+from localcoder.errors import LocalcoderError
+from localcoder.generate import Generation, GenerationCancelled, Sampling, TextCut
+
+PROMPT_KINDS = ("auto", "ids", "text")
+DEFAULT_TIMEOUT = 60.0
+
+
+def make_engine(url: str | None, model: str | None, prompt_kind: str, timeout: float) -> Engine | None:
+    """The CLI's --engine options as an Engine, or None for in-process generation."""
+    return Engine(url, model, timeout, prompt_kind) if url else None
+
+
+def api_key() -> str | None:
+    return os.environ.get("LOCALCODER_ENGINE_KEY") or os.environ.get("OPENAI_API_KEY") or None
+
+
+class EngineError(LocalcoderError):
+    """The engine could not be asked (down, slow, garbage): no answer about the prompt, so nothing to record."""
+
+
+class _Rejected(Exception):
+    """The engine answered 4xx to a token-id prompt (its schema takes text only)."""
+
+
+@dataclass
+class Engine:
+    url: str
+    model: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    prompt_kind: str = "auto"
+    used_kind: str | None = field(default=None, init=False)  # what the last request sent
+
+    def __post_init__(self) -> None:
+        if self.prompt_kind not in PROMPT_KINDS:
+            raise LocalcoderError(f"--engine-prompt must be one of {', '.join(PROMPT_KINDS)}, not {self.prompt_kind!r}")
+        parts = urllib.parse.urlsplit(self.url if "://" in self.url else f"http://{self.url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LocalcoderError(f"--engine {self.url!r}: not an http(s) URL")
+        self._parts = parts
+        base = parts.path.rstrip("/")
+        self._path = (base if base.endswith("/v1") else f"{base}/v1") + "/completions"
+        self._kind = "ids" if self.prompt_kind == "auto" else self.prompt_kind
+
+    @property
+    def label(self) -> str:
+        return f"{self.url}" + (f" ({self.model})" if self.model else "")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        host, port = self._parts.hostname or "", self._parts.port
+        cls = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+        return cls(host, port, timeout=self.timeout)
+
+    def generate_cut(
+        self,
+        llm: Any,
+        prompt_ids: list[int],
+        stop: frozenset[int],
+        sampling: Sampling,
+        cut: TextCut,
+        eom_id: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Generation:
+        """One generation on the engine, streamed through `cut` (generate.generate_cut's contract)."""
+        stop_text = sorted({token_piece(llm, t).decode("utf-8", "replace") for t in stop} - {""})
+        eom_text = token_piece(llm, eom_id).decode("utf-8", "replace") if eom_id is not None else None
+        body: dict[str, Any] = {
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "stream": True,
+        }
+        if self.model:
+            body["model"] = self.model
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        # The in-process sampler's settings, sent always: llama_cpp.server's defaults (top_k 40, min_p 0.05,
+        # repeat_penalty 1.1) would change even greedy tokens. top_k 0 = the whole vocabulary.
+        body |= {"top_k": sampling.top_k or 0, "min_p": 0.0, "repeat_penalty": 1.0}
+        if stop_text:
+            body["stop"] = stop_text[:4]  # OpenAI's schema allows four
+        if self._kind == "ids":
+            try:
+                self.used_kind = "ids"
+                return self._stream(
+                    dict(body, prompt=prompt_ids, stop_token_ids=sorted(stop)), cut, on_text, cancelled, eom_text
+                )
+            except _Rejected:
+                if self.prompt_kind == "ids":
+                    message = f"engine {self.label} rejects token-id prompts; use --engine-prompt text"
+                    raise EngineError(message) from None
+                self._kind = "text"  # remembered for this engine
+        text = b"".join(token_piece(llm, t, special=True) for t in prompt_ids).decode("utf-8", "replace")
+        self.used_kind = "text"
+        try:
+            return self._stream(dict(body, prompt=text), cut, on_text, cancelled, eom_text)
+        except _Rejected as exc:
+            raise EngineError(f"engine {self.label} rejected the request: {exc}") from None
+
+    def _stream(self, body, cut, on_text, cancelled, eom_text) -> Generation:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        first = None
+        pieces: list[str] = []
+        tokens, reason = 0, "max_tokens"
+        conn = self._connection()
+        try:
+            headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+            key = api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            conn.request("POST", self._path, json.dumps(body).encode(), headers)
+            response = conn.getresponse()
+            if response.status >= 400:
+                message = _error_message(response.read(65536))
+                # llama_cpp.server answers a token-id prompt 500 with its schema's validation error
+                rejects = response.status < 500 or "prompt" in message
+                if rejects and isinstance(body.get("prompt"), list):
+                    raise _Rejected(message)
+                raise EngineError(f"engine {self.label} answered HTTP {response.status}: {message}")
+            done = False
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for raw in response:
+                line = decoder.decode(raw).strip()
+                if not line or line.startswith(":"):
+                    continue
+                if not line.startswith("data:"):
+                    raise EngineError(f"engine {self.label} sent something that is not a completion stream")
+                data = line[5:].strip()
+                if data == "[DONE]":  # before any finish_reason: cut short (llama_cpp.server's default, when
+                    raise EngineError(  # another request comes in)
+                        f"engine {self.label} ended a completion without a finish reason (interrupted?"
+                        " llama_cpp.server: start it with --interrupt_requests False)"
+                    )
+                choice = _choice(data, self.label)
+                if first is None:
+                    first = time.perf_counter()
+                text = choice.get("text") or ""
+                if eom_text and eom_text in text:  # an engine that prints special tokens
+                    text, reason = text.split(eom_text, 1)[0], "eom"
+                if text:
+                    tokens += 1
+                    pieces.append(text)
+                    if cancelled is not None and cancelled():
+                        raise GenerationCancelled
+                    safe = cut.feed(text)
+                    if safe and on_text:
+                        on_text(safe)
+                    if cut.stopped:
+                        reason, done = "scope", True
+                        break
+                finish = choice.get("finish_reason")
+                if finish or reason == "eom":
+                    if reason != "eom":
+                        reason = "max_tokens" if finish == "length" else "eom"
+                    done = True
+                    break
+            if not done:
+                raise EngineError(f"engine {self.label} closed the stream midway")
+        except (ConnectionError, socket.gaierror) as exc:
+            raise EngineError(f"engine {self.label} is not reachable: {exc.strerror or exc}") from None
+        except TimeoutError:
+            raise EngineError(
+                f"engine {self.label} did not answer within {self.timeout:g} s (--engine-timeout)"
+            ) from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise EngineError(f"engine {self.label}: {exc}") from None
+        finally:
+            conn.close()
+        rest = cut.finish()
+        if rest and on_text:
+            on_text(rest)
+        finished = time.perf_counter()
+        first = first or finished
+        return Generation("".join(pieces), tokens, reason, (first - started) * 1000, (finished - first) * 1000)
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message", error) if isinstance(error, dict) else error
+        text = str(message)
+    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8", "replace")
+    return " ".join(text.split())[:300] or "(no message)"
+
+
+def _choice(data: str, label: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(data)
+        choice = parsed["choices"][0]
+        if not isinstance(choice, dict):
+            raise TypeError
+        return choice
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise EngineError(f"engine {label} sent a chunk that is not an OpenAI completion") from None
