@@ -32,6 +32,7 @@ from localcoder.generate import Generation, GenerationCancelled, Sampling, TextC
 
 PROMPT_KINDS = ("auto", "ids", "text")
 DEFAULT_TIMEOUT = 60.0
+MAX_LINE = 1 << 20  # one streamed event; a completion chunk is a few hundred bytes
 
 
 def make_engine(url: str | None, model: str | None, prompt_kind: str, timeout: float) -> Engine | None:
@@ -62,9 +63,16 @@ class Engine:
     def __post_init__(self) -> None:
         if self.prompt_kind not in PROMPT_KINDS:
             raise LocalcoderError(f"--engine-prompt must be one of {', '.join(PROMPT_KINDS)}, not {self.prompt_kind!r}")
-        parts = urllib.parse.urlsplit(self.url if "://" in self.url else f"http://{self.url}")
+        expected = f"--engine {self.url!r}: not an http(s) URL like http://127.0.0.1:8000"
+        if not self.url.isprintable() or any(c.isspace() for c in self.url):
+            raise LocalcoderError(expected)
+        try:
+            parts = urllib.parse.urlsplit(self.url if "://" in self.url else f"http://{self.url}")
+            parts.port  # noqa: B018  # a port past 65535 or not a number raises here, not at the first request
+        except ValueError as exc:  # "http://[::1", "http://host:99999"
+            raise LocalcoderError(f"{expected} ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise LocalcoderError(f"--engine {self.url!r}: not an http(s) URL")
+            raise LocalcoderError(expected)
         self._parts = parts
         base = parts.path.rstrip("/")
         self._path = (base if base.endswith("/v1") else f"{base}/v1") + "/completions"
@@ -148,7 +156,9 @@ class Engine:
                 raise EngineError(f"engine {self.label} answered HTTP {response.status}: {message}")
             done = False
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            for raw in response:
+            while raw := response.readline(MAX_LINE + 1):
+                if len(raw) > MAX_LINE:
+                    raise EngineError(f"engine {self.label} sent a line of over {MAX_LINE:,} bytes")
                 line = decoder.decode(raw).strip()
                 if not line or line.startswith(":"):
                     continue
@@ -219,6 +229,8 @@ def _choice(data: str, label: str) -> dict[str, Any]:
         parsed = json.loads(data)
         choice = parsed["choices"][0]
         if not isinstance(choice, dict):
+            raise TypeError
+        if not isinstance(choice.get("text") or "", str) or not isinstance(choice.get("finish_reason") or "", str):
             raise TypeError
         return choice
     except (ValueError, KeyError, IndexError, TypeError):

@@ -9,6 +9,7 @@ Run: python tests/engine_standin.py MODEL.gguf PORT MODE, MODE one of
            (the negative control: what an engine that does not stop at <eom> gives)
   slow     sleeps 30 s before answering
   garbage  answers 200 with something that is not JSON
+  schema   streams a chunk whose text is a number
   cut      sends one chunk, then closes the stream without [DONE]
   done     sends one chunk, then [DONE] with no finish_reason (llama_cpp.server's interrupt_requests cut)
 llama-cpp-python parses special tokens in a text prompt (it tokenizes with special=True), as llama_cpp.server.
@@ -58,6 +59,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
+        if MODE == "schema":  # the stream's shape, with a number where the text goes
+            self.wfile.write(b'data: {"choices": [{"text": 5, "finish_reason": null}]}\n\n')
+            return
         if MODE in ("cut", "done"):
             chunk = {"choices": [{"text": "x", "index": 0, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())

@@ -143,6 +143,10 @@ def test_engine_down_slow_or_garbage_is_one_line_error(model: Path, target: str)
         garbage = run(target, "--model", str(model), "--engine", url)
     assert garbage.returncode != 0 and "not a completion stream" in garbage.stderr
     assert_one_line_error(garbage)
+    with engine(model, "schema") as url:
+        schema = run(target, "--model", str(model), "--engine", url)
+    assert schema.returncode != 0 and "not an OpenAI completion" in schema.stderr
+    assert_one_line_error(schema)
     with engine(model, "cut") as url:
         cut = run(target, "--model", str(model), "--engine", url)
     assert cut.returncode != 0 and "closed the stream midway" in cut.stderr
@@ -151,6 +155,13 @@ def test_engine_down_slow_or_garbage_is_one_line_error(model: Path, target: str)
         done = run(target, "--model", str(model), "--engine", url)
     assert done.returncode != 0 and "without a finish reason" in done.stderr
     assert_one_line_error(done)
+
+
+@pytest.mark.parametrize("url", ["http://host:99999", "http://[::1", "http://a b", "ftp://host", "http://"])
+def test_a_bad_engine_url_is_one_line_error(model: Path, target: str, url: str) -> None:
+    bad = run(target, "--model", str(model), "--engine", url)
+    assert bad.returncode != 0 and "not an http(s) URL" in bad.stderr, bad.stderr
+    assert_one_line_error(bad)
 
 
 def test_text_only_engine_refuses_ids_when_asked_for_them(model: Path, server: str, target: str) -> None:
