@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import tomllib
+from fnmatch import fnmatch
 from importlib import resources
 from pathlib import Path
 
@@ -44,8 +46,13 @@ def test_sources_lists_every_data_file_with_its_hash() -> None:
 
 
 def test_every_data_file_is_package_data() -> None:
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert '"localcoder.evaluate" = ["data/*"]' in pyproject
+    """The benchmarks' data and eval kld's corpus ship in the wheel: each file matches a package-data glob."""
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = root / "localcoder" / "evaluate"
+    files = [p.relative_to(package).as_posix() for folder in ("data", "corpus") for p in (package / folder).iterdir()]
+    assert len(files) > 10 and any(f.startswith("corpus/") for f in files)
+    assert [f for f in files if not any(fnmatch(f, g) for g in globs["localcoder.evaluate"])] == []
 
 
 @pytest.mark.parametrize(
