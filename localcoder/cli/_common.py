@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ggufkit.errors import InterruptedAfterWrite
+from localcoder.engine import DEFAULT_TIMEOUT, PROMPT_KINDS
 from localcoder.errors import USER_ERRORS
 from localcoder.render import plain
 
@@ -50,3 +51,20 @@ def user_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# The --engine options of complete, chat and eval: one definition, so the three commands agree.
+ENGINE_URL: Any = typer.Option(
+    None,
+    "--engine",
+    help="URL of an OpenAI-compatible completions engine (vLLM, llama-server, llama_cpp.server) to generate;"
+    " --model still names the GGUF whose tokenizer builds the prompt. Key: LOCALCODER_ENGINE_KEY or"
+    " OPENAI_API_KEY.",
+)
+ENGINE_MODEL: Any = typer.Option(None, "--engine-model", help="Model name the engine serves.")
+ENGINE_PROMPT: Any = typer.Option(
+    PROMPT_KINDS[0],
+    "--engine-prompt",
+    help="auto | ids | text: token ids (vLLM) or text with the sentinels (llama.cpp).",
+)
+ENGINE_TIMEOUT: Any = typer.Option(DEFAULT_TIMEOUT, "--engine-timeout", min=0.1, help="Seconds to wait for the engine.")

@@ -11,7 +11,16 @@ import typer
 from localcoder.chat.repl import ChatRepl, interactive
 from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE, comment_prefix
-from localcoder.cli._common import fail, stderr, stdout, user_errors
+from localcoder.cli._common import (
+    ENGINE_MODEL,
+    ENGINE_PROMPT,
+    ENGINE_TIMEOUT,
+    ENGINE_URL,
+    fail,
+    stderr,
+    stdout,
+    user_errors,
+)
 from localcoder.engine import make_engine
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import to_json
@@ -70,12 +79,10 @@ def chat_command(
         help="/run programs WITHOUT the OS sandbox: as you, able to read and write your files and reach the"
         " network; only time and memory limits and a guard against accidents hold.",
     ),
-    engine: Optional[str] = typer.Option(
-        None, "--engine", help="URL of an OpenAI-compatible completions engine to generate (see `complete --help`)."
-    ),
-    engine_model: Optional[str] = typer.Option(None, "--engine-model", help="Model name the engine serves."),
-    engine_prompt: str = typer.Option("auto", "--engine-prompt", help="auto | ids | text."),
-    engine_timeout: float = typer.Option(60.0, "--engine-timeout", min=0.1, help="Seconds to wait for the engine."),
+    engine: Optional[str] = ENGINE_URL,
+    engine_model: Optional[str] = ENGINE_MODEL,
+    engine_prompt: str = ENGINE_PROMPT,
+    engine_timeout: float = ENGINE_TIMEOUT,
 ) -> None:
     """Write a program turn by turn from natural-language instructions."""
     comment_prefix(lang)  # an unknown language fails before the model loads

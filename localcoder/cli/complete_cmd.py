@@ -8,7 +8,16 @@ from typing import Optional
 
 import typer
 
-from localcoder.cli._common import fail, note, stderr, user_errors
+from localcoder.cli._common import (
+    ENGINE_MODEL,
+    ENGINE_PROMPT,
+    ENGINE_TIMEOUT,
+    ENGINE_URL,
+    fail,
+    note,
+    stderr,
+    user_errors,
+)
 from localcoder.complete import PROMPT_LAYOUTS
 from localcoder.edit import insert_completion, unified_diff, write_completion
 from localcoder.engine import make_engine
@@ -98,18 +107,10 @@ def complete_command(
         None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
     ),
     no_server: bool = typer.Option(False, "--no-server", help="Always load the model in this process."),
-    engine: Optional[str] = typer.Option(
-        None,
-        "--engine",
-        help="URL of an OpenAI-compatible completions engine (vLLM, llama-server, llama_cpp.server) to generate;"
-        " --model still names the GGUF whose tokenizer builds the prompt. Key: LOCALCODER_ENGINE_KEY or"
-        " OPENAI_API_KEY.",
-    ),
-    engine_model: Optional[str] = typer.Option(None, "--engine-model", help="Model name the engine serves."),
-    engine_prompt: str = typer.Option(
-        "auto", "--engine-prompt", help="auto | ids | text: token ids (vLLM) or text with the sentinels (llama.cpp)."
-    ),
-    engine_timeout: float = typer.Option(60.0, "--engine-timeout", min=0.1, help="Seconds to wait for the engine."),
+    engine: Optional[str] = ENGINE_URL,
+    engine_model: Optional[str] = ENGINE_MODEL,
+    engine_prompt: str = ENGINE_PROMPT,
+    engine_timeout: float = ENGINE_TIMEOUT,
     max_read_mb: int = typer.Option(
         MAX_READ_MB, "--max-read-mb", min=1, help="Largest file (or stdin) read, in MiB; raise it for bigger files."
     ),
