@@ -4,8 +4,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# llama-cpp-python builds from source (about 12 CPU-minutes once; pip caches the wheel).
+# llama-cpp-python builds from source (about 12 CPU-minutes for each new environment).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+# Without llama.cpp's AMX kernels: on x86-64 processors that report AMX (Xeon 4th generation and later) its
+# native build runs them for quantized weights, and under this project's virtual machines they die with SIGILL
+# (`tileloadd` in ggml_backend_amx_mul_mat) although AMX itself works there. Every other native instruction stays.
+# pip caches a built wheel under the source's hash alone, whatever CMAKE_ARGS were, so a wheel cached by an
+# earlier build (with AMX, or with other flags) is removed before the install and the wheel is built anew.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CMAKE_ARGS := $(strip $(CMAKE_ARGS) -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)")
+endif
 
 # The lock: every direct and indirect dependency at an exact version with its hashes (uv pip compile).
 # runtime.txt serves `make demo` on any platform; test.txt adds the test references for Linux x86_64,
@@ -17,6 +26,7 @@ PIP_VERSION  := 26.3
 UV_VERSION   := 0.13.8
 FIND_LINKS   := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
+FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
 	bench-sandbox bench-prompt bench-kld bench-engine clean
@@ -26,11 +36,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 
 $(VENV)/.runtime: $(LOCK_RUNTIME) pyproject.toml | $(BIN)/python
+	$(FORGET_LLAMA)
 	$(PIP_LOCKED) $(LOCK_RUNTIME)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.test: $(LOCK_TEST) pyproject.toml | $(BIN)/python
+	$(FORGET_LLAMA)
 	$(PIP_LOCKED) $(LOCK_TEST)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.runtime
