@@ -64,6 +64,7 @@ class Outside:
         if self.fd_file.read_bytes():
             found.append(f"wrote through an inherited descriptor: {self.fd_file.read_bytes()[:80]!r}")
         found += ["reached pid 1"] if "attached to pid 1" in output else []
+        found += ["held memory outside the limit"] if "held memory outside the limit" in output else []
         found += [f"process left behind: {argv}" for argv in _processes_with(self.marker)]
         found += [f"{n} bytes written, more than the tmpfs holds" for n in map(int, re.findall(r"wrote (\d+)", output))
                   if n > TMPFS_BYTES]  # fmt: skip
@@ -207,6 +208,18 @@ def attacks(out: Outside) -> dict[str, str]:
             "try:\n    os.open('/proc/1/mem', os.O_RDWR)\n    print('attached to pid 1 through /proc')\n"
             "except OSError as e:\n    raise SystemExit(e.strerror)"
         ),
+        "pidfd to pid 1": (
+            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "try:\n    pid1 = os.pidfd_open(1)\nexcept OSError as e:\n    raise SystemExit(e.strerror)\n"
+            "for fd in range(64):\n    if libc.syscall(438, pid1, fd, 0) >= 0:\n"
+            "        print('attached to pid 1: took its descriptor', fd)"
+        ),
+        # Hold memory outside the address-space limit: a memfd's pages, SysV shared memory.
+        "memfd": (
+            "import mmap, os\nfd = os.memfd_create('hoard')\nos.ftruncate(fd, 1280 << 20)\n"
+            "view = mmap.mmap(fd, 1280 << 20)\nview[::4096] = b'x' * (1280 << 8)\n"
+            "print('held memory outside the limit')"
+        ),
         # Connect.
         "tcp": f"import socket\nsocket.create_connection(('127.0.0.1', {out.tcp.getsockname()[1]}), 2)",
         "unix socket": f"import socket\nsocket.socket(socket.AF_UNIX).connect({str(out.unix_path)!r})",
@@ -257,10 +270,11 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_no_escape_through_chat_run(chat_model: Path, outside: Outside, tmp_path: Path) -> None:
     programs = attacks(outside)
+    ran = [f"attack {index} ran {secrets.token_hex(6)}" for index in range(len(programs))]  # proof each started
     lines = []
     for index, source in enumerate(programs.values()):
         path = tmp_path / f"attack{index}.py"
-        path.write_text(source)
+        path.write_text(f"print({ran[index]!r}, flush=True)\n{source}")
         lines += [f"/load {path}", "/run"]
     honest = tmp_path / "honest.py"
     honest.write_text(HONEST)
@@ -274,6 +288,7 @@ def test_no_escape_through_chat_run(chat_model: Path, outside: Outside, tmp_path
     statuses = re.findall(r"(exit status -?\d+|[a-z ]*limit|killed by \w+), [\d.]+ s;", done.stderr)
     assert len(statuses) == len(programs) + 1, done.stderr[-3000:]  # every /run finished and reported
     assert "the session goes on" in done.stderr
+    assert [token for token in ran if token not in done.stderr] == []
     assert outside.evidence(done.stderr + done.stdout) == []
 
 

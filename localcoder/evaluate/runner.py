@@ -27,6 +27,7 @@ from localcoder.evaluate.passk import mean_pass_at_k
 from localcoder.evaluate.results import ResultsFile, SampleRecord
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model
+from localcoder.sandbox import SandboxFailed
 from localcoder.sandbox import require as require_sandbox
 
 
@@ -147,7 +148,8 @@ def score(
     """Complete and check every (task, sample) that `results` does not hold yet; return how many were done.
 
     A completion that crashes or hangs its program is a failed sample; a completion the model could not be
-    asked for (its prompt does not fit the window) is one too, with that reason.
+    asked for (its prompt does not fit the window) is one too, with that reason. A program the sandbox could not
+    start is no sample at all: the run stops there (SandboxFailed), keeping what was done, and resumes later.
     """
     todo = pending(tasks, n, results)
     if events:
@@ -183,7 +185,7 @@ def score(
         pool.shutdown(wait=True)
         if errors:
             raise errors[0]
-    except _EngineStopped as stopped:
+    except (_EngineStopped, SandboxFailed) as stopped:
         pool.shutdown(wait=True)
         kept = f"{len(results.records)} samples are in {results.path}; rerun to resume"
         kept = kept if results.path else "nothing was kept (no --out file)"
@@ -253,6 +255,8 @@ def _record(
         try:
             outcome = check(task, completion, seconds, unsafe_no_sandbox=unsafe_no_sandbox)
             record = SampleRecord(task.task_id, sample, completion, outcome.passed, outcome.reason, outcome.seconds)
+        except SandboxFailed:  # not this sample's result: the run stops (see score)
+            raise
         except Exception as exc:  # the executor itself failed (e.g. no processes left): this sample fails
             record = SampleRecord(task.task_id, sample, completion, False, f"executor error: {exc}", 0.0)
     results.append(record)

@@ -8,19 +8,24 @@ Where there is no OS sandbox (bwrap missing or refused by the kernel, or another
 with SandboxUnavailable. With unsafe_no_sandbox=True (the user's `--unsafe-no-sandbox`) the program runs
 without the OS sandbox, whether there is one or not: as the user, with only the limits and a guard against
 accidents (unsafe.py).
-Whether the sandbox works is found out once per process, by running a trivial program in it.
+Whether the sandbox works is found out by running a real program in it (this interpreter, printing a token made
+at run time), remembered once it worked and asked again while it does not: a passing failure (a process limit
+reached for a moment) must not leave a long eval believing there is no sandbox. A run the sandbox could not start
+raises SandboxFailed, with the cause and its fix: it is no result of the program, so eval stops rather than score
+it, and /run says what to do.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
+import threading
 from dataclasses import dataclass
 
 from localcoder.errors import LocalcoderError
 from localcoder.sandbox.process import Limits, RunResult
 
-__all__ = ["Limits", "RunResult", "SandboxStatus", "SandboxUnavailable", "require", "run_program", "status"]
+__all__ = ["Limits", "RunResult", "SandboxFailed", "SandboxStatus", "SandboxUnavailable", "require", "run_program",
+           "status"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,39 @@ class SandboxUnavailable(LocalcoderError):
     """No OS sandbox to run generated code in, and the user did not pass --unsafe-no-sandbox."""
 
 
-@functools.cache
+class SandboxFailed(LocalcoderError):
+    """The sandbox could not start the program: no result of the program, and never to be scored as one."""
+
+    def __init__(self, cause: str, hint: str) -> None:
+        super().__init__(f"the sandbox could not start the program: {cause}; {hint}")
+        self.cause = cause
+        self.hint = hint
+
+
+_working: tuple[SandboxStatus, object] | None = None  # the sandbox found working; a failure is never kept
+_lock = threading.Lock()
+
+
 def _detect() -> tuple[SandboxStatus, object]:
-    """The status and what runs programs (a linux.Bwrap, or None); probed once per process."""
+    """The status and what runs programs (a linux.Bwrap, or None): probed until it works, then remembered."""
+    global _working
+    with _lock:
+        if _working is None:
+            found = _probe()
+            if found[0].available:
+                _working = found
+            return found
+        return _working
+
+
+def _forget() -> None:
+    """Probe again on the next call (tests; a user who just installed bwrap in a long-lived process)."""
+    global _working
+    with _lock:
+        _working = None
+
+
+def _probe() -> tuple[SandboxStatus, object]:
     if sys.platform.startswith("linux"):
         from localcoder.sandbox import linux
 
@@ -50,9 +85,9 @@ def _detect() -> tuple[SandboxStatus, object]:
         problem = linux.python_problem()
         if problem:
             return SandboxStatus(None, problem, "use a Python (or virtual environment) outside it"), None
-        problem = linux.probe(found)
-        if problem:
-            return SandboxStatus(None, f"{found.version} ({found.path}): {problem}", linux.REFUSED_HINT), None
+        failed = linux.probe(found)
+        if failed:
+            return SandboxStatus(None, f"{found.version} ({found.path}): {failed.cause}", failed.hint), None
         return SandboxStatus("bwrap", f"{found.version} ({found.path})"), found
     if sys.platform == "darwin":
         from localcoder.sandbox import macos
@@ -65,11 +100,11 @@ def _detect() -> tuple[SandboxStatus, object]:
 
 
 def status() -> SandboxStatus:
-    """Which OS sandbox this machine has (cached for the process: `status.cache_clear()` probes again)."""
+    """Which OS sandbox this machine has (kept once it works: `status.cache_clear()` probes again)."""
     return _detect()[0]
 
 
-status.cache_clear = _detect.cache_clear  # type: ignore[attr-defined]
+status.cache_clear = _forget  # type: ignore[attr-defined]
 
 
 def require(unsafe_no_sandbox: bool = False) -> None:
@@ -87,6 +122,7 @@ def run_program(source: str, limits: Limits = Limits(), stdin: str = "", unsafe_
     """Run `source` as a Python program in the OS sandbox under `limits`.
 
     unsafe_no_sandbox: run it without the OS sandbox, unconfined as the user (see unsafe.py).
+    Raises SandboxUnavailable where there is no sandbox, SandboxFailed where it could not start this program.
     """
     if unsafe_no_sandbox:
         from localcoder.sandbox.unsafe import run_unconfined

