@@ -109,12 +109,14 @@ def render_report(report: KldReport) -> None:
         title=f"KL divergence from {Path(report.base).name}: {report.corpus} corpus, top-{report.top_k}",
         title_justify="left",
     )
+    # On a narrow terminal a cell folds onto more lines rather than being cut to "codegen…": model names differ
+    # only at their ends.
     for column in ("model", "mode", "mean KLD", "p99 KLD", "top-1", "PPL ratio", "tokens", "seconds"):
-        table.add_column(column, justify="left" if column in ("model", "mode") else "right")
+        table.add_column(column, justify="left" if column in ("model", "mode") else "right", overflow="fold")
     for model in report.models:
         for score in model.modes:
             table.add_row(
-                plain(model.model), score.mode, f"{score.mean_kld:.5f}", f"{score.p99_kld:.4f}",
+                plain(model.model), score.mode, _significant(score.mean_kld), _significant(score.p99_kld),
                 f"{score.top1_agreement:.3f}", f"{score.ppl_ratio:.4f}", str(score.tokens), f"{model.seconds:.1f}",
             )  # fmt: skip
     stdout.print(table)
@@ -125,6 +127,11 @@ def render_report(report: KldReport) -> None:
             "dim",
         )
     )
+
+
+def _significant(value: float) -> str:
+    """Three significant digits: a near-lossless quant's 2.4e-06 must not print as 0.00000."""
+    return f"{value:.3g}"
 
 
 def attach(eval_command: Any) -> Any:
