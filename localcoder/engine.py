@@ -75,7 +75,8 @@ class Engine:
             raise LocalcoderError(expected)
         self._parts = parts
         base = parts.path.rstrip("/")
-        self._path = (base if base.endswith("/v1") else f"{base}/v1") + "/completions"
+        self._api = base if base.endswith("/v1") else f"{base}/v1"
+        self._path = f"{self._api}/completions"
         self._kind = "ids" if self.prompt_kind == "auto" else self.prompt_kind
 
     @property
@@ -101,19 +102,7 @@ class Engine:
         """One generation on the engine, streamed through `cut` (generate.generate_cut's contract)."""
         stop_text = sorted({token_piece(llm, t).decode("utf-8", "replace") for t in stop} - {""})
         eom_text = token_piece(llm, eom_id).decode("utf-8", "replace") if eom_id is not None else None
-        body: dict[str, Any] = {
-            "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "stream": True,
-        }
-        if self.model:
-            body["model"] = self.model
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
-        # The in-process sampler's settings, sent always: llama_cpp.server's defaults (top_k 40, min_p 0.05,
-        # repeat_penalty 1.1) would change even greedy tokens. top_k 0 = the whole vocabulary.
-        body |= {"top_k": sampling.top_k or 0, "min_p": 0.0, "repeat_penalty": 1.0}
+        body = self._body(sampling)
         if stop_text:
             body["stop"] = stop_text[:4]  # OpenAI's schema allows four
         if self._kind == "ids":
@@ -134,7 +123,36 @@ class Engine:
         except _Rejected as exc:
             raise EngineError(f"engine {self.label} rejected the request: {exc}") from None
 
-    def _stream(self, body, cut, on_text, cancelled, eom_text) -> Generation:  # type: ignore[no-untyped-def]
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        sampling: Sampling,
+        cut: TextCut,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """One chat turn on the engine's /v1/chat/completions (its own chat template), streamed through `cut`."""
+        body = dict(self._body(sampling), messages=messages)
+        try:
+            return self._stream(body, cut, on_text, None, None, f"{self._api}/chat/completions", _delta_text)
+        except _Rejected as exc:
+            raise EngineError(f"engine {self.label} rejected the request: {exc}") from None
+
+    def _body(self, sampling: Sampling) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "stream": True,
+        }
+        if self.model:
+            body["model"] = self.model
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        # The in-process sampler's settings, sent always: llama_cpp.server's defaults (top_k 40, min_p 0.05,
+        # repeat_penalty 1.1) would change even greedy tokens. top_k 0 = the whole vocabulary.
+        return body | {"top_k": sampling.top_k or 0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+    def _stream(self, body, cut, on_text, cancelled, eom_text, path=None, text_of=None) -> Generation:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         first = None
         pieces: list[str] = []
@@ -145,7 +163,7 @@ class Engine:
             key = api_key()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-            conn.request("POST", self._path, json.dumps(body).encode(), headers)
+            conn.request("POST", path or self._path, json.dumps(body).encode(), headers)
             response = conn.getresponse()
             if response.status >= 400:
                 message = _error_message(response.read(65536))
@@ -173,7 +191,7 @@ class Engine:
                 choice = _choice(data, self.label)
                 if first is None:
                     first = time.perf_counter()
-                text = choice.get("text") or ""
+                text = (text_of or _completion_text)(choice, self.label)
                 if eom_text and eom_text in text:  # an engine that prints special tokens
                     text, reason = text.split(eom_text, 1)[0], "eom"
                 if text:
@@ -228,10 +246,23 @@ def _choice(data: str, label: str) -> dict[str, Any]:
     try:
         parsed = json.loads(data)
         choice = parsed["choices"][0]
-        if not isinstance(choice, dict):
-            raise TypeError
-        if not isinstance(choice.get("text") or "", str) or not isinstance(choice.get("finish_reason") or "", str):
+        if not isinstance(choice, dict) or not isinstance(choice.get("finish_reason") or "", str):
             raise TypeError
         return choice
     except (ValueError, KeyError, IndexError, TypeError):
         raise EngineError(f"engine {label} sent a chunk that is not an OpenAI completion") from None
+
+
+def _completion_text(choice: dict[str, Any], label: str) -> str:
+    text = choice.get("text") or ""
+    if not isinstance(text, str):
+        raise EngineError(f"engine {label} sent a chunk that is not an OpenAI completion")
+    return text
+
+
+def _delta_text(choice: dict[str, Any], label: str) -> str:
+    delta = choice.get("delta") or {}
+    text = delta.get("content") or "" if isinstance(delta, dict) else None
+    if not isinstance(text, str):
+        raise EngineError(f"engine {label} sent a chunk that is not an OpenAI chat completion")
+    return text

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Generation, Sampling, TextCut, generate_cut, read_prompt
+from localcoder.generate import Generation, Sampling, TextCut, read_prompt
 from localcoder.prompts import (
     FORMATS,
     PROMPT_LAYOUTS,
@@ -111,8 +111,8 @@ def fill(
     for index in range(n):
         cut = make_cut()
         show = (lambda text, index=index: on_text(index, text)) if on_text else None
-        generate_with = model.engine.generate_cut if model.engine is not None else generate_cut
-        run = generate_with(model.llm, prompt.ids, stop, sampling.offset_seed(index), cut, eom, show, cancelled)
+        seeded = sampling.offset_seed(index)
+        run = model.backend.generate(model.llm, prompt.ids, stop, seeded, cut, eom, show, cancelled)
         alternatives.append(Filled(cut.text, run, cut.stopped))  # type: ignore[attr-defined]
     return FillResult(prompt, slot, alternatives)
 

@@ -11,12 +11,13 @@ import logging
 import os
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ggufkit.llamacpp import tokenize
 from localcoder import paths
+from localcoder.completion.backends import Backend, LocalBackend
 from localcoder.errors import LocalcoderError
 from localcoder.prompt_cache import PromptCache
 from localcoder.prompts import PromptFormat, Vocabulary, detect_format
@@ -84,7 +85,7 @@ class LoadedModel:
     n_ctx: int
     load_ms: float
     cache: PromptCache
-    engine: Any = None  # a localcoder.engine.Engine: generation goes there, the prompt is still built here
+    backend: Backend = field(default_factory=LocalBackend)  # where tokens come from; the prompt is built here
 
     @property
     def chat_template(self) -> str | None:
@@ -99,9 +100,11 @@ def load_model(
     lookup: int = 0,
     cache_slots: int = 1,
     logits_all: bool = False,
+    backend: Backend | None = None,
 ) -> LoadedModel:
     """Load a GGUF; `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per step;
-    `cache_slots` token sequences stay cached (prompt_cache.py).
+    `cache_slots` token sequences stay cached (prompt_cache.py). `backend` generates (default: this process;
+    an EngineBackend sends the prompts built here to a remote engine); it is chosen here, once.
 
     Prompt lookup proposes the tokens that followed the last n-gram's earlier occurrence in the context and
     verifies them in one batch: completions that copy nearby code come out several tokens per step, with
@@ -147,4 +150,5 @@ def load_model(
     # llama.cpp pads the context to a multiple of 256, but llama-cpp-python's token buffer keeps the size
     # asked for: the smaller of the two is the real window.
     window = min(llm.n_ctx(), len(llm.input_ids))
-    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, PromptCache(llm, cache_slots))
+    chosen = backend or LocalBackend()
+    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, PromptCache(llm, cache_slots), chosen)

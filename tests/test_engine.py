@@ -183,3 +183,33 @@ def test_scripted_chat_through_an_engine_writes_the_same_program(tmp_path_factor
         there = chat(chat_gguf, script, "--preamble", "mtpb", "--engine", url)
     assert there.returncode == 0, there.stderr
     assert there.stdout == here.stdout
+
+
+def chat_template_gguf(directory: Path, code: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bigram GGUF with a chat template (each message's content on its line) that answers every turn `code`."""
+    from gguf import GGUFWriter
+
+    add_eom = GGUFWriter.add_eom_token_id
+
+    def with_template(self: GGUFWriter, token: int) -> None:
+        add_eom(self, token)
+        self.add_chat_template("{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(GGUFWriter, "add_eom_token_id", with_template)
+        checkpoint = write_bigram_checkpoint(directory / "checkpoint", chain_for(code, start=NEWLINE, end=ENDOFTEXT_ID))
+        return convert(ConvertOptions(source=str(checkpoint), output=directory / "t.gguf", outtype="f32")).output
+
+
+def test_chat_template_turns_go_to_the_engine_also_after_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GGUF here answers "print(42)", the engine's "print(7)": which one speaks shows where each turn ran.
+    /model swaps the GGUF here (its tokenizer and template) and keeps the engine."""
+    here = chat_template_gguf(tmp_path / "here", CODE, monkeypatch)
+    there = chat_template_gguf(tmp_path / "there", "print(7)", monkeypatch)
+    assert chat(here, "print the answer\n").stdout.count(CODE) == 1  # alone, the GGUF here answers
+    with llama_cpp_server(there) as url:
+        done = chat(here, f"print the answer\n/model {here}\nprint it again\n", "--engine", url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("print(7)") == 2 and CODE not in done.stdout, done.stdout + done.stderr

@@ -178,7 +178,7 @@ class ChatRepl:
     def model(self, args: str) -> None:
         if not args:
             raise LocalcoderError("usage: /model PATH")
-        loaded = load_model(resolve_model(args))
+        loaded = load_model(resolve_model(args), backend=self.session.model.backend)  # the same kind of backend
         self.session.model = loaded
         self.console.print(plain(f"model: {loaded.path.name} ({loaded.format.name})"))
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localcoder.chat.turns import Program, Turn, truncate_turn
 from localcoder.errors import LocalcoderError
-from localcoder.generate import MAX_TEMPERATURE, Sampling, generate
+from localcoder.generate import MAX_TEMPERATURE, Sampling
 from localcoder.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
@@ -191,10 +190,7 @@ class ChatSession:
         ids, left_out = self._context(instruction)
         streamer = _LineStreamer(self.lang, on_text)
         stop = stop_ids(FORMATS["left-to-right"], self.model.vocab)  # the model's end-of-text tokens
-        if self.model.engine is not None:  # the same turn on a remote engine (localcoder.engine)
-            run = self.model.engine.generate_cut(self.model.llm, ids, stop, self._sampling(), _FeedCut(streamer.feed))
-        else:
-            run = generate(self.model.llm, ids, stop, self._sampling(), streamer.feed)
+        run = self.model.backend.generate(self.model.llm, ids, stop, self._sampling(), _FeedCut(streamer.feed))
         code = streamer.finish()
         reason = "cut" if run.stop_reason == "scope" else run.stop_reason
         evaluated = len(ids) - run.cached_tokens
@@ -208,32 +204,24 @@ class ChatSession:
         for turn in self.state.turns:
             messages += [{"role": "user", "content": turn.instruction}, {"role": "assistant", "content": turn.code}]
         messages.append({"role": "user", "content": instruction})
-        sampling = self._sampling()
-        started = time.perf_counter()
-        pieces: list[str] = []
-        stream = self.model.llm.create_chat_completion(
-            messages=messages,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
-            seed=sampling.seed,
-            stream=True,
-        )
-        reason = "end_of_text"
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            text = choice.get("delta", {}).get("content") or ""
-            if text:
-                pieces.append(text)
-                if on_text:
-                    on_text(text)
-            reason = choice.get("finish_reason") or reason
-        reply = "".join(pieces)
-        fenced = _FENCE.search(reply)
-        code = (fenced.group(1) if fenced else reply).strip("\n")
-        elapsed = (time.perf_counter() - started) * 1000
-        stats = TurnStats(instruction, 0, 0, len(self.model.vocab.tokenize(reply)), 0.0, elapsed, 0)
-        return code, stats, "max_tokens" if reason == "length" else reason
+        run = self.model.backend.chat(self.model.llm, messages, self._sampling(), _WholeReply(), on_text)
+        fenced = _FENCE.search(run.text)
+        code = (fenced.group(1) if fenced else run.text).strip("\n")
+        stats = TurnStats(instruction, 0, 0, len(self.model.vocab.tokenize(run.text)), run.prompt_ms,
+                          run.generate_ms, 0)  # fmt: skip
+        return code, stats, "max_tokens" if run.stop_reason == "max_tokens" else "stop"
+
+
+class _WholeReply:
+    """A chat reply is kept whole (its code is taken from it afterwards) and shown as it comes."""
+
+    stopped = False
+
+    def feed(self, chunk: str) -> str:
+        return chunk
+
+    def finish(self) -> str:
+        return ""
 
 
 class _FeedCut:

@@ -21,6 +21,7 @@ from localcoder.cli._common import (
     stdout,
     user_errors,
 )
+from localcoder.completion.backends import backend_for
 from localcoder.engine import make_engine
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import to_json
@@ -95,8 +96,8 @@ def chat_command(
             raise fail(f"--preamble must be none, mtpb or an existing file, not {preamble!r}")
         start = path.read_text(encoding="utf-8")
     remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
-    loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers)
-    loaded.engine = remote
+    backend = backend_for(remote)
+    loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, backend=backend)
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling, unsafe_no_sandbox=unsafe_no_sandbox)
     if script is None:

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from localcoder.completion.backends import backend_for
 from localcoder.engine import EngineError
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, Task, benchmark, load_tasks
@@ -113,8 +114,8 @@ def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSumm
     with ResultsFile(request.out, _config(request)) as results:
         model = None
         if pending(tasks, request.samples, results):  # a finished run resumes without loading the model
-            model = load_model(request.model, request.ctx, request.threads, request.gpu_layers)
-            model.engine = request.engine
+            backend = backend_for(request.engine)
+            model = load_model(request.model, request.ctx, request.threads, request.gpu_layers, backend=backend)
             check_model(model, chosen)
 
         def complete(task: Task, sample: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from localcoder.complete import complete
+from localcoder.completion.backends import backend_for
 from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model, resolve_model
@@ -193,11 +194,13 @@ def _complete_here(
     on_text: Callable[[int, str], None] | None,
     snippets: tuple[Snippet, ...],
 ) -> dict[str, Any]:
-    loaded = load_model(resolve_model(load.model).resolve(), load.ctx, load.threads, load.gpu_layers, load.lookup)
-    loaded.engine = load.engine
+    backend = backend_for(load.engine)
+    path = resolve_model(load.model).resolve()
+    loaded = load_model(path, load.ctx, load.threads, load.gpu_layers, load.lookup, backend=backend)
     data = complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout, snippets=snippets).to_dict()
-    if load.engine is not None:
-        data["engine"] = {"url": load.engine.url, "model": load.engine.model, "prompt": load.engine.used_kind}
+    described = backend.describe()
+    if described is not None:
+        data["engine"] = described
     return data
 
 

@@ -1,0 +1,117 @@
+"""Where the tokens come from: the model loaded here, or a remote OpenAI-compatible engine.
+
+A backend is chosen once, when the model is opened (`runtime.load_model(..., backend=...)`), and every front
+end asks it the same two things: continue these prompt ids through a cut (infill for `complete`, `serve` and
+`eval`; the program-synthesis prompt for `chat` and MTPB), and answer these chat messages through a cut (`chat`
+with a GGUF that has a chat template). The prompt ids are always built here, with the GGUF's tokenizer, in the
+family's format; only the generation moves. `chat`'s `/model` keeps the backend it was opened with.
+
+`Backend.describe()` is what results report about it (`complete --json`'s "engine"), None for in-process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from localcoder.engine import Engine
+from localcoder.generate import Generation, Sampling, TextCut, generate_cut
+
+TextSink = Callable[[str], None]
+
+
+class Backend(Protocol):
+    kind: str  # "local" | "engine"
+
+    def generate(
+        self,
+        llm: Any,
+        prompt_ids: list[int],
+        stop: frozenset[int],
+        sampling: Sampling,
+        cut: TextCut,
+        eom_id: int | None = None,
+        on_text: TextSink | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Generation:
+        """Continue `prompt_ids` until a stop id, the cut, or the token budget (generate.generate_cut's contract)."""
+        ...
+
+    def chat(
+        self, llm: Any, messages: list[dict[str, str]], sampling: Sampling, cut: TextCut, on_text: TextSink | None
+    ) -> Generation:
+        """Answer `messages` with the model's chat template; stop_reason "eom" at its end, else "max_tokens"."""
+        ...
+
+    def describe(self) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """llama.cpp in this process, through llama-cpp-python."""
+
+    kind: str = "local"
+
+    def generate(self, llm, prompt_ids, stop, sampling, cut, eom_id=None, on_text=None, cancelled=None) -> Generation:  # type: ignore[no-untyped-def]
+        return generate_cut(llm, prompt_ids, stop, sampling, cut, eom_id, on_text, cancelled)
+
+    def chat(self, llm, messages, sampling, cut, on_text) -> Generation:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        first = None
+        pieces: list[str] = []
+        stream = llm.create_chat_completion(
+            messages=messages,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=sampling.seed,
+            stream=True,
+        )
+        reason = "eom"
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            text = choice.get("delta", {}).get("content") or ""
+            if text:
+                first = first or time.perf_counter()
+                pieces.append(text)
+                shown = cut.feed(text)
+                if shown and on_text:
+                    on_text(shown)
+            if choice.get("finish_reason") == "length":
+                reason = "max_tokens"
+            if cut.stopped:
+                reason = "scope"
+                break
+        rest = cut.finish()
+        if rest and on_text:
+            on_text(rest)
+        finished = time.perf_counter()
+        first = first or finished
+        return Generation("".join(pieces), len(pieces), reason, (first - started) * 1000, (finished - first) * 1000)
+
+    def describe(self) -> dict[str, Any] | None:
+        return None
+
+
+@dataclass(frozen=True)
+class EngineBackend:
+    """A remote OpenAI-compatible engine (vLLM, llama-server, llama_cpp.server): localcoder.engine."""
+
+    engine: Engine
+    kind: str = "engine"
+
+    def generate(self, llm, prompt_ids, stop, sampling, cut, eom_id=None, on_text=None, cancelled=None) -> Generation:  # type: ignore[no-untyped-def]
+        return self.engine.generate_cut(llm, prompt_ids, stop, sampling, cut, eom_id, on_text, cancelled)
+
+    def chat(self, llm, messages, sampling, cut, on_text) -> Generation:  # type: ignore[no-untyped-def]
+        return self.engine.chat(messages, sampling, cut, on_text)
+
+    def describe(self) -> dict[str, Any] | None:
+        return {"url": self.engine.url, "model": self.engine.model, "prompt": self.engine.used_kind}
+
+
+def backend_for(engine: Engine | None) -> Backend:
+    """The backend the command-line options name: the engine where --engine was given, else this process."""
+    return EngineBackend(engine) if engine is not None else LocalBackend()
