@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from convert.pipeline import ConvertOptions, convert  # noqa: E402
 from convert.synthetic import SHAPES, LlamaShape, write_codegen25_checkpoint  # noqa: E402
 from localcoder.bench import sample_source  # noqa: E402
-from localcoder.complete import complete  # noqa: E402
+from localcoder.complete import CompletionRequest, complete  # noqa: E402
 from localcoder.generate import Sampling  # noqa: E402
 from localcoder.prompts import build_prompt, stop_ids  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402
@@ -118,7 +118,10 @@ def main() -> None:
         for _ in range(args.repeats):
             model.llm.reset()
             started = time.perf_counter()
-            result = complete(model, buffer, cursor, sampling, scope="full", layout="cursor")
+            request = CompletionRequest.build(
+                buffer, cursor.line, cursor.col, sampling=sampling, scope="full", layout="cursor"
+            )
+            result = complete(model, request)
             total = (time.perf_counter() - started) * 1000
             first = result.alternatives[0]
             ours.append((first.prompt_ms, first.generate_ms, first.tokens, total))

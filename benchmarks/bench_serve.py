@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_complete import BENCH_SHAPES, bare_run, bench_model, model_arguments  # noqa: E402
 from localcoder.bench import NEW_TOKENS, SCENARIOS, WINDOW, machine, run_bench, sample_source  # noqa: E402
-from localcoder.complete import complete  # noqa: E402
+from localcoder.complete import CompletionRequest, complete  # noqa: E402
 from localcoder.generate import Sampling  # noqa: E402
 from localcoder.prompts import STABLE_LINES, build_prompt, stop_ids  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402
@@ -93,14 +93,14 @@ def lookup_speedup(gguf: Path, repeats: int) -> None:
             ("random weights, the 2,000-token file", gguf, *sample_source()),
         ):
             buffer = read_source_bytes(source.encode())
-            cursor = locate(buffer, line, None)
             rates, texts = {}, {}
             for lookup in (0, 10):
                 model = load_model(path, n_ctx=WINDOW, lookup=lookup)
                 runs = []
                 for _ in range(repeats):
                     model.llm.reset()
-                    result = complete(model, buffer, cursor, Sampling(temperature=0, max_tokens=64), "line")
+                    sampling = Sampling(temperature=0, max_tokens=64)
+                    result = complete(model, CompletionRequest.build(buffer, line, sampling=sampling, scope="line"))
                     first = result.alternatives[0]
                     runs.append(first.tokens / (first.generate_ms / 1000 + 1e-9))
                     texts[lookup] = result.completion

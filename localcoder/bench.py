@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling
 from localcoder.runtime import resolve_model
@@ -146,7 +147,9 @@ def _type_at(text: str, line: int, typed: str) -> str:
 
 
 def _payload(text: str, line: int, count: int) -> NativeInfill:
-    return NativeInfill(text, line, scope="full", sampling=Sampling(temperature=0.0, max_tokens=count, seed=0))
+    sampling = Sampling(temperature=0.0, max_tokens=count, seed=0)
+    buffer = read_source_bytes(text.encode())
+    return NativeInfill(CompletionRequest.build(buffer, line, scope="full", sampling=sampling))
 
 
 def _resident(url: str, scenario: str, text: str, line: int, count: int) -> Measurement:

@@ -1,6 +1,6 @@
-"""complete(): buffer and cursor -> the infill core (prompt, generation) with a scope cut -> result.
+"""complete(): a CompletionRequest -> the infill core (prompt, generation) with a scope cut -> result.
 
-The CLI and the server's own /infill call this one function; rendering is elsewhere.
+The CLI, the server's own /infill, bench and the demo call this one function; rendering is elsewhere.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from localcoder.generate import Sampling
+from localcoder.completion.request import CompletionRequest
 from localcoder.infill import InfillInput, fill, prepare
-from localcoder.prompts import PROMPT_LAYOUTS
 from localcoder.runtime import LoadedModel
-from localcoder.snippets import Snippet
-from localcoder.source import Cursor, SourceBuffer
-from localcoder.truncate import CursorContext, Scope, StreamingTruncator, default_scope
+from localcoder.schemas import SCHEMA_VERSION
+from localcoder.source import Cursor
+from localcoder.truncate import StreamingTruncator
 
 
 @dataclass
@@ -51,6 +50,7 @@ class CompletionResult:
     def to_dict(self) -> dict[str, Any]:
         first = self.alternatives[0]
         data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,  # localcoder/schemas/complete.json
             "completion": self.completion,
             "cursor": asdict(self.cursor),
             "scope": self.scope,
@@ -72,34 +72,27 @@ class CompletionResult:
         return data
 
 
-__all__ = ["PROMPT_LAYOUTS", "Alternative", "CompletionResult", "complete"]
+__all__ = ["Alternative", "CompletionRequest", "CompletionResult", "complete"]
 
 
 def complete(
     model: LoadedModel,
-    buffer: SourceBuffer,
-    cursor: Cursor,
-    sampling: Sampling,
-    scope: Scope | None = None,
-    n: int = 1,
+    request: CompletionRequest,
     on_text: Callable[[int, str], None] | None = None,
-    layout: str = "stable",
     cancelled: Callable[[], bool] | None = None,
-    snippets: tuple[Snippet, ...] = (),
 ) -> CompletionResult:
-    """Fill in code at `cursor`; `on_text(alternative, text)` streams each alternative's final text.
+    """Fill in code at the request's cursor; `on_text(alternative, text)` streams each alternative's final text.
 
-    `cancelled()` is asked after every token; when it says yes (a client went away), GenerationCancelled is
-    raised and the model is left ready for the next request. `snippets` (other files' code) come before the
-    file in the prompt.
+    `cancelled()` is asked after every token; when it says yes (a client went away, a newer keystroke),
+    GenerationCancelled is raised and the model is left ready for the next request. The request's snippets
+    (other files' code) come before the document in the prompt.
     """
     started = time.perf_counter()
-    prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
-    line_start = prefix.rfind("\n") + 1
-    context = CursorContext(line_before=prefix[line_start:], suffix=suffix)
-    chosen_scope = scope or default_scope(context)
-    prompt = prepare(model, InfillInput(prefix, suffix, snippets, layout), sampling.max_tokens)
-    filled = fill(model, prompt, sampling, lambda: StreamingTruncator(chosen_scope, context), n, on_text, cancelled)
+    source = InfillInput(request.prefix, request.suffix, request.snippets, request.layout)
+    prompt = prepare(model, source, request.sampling.max_tokens)
+    context = request.context
+    make_cut = lambda: StreamingTruncator(request.scope, context)  # noqa: E731
+    filled = fill(model, prompt, request.sampling, make_cut, request.n, on_text, cancelled)
     alternatives = [
         Alternative(f.text, f.stop_reason, f.run.tokens, f.run.prompt_ms, f.run.generate_ms, f.run.cached_tokens)
         for f in filled.alternatives
@@ -109,8 +102,8 @@ def complete(
     return CompletionResult(
         completion=first.completion,
         alternatives=alternatives,
-        cursor=cursor,
-        scope=chosen_scope,
+        cursor=request.cursor,
+        scope=request.scope,
         model=str(model.path),
         prompt_format=model.format.name,
         prompt_tokens=len(prompt.ids),
@@ -122,6 +115,6 @@ def complete(
             "total": (time.perf_counter() - started) * 1000,
         },
         notes=prompt.notes,
-        prompt_layout=layout,
+        prompt_layout=request.layout,
         cache_slot=filled.slot,
     )

@@ -16,10 +16,10 @@ from pathlib import Path
 from convert.pipeline import ConvertEvents, ConvertOptions, ConvertResult, convert
 from convert.synthetic import SHAPES, write_codegen25_checkpoint
 from localcoder.chat.session import ChatSession
-from localcoder.complete import CompletionResult, complete
+from localcoder.complete import CompletionRequest, CompletionResult, complete
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model
-from localcoder.source import locate, read_source
+from localcoder.source import read_source
 
 DEMO_NAME = "codegen25-tiny-random"
 SAMPLE = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    \n\n\nprint(fibonacci(10))\n'
@@ -49,7 +49,8 @@ def run_demo(directory: Path, events: ConvertEvents | None = None) -> DemoResult
     sample.write_text(SAMPLE)
     buffer = read_source(sample)
     model = load_model(conversions[-1].output)
-    completion = complete(model, buffer, locate(buffer, SAMPLE_LINE, None), Sampling(temperature=0, max_tokens=16))
+    request = CompletionRequest.build(buffer, SAMPLE_LINE, sampling=Sampling(temperature=0, max_tokens=16))
+    completion = complete(model, request)
     chat = ChatSession(model, sampling=Sampling(temperature=0, max_tokens=12))
     for instruction in CHAT_SCRIPT:
         chat.ask(instruction)

@@ -8,15 +8,14 @@ byte outside the inserted completion stays as it was, mixed newlines and odd enc
 from __future__ import annotations
 
 import codecs
-import contextlib
 import difflib
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from localcoder.errors import LocalcoderError
+from localcoder.files import write_atomically
 from localcoder.source import UTF8_BOM, Cursor, SourceBuffer, normalize_newlines
 
 
@@ -138,48 +137,12 @@ def _raw_index(raw_text: str, offset: int) -> int:
 
 
 def _replace_atomically(target: Path, info: os.stat_result, data: bytes, buffer: SourceBuffer) -> None:
-    """Write beside the target, carry over mode and owner, fsync, then rename over it."""
-    tmp_name: str | None = None
+    """Write beside the target keeping its mode and owner, then rename over it (files.write_atomically); the
+    last look for an editor's save happens just before the rename, to narrow the window in which it is lost."""
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".localcoder-tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), stat.S_IMODE(info.st_mode))
-            else:  # Windows before 3.13
-                os.chmod(tmp_name, stat.S_IMODE(info.st_mode))
-            if hasattr(os, "fchown") and (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
-                # Only root (or a group member) may do this; a file the user cannot chown still gets written.
-                with contextlib.suppress(OSError):
-                    os.fchown(handle.fileno(), info.st_uid, info.st_gid)
-            os.fsync(handle.fileno())
-        # Last look before the rename narrows the window in which an editor's save could be lost.
-        _read_unchanged(target, buffer)
-        os.replace(tmp_name, target)
-        tmp_name = None
-    except LocalcoderError:
-        raise
+        write_atomically(target, data, info, before_rename=lambda: _read_unchanged(target, buffer))
     except OSError as err:
         raise LocalcoderError(f"cannot write {buffer.path}: {err.strerror or err}; nothing was written") from err
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; best effort, since some platforms cannot open directories."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _encode(buffer: SourceBuffer, text: str) -> bytes:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from localcoder.errors import LocalcoderError
 from localcoder.generate import Generation, Sampling, TextCut, read_prompt
 from localcoder.prompts import (
     FORMATS,
     PROMPT_LAYOUTS,
     Prompt,
     build_prompt,
+    check_layout,
     end_of_middle_id,
     prompt_budget,
     stop_ids,
@@ -37,6 +37,9 @@ class InfillInput:
     snippets: tuple[Snippet, ...] = ()
     layout: str = "stable"  # a key of prompts.PROMPT_LAYOUTS
     infill: bool = True  # False: left to right from the prefix, whatever the model can do
+
+    def __post_init__(self) -> None:
+        check_layout(self.layout)
 
 
 @dataclass
@@ -78,8 +81,6 @@ class FillResult:
 
 def prepare(model: LoadedModel, request: InfillInput, max_tokens: int) -> Prompt:
     """The prompt's token ids: snippets first (a fixed share of the budget), then the format around the gap."""
-    if request.layout not in PROMPT_LAYOUTS:
-        raise LocalcoderError(f"prompt layout must be one of {', '.join(PROMPT_LAYOUTS)}, not {request.layout!r}")
     fmt = model.format if request.infill and model.format.infill else FORMATS["left-to-right"]
     budget = prompt_budget(model.n_ctx, max_tokens)
     lead = snippet_ids(model.vocab, request.snippets, budget // SNIPPET_SHARE) if request.snippets else None

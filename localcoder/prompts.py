@@ -64,6 +64,15 @@ FORMATS: dict[str, PromptFormat] = {
     )
 }
 PROMPT_LAYOUTS = {"stable": STABLE_LINES, "cursor": 0}  # the stable_lines of build_prompt, by name
+
+
+def check_layout(name: str) -> str:
+    """`name` when it is a prompt layout, else the one-line error every front end shows."""
+    if name not in PROMPT_LAYOUTS:
+        raise LocalcoderError(f"prompt layout must be one of {', '.join(PROMPT_LAYOUTS)}, not {name!r}")
+    return name
+
+
 _CODEGEN_SENTINELS = ("<mask_1>", "<sep>", "<eom>")
 _FIM_KEYS = ("fim_pre", "fim_suf", "fim_mid")
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from localcoder import schemas
 from localcoder.gguf_info import GGUFSummary
 
 if TYPE_CHECKING:  # rendering a result needs no converter loaded
@@ -54,6 +56,18 @@ def human_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(n)
+
+
+def print_json(name: str, value: Any, out: TextIO | None = None) -> None:
+    """Write one `--json` document: `schema_version` first, then the value's fields (a dict, or an object with
+    to_dict). Its schema is localcoder/schemas/NAME.json; `name` must be one of schemas.NAMES."""
+    if name not in schemas.NAMES:
+        raise ValueError(f"no shipped schema named {name!r}")
+    data = json.loads(to_json(value))  # dataclasses, paths and to_dict() as to_json writes them
+    document = {"schema_version": schemas.SCHEMA_VERSION, **data}
+    target = out or sys.stdout
+    target.write(to_json(document) + "\n")
+    target.flush()
 
 
 def to_json(value: Any) -> str:

@@ -92,6 +92,16 @@ class LoadedModel:
         return self.vocab.metadata.get("tokenizer.chat_template")
 
 
+def check_gguf(path: Path, hint: str = "") -> Path:
+    """`path` when it is a file that starts with GGUF's magic; else one line saying what it is instead."""
+    if path.is_dir():
+        raise LocalcoderError(f"{path} is a directory, not a GGUF model")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise LocalcoderError(f"{path} is not a GGUF file" + (f"; {hint}" if hint else ""))
+    return path
+
+
 def load_model(
     path: Path,
     n_ctx: int | None = None,
@@ -110,11 +120,7 @@ def load_model(
     verifies them in one batch: completions that copy nearby code come out several tokens per step, with
     the same tokens as plain decoding (each one is still sampled from the model's own distribution).
     """
-    if path.is_dir():
-        raise LocalcoderError(f"{path} is a directory, not a GGUF model")
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"GGUF":
-            raise LocalcoderError(f"{path} is not a GGUF file; {HOW_TO_GET_A_MODEL}")
+    check_gguf(path, HOW_TO_GET_A_MODEL)
     import llama_cpp
 
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)

@@ -28,10 +28,20 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from localcoder.errors import LocalcoderError
+
 if TYPE_CHECKING:
     from localcoder.generate import TextCut
 
 Scope = Literal["line", "block", "full"]
+SCOPES: tuple[Scope, ...] = ("line", "block", "full")
+
+
+def check_scope(name: str) -> Scope:
+    """`name` when it is a scope, else the one-line error every front end shows."""
+    if name not in SCOPES:
+        raise LocalcoderError(f"scope must be line, block or full, not {name!r}")
+    return name  # type: ignore[return-value]
 
 SUFFIX_WINDOW = 2000
 """How much of the suffix the repeat rule looks at: a repeat longer than this is not worth the comparisons."""

@@ -20,6 +20,8 @@ from convert.synthetic import TOKENIZER_CONFIG, LlamaShape, codegen25_config
 from convert.vocab.codegen25 import EOM_ID, MASK1_ID, VOCAB_SIZE, codegen25_tokenizer
 
 GARBAGE = codegen25_tokenizer().encode("GARBAGE")[0]
+NEWLINE = codegen25_tokenizer().encode("\n")[0]
+CHAT_CODE = "print(42)"  # chat models: every turn's prompt ends in "\n", and the chain from it spells this
 SHAPE = LlamaShape(hidden=256, intermediate=256, layers=1, heads=4)
 LOGIT = 10.0
 

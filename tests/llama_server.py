@@ -67,3 +67,29 @@ def llama_cpp_server(model: Path, *options: str) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+STANDIN = Path(__file__).with_name("engine_standin.py")
+
+
+@contextmanager
+def engine(model: Path, mode: str) -> Iterator[str]:
+    """tests/engine_standin.py in `mode` on a free port: what llama_cpp.server cannot play (token-id prompts,
+    ignored stops, slow, garbage or cut-off answers)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(STANDIN), str(model), str(port), mode], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import localcoder
 from tests.server_run import running_server
 
 pytest.importorskip("llama_cpp")
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+    return localcoder(*args, env=env, timeout=600)
 
 
 def test_bench_measures_every_scenario_and_hot_reads_only_the_edit(tiny_f32_gguf: Path) -> None:

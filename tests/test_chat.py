@@ -20,12 +20,12 @@ from localcoder.chat.repl import ChatRepl
 from localcoder.chat.session import ChatSession
 from localcoder.generate import Sampling
 from localcoder.runtime import load_model
-from tests.bigram import chain_for, write_bigram_checkpoint
+from tests.bigram import CHAT_CODE, NEWLINE, chain_for, write_bigram_checkpoint
+from tests.helpers import run_chat
 
 pytest.importorskip("llama_cpp")
 
-NEWLINE = codegen25_tokenizer().encode("\n")[0]
-CODE = "print(42)"  # every turn's prompt ends in "\n", so the bigram model answers each turn with this
+CODE = CHAT_CODE  # every turn's prompt ends in "\n", so the bigram model answers each turn with this
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +35,8 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return convert(ConvertOptions(source=str(checkpoint), output=directory / "chat.gguf", outtype="f32")).output
 
 
-def chat(model: Path, script: str, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", "chat", "--model", str(model), "--script", "-", "-t", "0", *options],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_a_scripted_session_builds_the_program_in_mtpb_format(chat_model: Path) -> None:
-    result = chat(chat_model, "print the answer\nprint it again\n", "--preamble", "mtpb")
+    result = run_chat(chat_model, "print the answer\nprint it again\n", "--preamble", "mtpb")
     assert result.returncode == 0, result.stderr
     expected = (
         "# Import libraries.\n\nimport numpy as np\n\n# print the answer\nprint(42)\n\n# print it again\nprint(42)\n\n"
@@ -55,7 +45,7 @@ def test_a_scripted_session_builds_the_program_in_mtpb_format(chat_model: Path) 
 
 
 def test_the_second_turn_evaluates_only_the_new_tokens(chat_model: Path) -> None:
-    result = chat(chat_model, "print the answer\nprint it again\n", "--json")
+    result = run_chat(chat_model, "print the answer\nprint it again\n", "--json")
     assert result.returncode == 0, result.stderr
     first, second = json.loads(result.stdout)["turns"]
     tokenize = codegen25_tokenizer().encode
@@ -92,7 +82,7 @@ def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path, os_sandbox
             "/stats",
         ]
     )
-    result = chat(chat_model, script)
+    result = run_chat(chat_model, script)
     assert result.returncode == 0, result.stderr
     assert saved.read_text() == "# first\nprint(42)\n\n"
     assert "42" in result.stderr  # /run's output
@@ -106,7 +96,7 @@ def test_slash_commands_in_a_script(chat_model: Path, tmp_path: Path, os_sandbox
 
 def test_oldest_turns_leave_the_context_not_the_program(chat_model: Path) -> None:
     turns = "".join(f"instruction number {n} with some words\n" for n in range(12))
-    result = chat(chat_model, turns, "--ctx", "96", "--max-tokens", "8", "--json")
+    result = run_chat(chat_model, turns, "--ctx", "96", "--max-tokens", "8", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["turns"]) == 12 and data["program"].count("print(42)") == 12

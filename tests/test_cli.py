@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from convert.pipeline import ConvertOptions, convert
-from tests.test_convert_errors import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, run_cli
 
 pytest.importorskip("torch")
 

@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from convert.pipeline import ConvertOptions, convert
-from tests.test_complete import run
-from tests.test_convert_errors import run_cli
+from tests.codegen1 import CODEGEN1, CODEGEN2, CodeGenSpec, save_checkpoint
+from tests.helpers import run_cli, run_complete
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("llama_cpp")
 
-from tests.test_codegen_convert import CodeGenSpec, save_checkpoint  # noqa: E402  (needs torch)
-
-CODEGEN1 = CodeGenSpec(n_embd=64, n_head=4, rotary_dim=8, n_layer=2)
-CODEGEN2 = CodeGenSpec(n_embd=64, n_head=4, rotary_dim=8, n_layer=2, infill_tokens=True, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def test_codegen2_infill_prompt_equals_its_own_tokenizer(converted, tmp_path: Pa
     reference = transformers.AutoTokenizer.from_pretrained(checkpoint)
     source = tmp_path / "app.py"
     source.write_text("def f(x):\n    \n    return y\n")
-    result = run(f"{source}:2", "--model", str(gguf), "--json", "--max-tokens", "4", "--scope", "full")
+    result = run_complete(f"{source}:2", "--model", str(gguf), "--json", "--max-tokens", "4", "--scope", "full")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["prompt_format"] == "codegen-infill"
 
@@ -66,14 +62,14 @@ def test_codegen1_completes_left_to_right_with_a_note(converted, tmp_path: Path)
     _, gguf = converted(CODEGEN1, "codegen1")
     source = tmp_path / "app.py"
     source.write_text("import os\n\n")
-    result = run(f"{source}:2", "--model", str(gguf), "--json", "--max-tokens", "4")
+    result = run_complete(f"{source}:2", "--model", str(gguf), "--json", "--max-tokens", "4")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["prompt_format"] == "left-to-right"
     assert "cannot infill" in result.stderr
 
 
 def test_mp_num_flag(converted, tmp_path: Path) -> None:
-    from tests.test_convert_errors import assert_one_line_error
+    from tests.helpers import assert_one_line_error
 
     checkpoint, _ = converted(CODEGEN1, "codegen1")
     assert_one_line_error(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bigram import bigram_model
-from tests.test_convert_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_complete
 
 pytest.importorskip("llama_cpp")
 
@@ -28,24 +25,11 @@ def models(tmp_path_factory: pytest.TempPathFactory):
     return model_for
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The bigram models answer after <mask_1>, so these tests split the prompt at the cursor."""
-    layout = [] if "--prompt-layout" in args else ["--prompt-layout", "cursor"]
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", "complete", *args, *layout],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=120,
-    )
-
-
 def completion_of(model: Path, target: str, *options: str) -> tuple[str, dict]:
     """The streamed text and the --json result for the same request; they must agree."""
-    streamed = run(target, "--model", str(model), *options)
+    streamed = run_complete(target, "--model", str(model), *options)
     assert streamed.returncode == 0, streamed.stderr
-    as_json = run(target, "--model", str(model), "--json", *options)
+    as_json = run_complete(target, "--model", str(model), "--json", *options)
     assert as_json.returncode == 0, as_json.stderr
     result = json.loads(as_json.stdout)
     assert streamed.stdout == result["completion"] + "\n"
@@ -117,7 +101,7 @@ def test_a_tail_repeating_the_suffix_is_dropped(models, tmp_path: Path) -> None:
 def test_write_inserts_exactly_the_completion(models, tmp_path: Path) -> None:
     path = tmp_path / "crlf.py"
     path.write_bytes(BLOCK_FILE.replace("\n", "\r\n").encode())
-    result = run(f"{path}:2", "--model", str(models(DEDENTING)), "--write")
+    result = run_complete(f"{path}:2", "--model", str(models(DEDENTING)), "--write")
     assert result.returncode == 0, result.stderr
     assert path.read_bytes() == b"def f(x):\r\n    y = x * 2\r\n\r\n    return y\r\n\r\nprint(f(2))\r\n"
 
@@ -125,17 +109,18 @@ def test_write_inserts_exactly_the_completion(models, tmp_path: Path) -> None:
 def test_diff_and_alternatives(models, tmp_path: Path) -> None:
     path = source(tmp_path, BLOCK_FILE)
     model = models(DEDENTING)
-    result = run(f"{path}:2", "--model", str(model), "--diff", "-n", "2")
+    result = run_complete(f"{path}:2", "--model", str(model), "--diff", "-n", "2")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("+++ b/") == 2
     assert "+    y = x * 2\n+\n+    return y\n" in result.stdout
     assert path.read_text() == BLOCK_FILE  # --diff never writes
-    data = json.loads(run(f"{path}:2", "--model", str(model), "--json", "-n", "3", "--seed", "7").stdout)
+    data = json.loads(run_complete(f"{path}:2", "--model", str(model), "--json", "-n", "3", "--seed", "7").stdout)
     assert [a["completion"] for a in data["alternatives"]] == ["y = x * 2\n\n    return y"] * 3
 
 
 def test_stdin_buffer_for_editors(models) -> None:
-    result = run("-", "--line", "2", "--model", str(models("y = x * 2\n    return y")), "--json", stdin=BLOCK_FILE)
+    model = models("y = x * 2\n    return y")
+    result = run_complete("-", "--line", "2", "--model", str(model), "--json", stdin=BLOCK_FILE)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["completion"] == "y = x * 2\n    return y"
 
@@ -165,33 +150,33 @@ def test_empty_file_is_allowed(models, tmp_path: Path) -> None:
     ],
 )
 def test_bad_targets(make, needles, models, tmp_path: Path) -> None:
-    assert_one_line_error(run(make(tmp_path), "--model", str(models("import os"))), *needles)
+    assert_one_line_error(run_complete(make(tmp_path), "--model", str(models("import os"))), *needles)
 
 
 def test_binary_and_non_utf8_files(models, tmp_path: Path) -> None:
     model = str(models("import os"))
     (tmp_path / "blob.py").write_bytes(b"\x00\x01\x02binary")
-    assert_one_line_error(run(f"{tmp_path / 'blob.py'}:1", "--model", model), "binary")
+    assert_one_line_error(run_complete(f"{tmp_path / 'blob.py'}:1", "--model", model), "binary")
     (tmp_path / "latin.py").write_bytes("x = 'café'\n".encode("latin-1"))
-    assert_one_line_error(run(f"{tmp_path / 'latin.py'}:1", "--model", model), "UTF-8", "--encoding")
-    ok = run(f"{tmp_path / 'latin.py'}:1", "--model", model, "--encoding", "latin-1")
+    assert_one_line_error(run_complete(f"{tmp_path / 'latin.py'}:1", "--model", model), "UTF-8", "--encoding")
+    ok = run_complete(f"{tmp_path / 'latin.py'}:1", "--model", model, "--encoding", "latin-1")
     assert ok.returncode == 0, ok.stderr
 
 
 def test_bad_models(tmp_path: Path) -> None:
     path = source(tmp_path, "x = 1\n")
     assert_one_line_error(
-        run(f"{path}:1", "--model", str(tmp_path / "none.gguf")), "no such file", "localcoder convert"
+        run_complete(f"{path}:1", "--model", str(tmp_path / "none.gguf")), "no such file", "localcoder convert"
     )
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a model")
-    assert_one_line_error(run(f"{path}:1", "--model", str(junk)), "not a GGUF")
-    assert_one_line_error(run(f"{path}:1"), "no model yet", "localcoder convert")
+    assert_one_line_error(run_complete(f"{path}:1", "--model", str(junk)), "not a GGUF")
+    assert_one_line_error(run_complete(f"{path}:1"), "no model yet", "localcoder convert")
 
 
 def test_write_refuses_read_only_files_and_leaves_them_alone(models, tmp_path: Path) -> None:
     path = source(tmp_path, BLOCK_FILE)
     path.chmod(0o444)
-    result = run(f"{path}:2", "--model", str(models("y = x * 2\n    return y")), "--write")
+    result = run_complete(f"{path}:2", "--model", str(models("y = x * 2\n    return y")), "--write")
     assert_one_line_error(result, "read-only")
     assert path.read_text() == BLOCK_FILE

@@ -15,29 +15,9 @@ from pathlib import Path
 import pytest
 
 from convert.synthetic import LlamaShape, write_codegen25_checkpoint
+from tests.helpers import assert_one_line_error, run_cli
 
 pytest.importorskip("torch")
-
-
-def run_cli(*args: str, preexec=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "80"},
-        preexec_fn=preexec,
-        timeout=300,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def assert_no_output(directory: Path) -> None:

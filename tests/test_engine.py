@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from convert.pipeline import ConvertOptions, convert
-from convert.vocab.codegen25 import codegen25_tokenizer
-from tests.bigram import GARBAGE, bigram_model, chain_for, write_bigram_checkpoint
-from tests.llama_server import free_port, llama_cpp_server
-from tests.test_chat import CODE, ENDOFTEXT_ID, NEWLINE, chat
-from tests.test_complete import run
-from tests.test_convert_errors import assert_one_line_error
+from convert.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
+from tests.bigram import CHAT_CODE as CODE
+from tests.bigram import GARBAGE, NEWLINE, bigram_model, chain_for, write_bigram_checkpoint
+from tests.helpers import assert_one_line_error, run_chat, run_complete
+from tests.llama_server import engine, free_port, llama_cpp_server
 
 pytest.importorskip("llama_cpp")
 
@@ -46,27 +40,6 @@ def server(model: Path) -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def engine(model: Path, mode: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(STANDIN), str(model), str(port), mode], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def target(tmp_path: Path) -> str:
     path = tmp_path / "app.py"
@@ -75,7 +48,7 @@ def target(tmp_path: Path) -> str:
 
 
 def as_json(target: str, model: Path, *options: str) -> dict:
-    result = run(target, "--model", str(model), "--no-server", "--json", "--temperature", "0", *options)
+    result = run_complete(target, "--model", str(model), "--no-server", "--json", "--temperature", "0", *options)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -132,40 +105,40 @@ def test_eom_stops_the_engine_itself(model: Path, server: str) -> None:
 
 
 def test_engine_down_slow_or_garbage_is_one_line_error(model: Path, target: str) -> None:
-    down = run(target, "--model", str(model), "--engine", f"http://127.0.0.1:{free_port()}")
+    down = run_complete(target, "--model", str(model), "--engine", f"http://127.0.0.1:{free_port()}")
     assert down.returncode != 0 and "not reachable" in down.stderr
     assert_one_line_error(down)
     with engine(model, "slow") as url:
-        slow = run(target, "--model", str(model), "--engine", url, "--engine-timeout", "1")
+        slow = run_complete(target, "--model", str(model), "--engine", url, "--engine-timeout", "1")
     assert slow.returncode != 0 and "did not answer within 1 s" in slow.stderr
     assert_one_line_error(slow)
     with engine(model, "garbage") as url:
-        garbage = run(target, "--model", str(model), "--engine", url)
+        garbage = run_complete(target, "--model", str(model), "--engine", url)
     assert garbage.returncode != 0 and "not a completion stream" in garbage.stderr
     assert_one_line_error(garbage)
     with engine(model, "schema") as url:
-        schema = run(target, "--model", str(model), "--engine", url)
+        schema = run_complete(target, "--model", str(model), "--engine", url)
     assert schema.returncode != 0 and "not an OpenAI completion" in schema.stderr
     assert_one_line_error(schema)
     with engine(model, "cut") as url:
-        cut = run(target, "--model", str(model), "--engine", url)
+        cut = run_complete(target, "--model", str(model), "--engine", url)
     assert cut.returncode != 0 and "closed the stream midway" in cut.stderr
     assert_one_line_error(cut)
     with engine(model, "done") as url:  # cut short: the partial text is not taken for a completion
-        done = run(target, "--model", str(model), "--engine", url)
+        done = run_complete(target, "--model", str(model), "--engine", url)
     assert done.returncode != 0 and "without a finish reason" in done.stderr
     assert_one_line_error(done)
 
 
 @pytest.mark.parametrize("url", ["http://host:99999", "http://[::1", "http://a b", "ftp://host", "http://"])
 def test_a_bad_engine_url_is_one_line_error(model: Path, target: str, url: str) -> None:
-    bad = run(target, "--model", str(model), "--engine", url)
+    bad = run_complete(target, "--model", str(model), "--engine", url)
     assert bad.returncode != 0 and "not an http(s) URL" in bad.stderr, bad.stderr
     assert_one_line_error(bad)
 
 
 def test_text_only_engine_refuses_ids_when_asked_for_them(model: Path, server: str, target: str) -> None:
-    forced = run(target, "--model", str(model), "--engine", server, "--engine-prompt", "ids")
+    forced = run_complete(target, "--model", str(model), "--engine", server, "--engine-prompt", "ids")
     assert forced.returncode != 0 and "rejects token-id prompts" in forced.stderr
     assert_one_line_error(forced)
 
@@ -176,11 +149,11 @@ def test_scripted_chat_through_an_engine_writes_the_same_program(tmp_path_factor
     checkpoint = write_bigram_checkpoint(directory / "checkpoint", chain)
     chat_gguf = convert(ConvertOptions(source=str(checkpoint), output=directory / "chat.gguf", outtype="f32")).output
     script = "print the answer\nprint it again\n"
-    here = chat(chat_gguf, script, "--preamble", "mtpb")
+    here = run_chat(chat_gguf, script, "--preamble", "mtpb")
     assert here.returncode == 0, here.stderr
     assert here.stdout.count(CODE) == 2
     with llama_cpp_server(chat_gguf) as url:
-        there = chat(chat_gguf, script, "--preamble", "mtpb", "--engine", url)
+        there = run_chat(chat_gguf, script, "--preamble", "mtpb", "--engine", url)
     assert there.returncode == 0, there.stderr
     assert there.stdout == here.stdout
 
@@ -208,8 +181,8 @@ def test_chat_template_turns_go_to_the_engine_also_after_model(
     /model swaps the GGUF here (its tokenizer and template) and keeps the engine."""
     here = chat_template_gguf(tmp_path / "here", CODE, monkeypatch)
     there = chat_template_gguf(tmp_path / "there", "print(7)", monkeypatch)
-    assert chat(here, "print the answer\n").stdout.count(CODE) == 1  # alone, the GGUF here answers
+    assert run_chat(here, "print the answer\n").stdout.count(CODE) == 1  # alone, the GGUF here answers
     with llama_cpp_server(there) as url:
-        done = chat(here, f"print the answer\n/model {here}\nprint it again\n", "--engine", url)
+        done = run_chat(here, f"print the answer\n/model {here}\nprint it again\n", "--engine", url)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("print(7)") == 2 and CODE not in done.stdout, done.stdout + done.stderr

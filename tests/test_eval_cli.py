@@ -7,7 +7,6 @@ canonical line of one infilling task shows a pass scored as one.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,29 +19,10 @@ import pytest
 from localcoder.chat.turns import MTPB_PREAMBLE
 from localcoder.evaluate.datasets import load_tasks
 from tests.bigram import bigram_model
-from tests.test_convert_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, lines_of, run_eval, summary_of
 
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.usefixtures("os_sandbox")  # every eval runs its programs in the OS sandbox
-
-
-def run_eval(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", "eval", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **env},
-        timeout=timeout,
-    )
-
-
-def summary_of(result: subprocess.CompletedProcess[str]) -> dict:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def lines_of(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 HUMANEVAL = ("humaneval", "--limit", "2", "-n", "2", "-k", "1,2", "--max-tokens", "16")
@@ -188,8 +168,7 @@ def test_out_must_be_a_file(tiny_f32_gguf: Path, tmp_path: Path) -> None:
 def test_infill_needs_a_model_that_can_infill(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     from convert.pipeline import ConvertOptions, convert
-    from tests.test_codegen_convert import save_checkpoint
-    from tests.test_codegen_runtime import CODEGEN1
+    from tests.codegen1 import CODEGEN1, save_checkpoint
 
     checkpoint = save_checkpoint(CODEGEN1, tmp_path / "codegen1")
     model = convert(ConvertOptions(source=str(checkpoint), output=tmp_path / "codegen1.gguf", outtype="f32")).output

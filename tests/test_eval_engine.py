@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.llama_server import free_port, llama_cpp_server
-from tests.test_convert_errors import assert_one_line_error
-from tests.test_engine import engine
-from tests.test_eval_cli import lines_of, run_eval, summary_of
+from tests.helpers import assert_one_line_error, lines_of, run_eval, summary_of
+from tests.llama_server import engine, free_port, llama_cpp_server
 
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.usefixtures("os_sandbox")

@@ -26,7 +26,7 @@ from localcoder.evaluate.execution import check
 from localcoder.evaluate.results import ResultsFile
 from localcoder.evaluate.runner import EvalRequest, score, summarize
 from tests.bigram import bigram_model
-from tests.test_sandbox import assert_no_connection
+from tests.helpers import assert_no_connection
 
 pytestmark = pytest.mark.usefixtures("os_sandbox")
 TASK = load_tasks("humaneval", 1)[0]  # has_close_elements(numbers, threshold) -> bool; completions are its body

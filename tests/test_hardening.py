@@ -20,8 +20,8 @@ import pytest
 from localcoder.cli import reflow
 from localcoder.cli.complete_cmd import EPILOG as COMPLETE_EPILOG
 from tests.bigram import bigram_model
+from tests.helpers import assert_one_line_error, localcoder, run_cli
 from tests.server_run import running_server
-from tests.test_convert_errors import assert_one_line_error, run_cli
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -36,14 +36,7 @@ def answer_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "80", **(env or {})},
-    )
+    return localcoder(*args, stdin=stdin, env=env, timeout=timeout, columns=80)
 
 
 # -- convert's output --------------------------------------------------------------------------------------------

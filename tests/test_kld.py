@@ -16,6 +16,7 @@ from localcoder.evaluate.corpus import CorpusFile, infill_cases, load_corpus
 from localcoder.evaluate.kld import KldRequest, build_sequences, kl_top_k, run_kld
 from localcoder.runtime import load_model
 from tests.checkpoints import TinySpec, save_checkpoint
+from tests.helpers import localcoder
 from tests.soft_bigram import head_table, logits, soft_bigram_model
 
 pytest.importorskip("llama_cpp")
@@ -138,10 +139,7 @@ def test_infill_scores_only_the_middle(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", "eval", "kld", *map(str, args)],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=300,
-    )  # fmt: skip
+    return localcoder("eval", "kld", *args)
 
 
 def test_cli_json(tiny_f32_gguf: Path) -> None:
@@ -159,8 +157,8 @@ def test_cli_bad_input(tiny_f32_gguf: Path, tmp_path: Path) -> None:
     from dataclasses import replace
 
     from convert.pipeline import ConvertOptions, convert
-    from tests.test_codegen_convert import SPECS
-    from tests.test_codegen_convert import save_checkpoint as save_codegen
+    from tests.codegen1 import SPECS
+    from tests.codegen1 import save_checkpoint as save_codegen
 
     not_gguf = tmp_path / "x.gguf"
     not_gguf.write_text("hello")
@@ -218,3 +216,24 @@ def test_the_table_shows_tiny_divergences_and_whole_model_names_at_80_columns(mo
     assert max(map(len, text.splitlines())) <= 80 and "seconds" in text  # no column cropped off the right
     first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert names[0] + names[1] in first_column, text  # each name whole, folded over lines
+
+
+def test_the_title_shows_a_corpus_path_with_brackets_as_written(monkeypatch) -> None:
+    """The title holds the user's corpus path: Rich markup in it is text, not style (negative control below)."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from localcoder.cli import kld_cmd
+    from localcoder.evaluate.kld import KldReport
+
+    corpus = "/src/[bold]app[/bold]"
+    report = KldReport("/m/[red]base.gguf", corpus, "left-to-right", 32, 2048, 4, 4000, 1.0, 1 << 20)
+    screen = StringIO()
+    monkeypatch.setattr(kld_cmd, "stdout", Console(file=screen, width=200, highlight=False, emoji=False))
+    kld_cmd.render_report(report)
+    assert f"[red]base.gguf: {corpus} corpus" in screen.getvalue(), screen.getvalue()
+    control = StringIO()
+    Console(file=control, width=200).print(Table(title=f"from {corpus}"))
+    assert corpus not in control.getvalue()  # a plain f-string title would have eaten the markup

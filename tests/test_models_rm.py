@@ -4,20 +4,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from localcoder import paths
+from tests.helpers import localcoder
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", *args], capture_output=True, text=True, env=os.environ, timeout=60
-    )
+    return localcoder(*args, timeout=60, columns=None)
 
 
 @pytest.fixture

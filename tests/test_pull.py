@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from convert.synthetic import SHAPES, write_codegen25_checkpoint
 from localcoder import paths
+from tests.helpers import checked_document, localcoder
 from tests.hub_standin import REPO_ID, running_hub
 
 NAME = f"{REPO_ID.split('/')[1]}.Q4_K_M"
@@ -31,10 +31,8 @@ def largest_weights(directory: Path) -> str:
 
 
 def cli(*args: str, hub_url: str = "http://127.0.0.1:9", **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", *args], capture_output=True, text=True, env=environment, timeout=300
-    )
+    environment = {"HF_ENDPOINT": hub_url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", **env}
+    return localcoder(*args, env=environment, columns=None)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -53,7 +51,7 @@ def test_pull_downloads_converts_and_is_the_default(repo_dir: Path) -> None:
     assert hub.gets(big)[0] is None and hub.gets(big)[1].startswith("bytes="), hub.gets(big)
     assert int(hub.gets(big)[1].removeprefix("bytes=").rstrip("-")) > 0  # resumed, not restarted
     assert not any(path.endswith("README.md") for _, path, _ in hub.log)  # only what the converter reads
-    report = json.loads(result.stdout)["result"]
+    report = checked_document("convert", result.stdout)["result"]
     target = paths.models_dir() / f"{NAME}.gguf"
     assert report["output"] == str(target) and report["file_type"] == "Q4_K_M"
     assert sorted(p.name for p in paths.models_dir().iterdir()) == [target.name]  # no f16 intermediate left

@@ -6,7 +6,6 @@ the unconfined `--unsafe-no-sandbox` path and its guard, and the refusal where t
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import textwrap
@@ -19,6 +18,7 @@ from localcoder import sandbox
 from localcoder.sandbox import Limits, SandboxUnavailable, run_program
 from localcoder.sandbox.macos import profile
 from localcoder.sandbox.process import minimal_env, run_process
+from tests.helpers import assert_no_connection
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="process groups and /proc are POSIX")
 in_os_sandbox = pytest.mark.usefixtures("os_sandbox")
@@ -49,11 +49,6 @@ def assert_group_gone(pgid: int) -> None:
     while live_processes_in_group(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert live_processes_in_group(pgid) == []
-
-
-def assert_no_connection(server: socket.socket) -> None:
-    with pytest.raises(TimeoutError):
-        server.accept()[0].close()
 
 
 # In the OS sandbox -------------------------------------------------------------------------------

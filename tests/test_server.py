@@ -13,6 +13,7 @@ import pytest
 
 from localcoder.bench import sample_source
 from tests.bigram import GARBAGE, bigram_model
+from tests.helpers import checked_document, localcoder
 from tests.server_run import running_server, serving_home
 
 pytest.importorskip("llama_cpp")
@@ -39,9 +40,7 @@ def server(models, tmp_path_factory: pytest.TempPathFactory):
 
 
 def complete_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "localcoder", "complete", *args], capture_output=True, text=True, timeout=120
-    )
+    return localcoder("complete", *args, timeout=120, columns=None)
 
 
 def comparable(result: dict) -> dict:
@@ -67,6 +66,7 @@ def test_infill_answers_equal_complete_json(server, models, tmp_path: Path, mode
     body = {"text": FILE, "path": str(path), "line": int(line), "model": str(models[model]), "prompt_layout": layout}
     status, answer = server.post("/infill", {**body, "temperature": 0, "max_tokens": 24})
     assert status == 200, answer
+    checked_document("complete", answer)  # the server answers with `complete --json`'s shipped schema
     assert comparable(answer) == comparable(expected)
     # `complete` itself, through the running server: same JSON, same streamed text.
     remote = complete_cli(f"{path}:{line}", "--json", "--server", server.url, *options)

@@ -396,3 +396,33 @@ def test_buffer_is_frozen() -> None:
     with pytest.raises(AttributeError):
         buffer.text = "y"  # type: ignore[misc]
     assert isinstance(buffer, SourceBuffer)
+
+
+def test_write_atomically_modes_and_a_refused_rename(tmp_path: Path) -> None:
+    """A new file gets the umask's mode (not mkstemp's 0600), a replaced one keeps its own, and a check that
+    fails just before the rename leaves the old file and no temporary file behind."""
+    import os
+    import stat
+
+    from localcoder.errors import LocalcoderError
+    from localcoder.files import write_atomically
+
+    old_umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.py"
+        write_atomically(fresh, b"x = 1\n")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644 and fresh.read_bytes() == b"x = 1\n"
+    finally:
+        os.umask(old_umask)
+    kept = tmp_path / "kept.py"
+    kept.write_text("old\n")
+    kept.chmod(0o750)
+    write_atomically(kept, b"new\n", kept.stat())
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o750 and kept.read_text() == "new\n"
+
+    def saved_meanwhile() -> None:
+        raise LocalcoderError("changed on disk")
+
+    with pytest.raises(LocalcoderError):
+        write_atomically(kept, b"lost\n", kept.stat(), before_rename=saved_meanwhile)
+    assert kept.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["fresh.py", "kept.py"]

@@ -10,15 +10,14 @@ tokens that differ from the previous context.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localcoder.chat.turns import Program, Turn, truncate_turn
 from localcoder.errors import LocalcoderError
+from localcoder.files import write_atomically
 from localcoder.generate import MAX_TEMPERATURE, Sampling
 from localcoder.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.runtime import LoadedModel
@@ -39,8 +38,10 @@ class TurnStats:
     left_out_turns: int  # oldest turns not in the model's context because the program outgrew the window
 
 
-@dataclass
+@dataclass(frozen=True)
 class TurnResult:
+    """One answered instruction: the turn as the program holds it, its figures, and why generation stopped."""
+
     turn: Turn
     stats: TurnStats
     stop_reason: str
@@ -48,11 +49,14 @@ class TurnResult:
 
 @dataclass
 class ChatState:
-    """Everything /undo can go back to: the text the turns build on and the turns."""
+    """Everything /undo can go back to: the text the turns build on, and the answered turns, in order."""
 
     base: str
-    turns: list[Turn] = field(default_factory=list)
-    turn_stats: list[TurnStats] = field(default_factory=list)  # one per turn
+    answered: list[TurnResult] = field(default_factory=list)
+
+    @property
+    def turns(self) -> list[Turn]:
+        return [answer.turn for answer in self.answered]
 
 
 class ChatSession:
@@ -69,7 +73,7 @@ class ChatSession:
         self.sampling = sampling or Sampling(temperature=0.2, top_p=0.95, max_tokens=256)
         self.state = ChatState(preamble)
         self.history: list[ChatState] = []  # states replaced by /edit, /load, /reset, for /undo
-        self.stats: list[TurnStats] = []
+        self.stats: list[TurnStats] = []  # every turn ever generated, undone and retried ones too (/stats)
         self.run_limits = Limits(seconds=10.0, memory_mb=1024)
         self.unsafe_no_sandbox = unsafe_no_sandbox  # /run without the OS sandbox: the user said so
         self._seed_offset = 0
@@ -92,9 +96,8 @@ class ChatSession:
         self.replace_text(preamble)
 
     def undo(self) -> str:
-        if self.state.turns:
-            turn = self.state.turns.pop()
-            self.state.turn_stats.pop()
+        if self.state.answered:
+            turn = self.state.answered.pop().turn
             return f"removed the turn {turn.instruction!r}"
         if self.history:
             self.state = self.history.pop()
@@ -107,15 +110,9 @@ class ChatSession:
             raise LocalcoderError(f"{path} is a directory")
         if path.exists() and not overwrite:
             raise LocalcoderError(f"{path} exists")
-        directory = path.parent if str(path.parent) else Path(".")
         try:
-            handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".partial")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(self.text())
-            os.replace(temporary, path)
+            write_atomically(path, self.text().encode("utf-8"))
         except OSError as exc:
-            if "temporary" in locals():
-                Path(temporary).unlink(missing_ok=True)
             raise LocalcoderError(f"cannot save to {path}: {exc.strerror or exc}") from None
 
     def load(self, path: Path) -> None:
@@ -151,23 +148,21 @@ class ChatSession:
             code, stats, reason = self._ask_with_template(instruction, on_text)
         else:
             code, stats, reason = self._continue_program(instruction, on_text)
-        turn = Turn(instruction, code)
-        self.state.turns.append(turn)
-        self.state.turn_stats.append(stats)
+        answer = TurnResult(Turn(instruction, code), stats, reason)
+        self.state.answered.append(answer)
         self.stats.append(stats)
-        return TurnResult(turn, stats, reason)
+        return answer
 
     def retry(self, on_text: Callable[[str], None] | None = None) -> TurnResult:
         """Resample the last turn (with another seed)."""
-        if not self.state.turns:
+        if not self.state.answered:
             raise LocalcoderError("no turn to retry yet")
-        last, last_stats = self.state.turns.pop(), self.state.turn_stats.pop()
+        last = self.state.answered.pop()
         self._seed_offset += 1
         try:
-            return self.ask(last.instruction, on_text)
+            return self.ask(last.turn.instruction, on_text)
         except BaseException:
-            self.state.turns.append(last)
-            self.state.turn_stats.append(last_stats)
+            self.state.answered.append(last)
             raise
 
     def _sampling(self) -> Sampling:

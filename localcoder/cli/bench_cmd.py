@@ -9,7 +9,7 @@ from rich.table import Table
 
 from localcoder.bench import NEW_TOKENS, SCENARIOS, run_bench
 from localcoder.cli._common import fail, stderr, stdout, user_errors
-from localcoder.render import to_json
+from localcoder.render import plain, print_json
 
 EPILOG = """\
 cold: a new process loads the model and reads all 2,000 tokens; warm: a resident server with an empty
@@ -48,9 +48,9 @@ def bench_command(
     with stderr.status("benchmarking") as status:
         report = run_bench(model, lengths, lookup, threads, gpu_layers, cold, lambda text: status.update(text))
     if as_json:
-        stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)
+        print_json("bench", report)
         return
-    table = Table(title=f"{report.model}\n{report.machine}, {report.date}", title_justify="left")
+    table = Table(title=plain(f"{report.model}\n{report.machine}, {report.date}"), title_justify="left")
     table.add_column("new tokens", justify="right")
     for scenario in SCENARIOS:
         if cold or scenario != "cold":

@@ -24,7 +24,7 @@ from localcoder.cli._common import (
 from localcoder.completion.backends import backend_for
 from localcoder.engine import make_engine
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
-from localcoder.render import to_json
+from localcoder.render import print_json
 from localcoder.runtime import load_model, resolve_model
 from localcoder.source import read_bounded, read_source, read_source_bytes
 
@@ -108,12 +108,11 @@ def chat_command(
     repl = ChatRepl(session, stderr, ask_yes_no=lambda question: False)
     outcomes = [repl.handle(line) for line in lines if line.strip()]
     if as_json:
-        state = session.state
         turns = [
-            {"instruction": turn.instruction, "code": turn.code, "stats": stats}
-            for turn, stats in zip(state.turns, state.turn_stats, strict=True)
+            {"instruction": answer.turn.instruction, "code": answer.turn.code, "stats": answer.stats}
+            for answer in session.state.answered
         ]
-        sys.stdout.write(to_json({"program": session.text(), "turns": turns}) + "\n")
+        print_json("chat", {"program": session.text(), "turns": turns})
     else:
         sys.stdout.write(session.text())
     if outcomes and not any(outcomes):

@@ -18,14 +18,14 @@ from localcoder.cli._common import (
     stderr,
     user_errors,
 )
-from localcoder.complete import PROMPT_LAYOUTS
+from localcoder.completion.request import CompletionRequest
 from localcoder.edit import insert_completion, unified_diff, write_completion
 from localcoder.engine import make_engine
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
-from localcoder.render import plain, to_json
-from localcoder.server.client import LoadOptions, complete_anywhere, server_url
+from localcoder.render import plain, print_json
+from localcoder.server.client import LoadOptions, open_completer, server_url
 from localcoder.snippets import Snippet
-from localcoder.source import MAX_READ_MB, locate, read_bounded, read_source, read_source_bytes, resolve_target
+from localcoder.source import MAX_READ_MB, read_bounded, read_source, read_source_bytes, resolve_target
 
 EPILOG = """\
 LINE and COL are 1-based. Without COL the cursor is at the end of the line's text; a blank or
@@ -119,16 +119,12 @@ def complete_command(
     ),
 ) -> None:
     """Fill in code at a cursor from the code before and after it (CodeGen2.5 infill)."""
-    if scope not in (None, "line", "block", "full"):
-        raise fail(f"--scope must be line, block or full, not {scope!r}")
     path_text, cursor_line, cursor_col = resolve_target(target, line, col, stdin)
     from_stdin = path_text == "-"
     if from_stdin and write:
         raise fail("--write needs a file, not stdin")
     if write and n > 1:
         raise fail("--write inserts one completion; drop -n or use --diff to compare alternatives")
-    if layout not in PROMPT_LAYOUTS:
-        raise fail(f"--prompt-layout must be {' or '.join(PROMPT_LAYOUTS)}, not {layout!r}")
 
     limit = max_read_mb << 20
     buffer = (
@@ -136,8 +132,12 @@ def complete_command(
         if from_stdin
         else read_source(Path(path_text), encoding, limit)
     )
-    cursor = locate(buffer, cursor_line, cursor_col)
     snippets = tuple(Snippet(read_source(path, encoding, limit).text, str(path)) for path in context or [])
+    sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    request = CompletionRequest.build(
+        buffer, cursor_line, cursor_col, sampling=sampling, scope=scope, n=n, layout=layout, snippets=snippets
+    )
+    cursor = request.cursor
     stream = not (as_json or diff or write)
     streamed_any = [False] * n
 
@@ -148,28 +148,17 @@ def complete_command(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
-    result = complete_anywhere(
-        buffer,
-        cursor,
-        sampling,
-        scope,  # type: ignore[arg-type]
-        n,
-        layout,
-        LoadOptions(model, ctx, threads, gpu_layers, lookup, remote),
-        server_url(server, no_server),
-        show if stream else None,
-        note,
-        snippets,
-    )
+    load = LoadOptions(model, ctx, threads, gpu_layers, lookup, remote)
+    completer = open_completer(load, server_url(server, no_server), note)
+    result = completer.complete(request, show if stream else None)
     for message in result["notes"]:
         note(message)
 
     if stream:
         sys.stdout.write("\n")
     elif as_json:
-        sys.stdout.write(to_json(result) + "\n")
+        print_json("complete", result)
     elif diff:
         for alternative in result.get("alternatives", [result]):
             sys.stdout.write(unified_diff(buffer, insert_completion(buffer, cursor, alternative["completion"])))

@@ -14,7 +14,7 @@ from ggufkit.errors import InterruptedAfterWrite
 from localcoder import paths
 from localcoder.cli._common import fail, stderr, stdout, user_errors
 from localcoder.cli.progress import RichConvertEvents
-from localcoder.render import render_convert, render_verify, to_json
+from localcoder.render import print_json, render_convert, render_verify
 
 EPILOG = """\
 [bold]Examples[/]
@@ -83,7 +83,7 @@ def run_convert(options: ConvertOptions, as_json: bool, do_verify: bool = False)
         report = verify(result.output, result.source_directory) if do_verify else None
         if as_json:
             payload = {"result": result, "verify": report.to_dict() if report else None}
-            stdout.print(to_json(payload), markup=False, highlight=False, soft_wrap=True)
+            print_json("convert", payload)
         else:
             render_convert(stdout, result)
             if report:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from localcoder.cli._common import stdout, user_errors
 from localcoder.doctor import diagnose
-from localcoder.render import to_json
+from localcoder.render import print_json
 from localcoder.server.client import server_url
 
 EPILOG = """\
@@ -34,7 +34,7 @@ def doctor_command(
     """Report the llama.cpp build (GPU offload or not), threads, model directory, the OS sandbox and server status."""
     report = diagnose(server_url(server, False)[0])
     if as_json:
-        stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)
+        print_json("doctor", report)
     else:
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")

@@ -24,7 +24,7 @@ from localcoder.engine import make_engine
 from localcoder.evaluate.datasets import BENCHMARKS
 from localcoder.evaluate.runner import EvalInterrupted, EvalRequest, EvalSummary, run_eval, validate
 from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN
-from localcoder.render import plain, to_json
+from localcoder.render import plain, print_json
 from localcoder.runtime import resolve_model
 
 EPILOG = f"""\
@@ -119,7 +119,7 @@ def eval_command(
     except EvalInterrupted as exc:
         raise fail(str(exc), 130) from None
     if as_json:
-        stdout.print(to_json(summary), markup=False, highlight=False, soft_wrap=True)
+        print_json("eval", summary)
     else:
         render_summary(summary)
 

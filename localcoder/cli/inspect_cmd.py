@@ -8,7 +8,7 @@ import typer
 
 from localcoder.cli._common import stdout, user_errors
 from localcoder.gguf_info import read_gguf
-from localcoder.render import render_summary, to_json
+from localcoder.render import print_json, render_summary
 
 EPILOG = """\
 [bold]Examples[/]
@@ -32,6 +32,6 @@ def inspect_command(
     """Show a GGUF file's metadata (family, prompt format, tokenizer) and tensors."""
     summary = read_gguf(path)
     if as_json:
-        stdout.print(to_json(summary), markup=False, highlight=False, soft_wrap=True)
+        print_json("inspect", summary)
     else:
         render_summary(stdout, summary, all_tensors)

@@ -13,8 +13,8 @@ from localcoder.cli._common import stderr, stdout, user_errors
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.corpus import load_corpus
 from localcoder.evaluate.kld import MODES, KldReport, KldRequest, run_kld
-from localcoder.render import human_bytes, plain, to_json
-from localcoder.runtime import resolve_model
+from localcoder.render import human_bytes, plain, print_json
+from localcoder.runtime import check_gguf, resolve_model
 
 EPILOG = """\
 Each model's next-token distributions are compared with the base's on the same tokens: left to right over
@@ -64,13 +64,7 @@ class KldProgress:
 
 
 def _gguf(value: str) -> Path:
-    path = resolve_model(value)
-    if path.is_dir():
-        raise LocalcoderError(f"{path} is a directory, not a GGUF model")
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"GGUF":
-            raise LocalcoderError(f"{path} is not a GGUF file")
-    return path
+    return check_gguf(resolve_model(value))
 
 
 @user_errors
@@ -99,14 +93,14 @@ def kld_command(
     with KldProgress() as progress:
         report = run_kld(request, progress)
     if as_json:
-        stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)
+        print_json("kld", report)
     else:
         render_report(report)
 
 
 def render_report(report: KldReport) -> None:
     table = Table(
-        title=f"KL divergence from {Path(report.base).name}: {report.corpus} corpus, top-{report.top_k}",
+        title=plain(f"KL divergence from {Path(report.base).name}: {report.corpus} corpus, top-{report.top_k}"),
         title_justify="left",
     )
     # On a narrow terminal a cell folds onto more lines rather than being cut to "codegen…": model names differ

@@ -13,7 +13,7 @@ from localcoder.cli._common import stdout, user_errors
 from localcoder.errors import LocalcoderError
 from localcoder.gguf_info import read_gguf
 from localcoder.models import default_model, is_default
-from localcoder.render import human_bytes, human_count, plain, to_json
+from localcoder.render import human_bytes, human_count, plain, print_json
 
 EPILOG = """\
 [bold]Examples[/]
@@ -47,7 +47,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print the
             "default_missing": missing,
             "models": rows,
         }
-        stdout.print(to_json(document), markup=False, highlight=False, soft_wrap=True)
+        print_json("models", document)
         return
     if missing:
         assert default is not None

@@ -10,7 +10,7 @@ import typer
 from convert.checkpoint.source import resolve_source
 from convert.verify import verify
 from localcoder.cli._common import fail, stdout, user_errors
-from localcoder.render import render_verify, to_json
+from localcoder.render import print_json, render_verify
 
 EPILOG = """\
 [bold]Examples[/]
@@ -36,7 +36,7 @@ def verify_command(
     directory = resolve_source(checkpoint).directory if checkpoint else None
     report = verify(gguf, directory)
     if as_json:
-        stdout.print(to_json(report), markup=False, highlight=False, soft_wrap=True)
+        print_json("verify", report)
     else:
         render_verify(stdout, report)
     if not report.ok:

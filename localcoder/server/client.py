@@ -7,14 +7,15 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from localcoder.complete import complete
 from localcoder.completion.backends import backend_for
+from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Sampling
-from localcoder.runtime import load_model, resolve_model
+from localcoder.infill import TextSink
+from localcoder.runtime import LoadedModel, load_model, resolve_model
 from localcoder.server.wire import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -24,9 +25,6 @@ from localcoder.server.wire import (
     ResultEvent,
     decode_event,
 )
-from localcoder.snippets import Snippet
-from localcoder.source import Cursor, SourceBuffer
-from localcoder.truncate import Scope
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 OFF = ("", "0", "off", "none", "no")
@@ -79,7 +77,7 @@ def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
         connection.close()
 
 
-def remote_infill(url: str, request: NativeInfill, on_text: Callable[[int, str], None] | None) -> dict[str, Any]:
+def remote_infill(url: str, request: NativeInfill, on_text: TextSink | None) -> dict[str, Any]:
     """POST /infill with streaming; `on_text` gets each alternative's text as it comes. Returns the result."""
     connection, base = _connection(url, None)
     body = json.dumps({**request.to_json(), "stream": True}).encode("utf-8")
@@ -139,69 +137,64 @@ class LoadOptions:
         return self.engine is not None or any(value is not None for value in loading) or self.lookup > 0
 
 
-def complete_anywhere(
-    buffer: SourceBuffer,
-    cursor: Cursor,
-    sampling: Sampling,
-    scope: Scope | None,
-    n: int,
-    layout: str,
-    load: LoadOptions,
-    server: tuple[str | None, bool],
-    on_text: Callable[[int, str], None] | None,
-    note: Callable[[str], None],
-    snippets: tuple[Snippet, ...] = (),
-) -> dict[str, Any]:
-    """`complete --json`'s result, from a running server when one answers, else from a model loaded here."""
+class Completer(Protocol):
+    """Where `complete`'s requests go, chosen once by `open_completer`: a running server, or a model loaded here."""
+
+    def complete(self, request: CompletionRequest, on_text: TextSink | None) -> dict[str, Any]:
+        """`complete --json`'s result for the request; `on_text(alternative, text)` streams as it comes."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServedCompleter:
+    """A running `localcoder serve`: its resident model builds the prompt and generates (POST /infill)."""
+
+    url: str
+    model: str | None  # the resolved path of the model named here; None: the server's default
+
+    def complete(self, request: CompletionRequest, on_text: TextSink | None) -> dict[str, Any]:
+        return remote_infill(self.url, NativeInfill(request, self.model), on_text)
+
+
+@dataclass
+class LoadedCompleter:
+    """A model loaded in this process, generating here or on the --engine it names (completion.backends)."""
+
+    load: LoadOptions
+    _model: LoadedModel | None = None
+
+    def complete(self, request: CompletionRequest, on_text: TextSink | None) -> dict[str, Any]:
+        if self._model is None:
+            path = resolve_model(self.load.model).resolve()
+            backend = backend_for(self.load.engine)
+            load = self.load
+            self._model = load_model(path, load.ctx, load.threads, load.gpu_layers, load.lookup, backend=backend)
+        data = complete(self._model, request, on_text).to_dict()
+        described = self._model.backend.describe()
+        if described is not None:
+            data["engine"] = described
+        return data
+
+
+def open_completer(load: LoadOptions, server: tuple[str | None, bool], note: Callable[[str], None]) -> Completer:
+    """A running server when one answers (and serves the model asked for), else a model loaded here."""
     url, named = server
-    if url is not None and not load.needs_own_load:
-        if health(url) is not None:
-            try:
-                model = str(resolve_model(load.model).resolve())
-            except LocalcoderError:
-                if load.model is not None:
-                    raise
-                model = None  # nothing configured here: the server's default model
-            if load.model is not None and model not in served_models(url):
-                note(f"the server at {url} does not serve {load.model}; loading it here")
-                return _complete_here(buffer, cursor, sampling, scope, n, layout, load, on_text, snippets)
-            request = NativeInfill(
-                text=buffer.text,
-                line=cursor.line,
-                col=cursor.col,
-                path=buffer.path,
-                scope=scope,
-                n=n,
-                sampling=sampling,
-                layout=layout,
-                model=model,
-                context=snippets,
-            )
-            return remote_infill(url, request, on_text)
+    if url is None or load.needs_own_load:
+        return LoadedCompleter(load)
+    if health(url) is None:
         if named:
             note(f"no localcoder server answers at {url}; loading the model here")
-    return _complete_here(buffer, cursor, sampling, scope, n, layout, load, on_text, snippets)
-
-
-def _complete_here(
-    buffer: SourceBuffer,
-    cursor: Cursor,
-    sampling: Sampling,
-    scope: Scope | None,
-    n: int,
-    layout: str,
-    load: LoadOptions,
-    on_text: Callable[[int, str], None] | None,
-    snippets: tuple[Snippet, ...],
-) -> dict[str, Any]:
-    backend = backend_for(load.engine)
-    path = resolve_model(load.model).resolve()
-    loaded = load_model(path, load.ctx, load.threads, load.gpu_layers, load.lookup, backend=backend)
-    data = complete(loaded, buffer, cursor, sampling, scope, n, on_text, layout, snippets=snippets).to_dict()
-    described = backend.describe()
-    if described is not None:
-        data["engine"] = described
-    return data
+        return LoadedCompleter(load)
+    try:
+        model = str(resolve_model(load.model).resolve())
+    except LocalcoderError:
+        if load.model is not None:
+            raise
+        model = None  # nothing configured here: the server's default model
+    if load.model is not None and model not in served_models(url):
+        note(f"the server at {url} does not serve {load.model}; loading it here")
+        return LoadedCompleter(load)
+    return ServedCompleter(url, model)
 
 
 def served_models(url: str, timeout: float = PROBE_SECONDS) -> set[str]:

@@ -67,15 +67,16 @@ class LocalcoderServer(ThreadingHTTPServer):
         self.service = Service(log)
         self.log = log
         self.started = time.time()
-        super().__init__((options.host, options.port), Exchange)
+        super().__init__((options.host, options.port), HttpExchange)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # a broken client, not a server fault
         exc = sys.exc_info()[1]
         self.log(f"{client_address[0]}: {type(exc).__name__}: {exc}")
 
 
-class Exchange(BaseHTTPRequestHandler):
-    """One HTTP request and its answer; route handlers (server/routes.py) talk to the client through it."""
+class HttpExchange(BaseHTTPRequestHandler):
+    """One HTTP request and its answer; route handlers (server/routes.py) talk to the client through it (they
+    see it as routes.Exchange, so routes.py never imports this module)."""
 
     server: LocalcoderServer
     protocol_version = "HTTP/1.1"

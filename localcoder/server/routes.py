@@ -8,19 +8,52 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from localcoder import __version__
 from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling
+from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.fields import Fields, json_object
+from localcoder.server.pool import ModelPool
+from localcoder.server.service import Service
 from localcoder.server.wire import NativeInfill, ResultEvent, TextEvent, encode_event
 
-if TYPE_CHECKING:
-    from localcoder.server.http import Exchange
+
+class ServerState(Protocol):
+    """What handlers read of the running server (http.LocalcoderServer)."""
+
+    pool: ModelPool
+    service: Service
+    started: float
+
+
+class Exchange(Protocol):
+    """One request's conversation with its client, as handlers see it; http.HttpExchange is the real one.
+
+    A handler answers with `send_json`/`send_text`, or opens a stream and sends `event`s; `gone()` says whether
+    the client hung up (it is the `cancelled` every generation asks after each token).
+    """
+
+    server: ServerState
+
+    def model(self, name: str | None, keep_alive: float | None = None) -> AbstractContextManager[LoadedModel]: ...
+
+    def known_model(self, name: str | None) -> str | None: ...
+
+    def gone(self) -> bool: ...
+
+    def send_json(self, status: int, body: Any) -> None: ...
+
+    def send_text(self, status: int, text: str) -> None: ...
+
+    def open_stream(self, kind: str) -> None: ...
+
+    def event(self, body: Any) -> None: ...
 
 
 @dataclass(frozen=True)

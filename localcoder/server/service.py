@@ -18,7 +18,6 @@ from localcoder.server.llama_api import LlamaInfillRequest
 from localcoder.server.ollama_api import GenerateRequest, read_spelled_infill
 from localcoder.server.openai_api import CompletionRequest
 from localcoder.server.wire import NativeInfill
-from localcoder.source import locate, read_source_bytes
 from localcoder.truncate import StopStrings
 
 Cancelled = Callable[[], bool]
@@ -72,20 +71,7 @@ class Service:
         self, model: LoadedModel, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled
     ) -> dict[str, Any]:
         """Exactly what `localcoder complete --json` prints for the same buffer and cursor."""
-        buffer = read_source_bytes(request.text.encode("utf-8"), name=request.path)
-        cursor = locate(buffer, request.line, request.col)
-        result = complete(
-            model,
-            buffer,
-            cursor,
-            request.sampling,
-            request.scope,  # type: ignore[arg-type]
-            request.n,
-            on_text,
-            request.layout,
-            cancelled,
-            request.context,
-        )
+        result = complete(model, request.request, on_text, cancelled)
         with self._stats_lock:
             for alternative in result.alternatives:
                 self.stats.add(result.prompt_tokens, alternative.cached_tokens)

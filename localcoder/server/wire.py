@@ -8,20 +8,22 @@ classes here, never through dicts of their own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from localcoder.completion.request import MAX_ALTERNATIVES as MAX_N
+from localcoder.completion.request import CompletionRequest
+from localcoder.errors import LocalcoderError
 from localcoder.generate import Sampling
-from localcoder.prompts import PROMPT_LAYOUTS
+from localcoder.prompts import check_layout
 from localcoder.server.fields import BadRequest, Fields
 from localcoder.snippets import Snippet
+from localcoder.source import read_source_bytes
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8788
 MAX_TOKENS_CAP = 1024
-MAX_N = 16
 MAX_SNIPPETS = 64
-_SCOPES = ("line", "block", "full")
 
 
 def snippets_from(fields: Fields, key: str, text_key: str = "text", name_key: str = "filename") -> tuple[Snippet, ...]:
@@ -40,36 +42,30 @@ def snippets_from(fields: Fields, key: str, text_key: str = "text", name_key: st
 
 @dataclass(frozen=True)
 class NativeInfill:
-    """POST /infill in localcoder's own terms: a whole buffer and a cursor, as `complete` takes them."""
+    """POST /infill in localcoder's own terms: a CompletionRequest (a whole buffer and a cursor), the model to use
+    and whether to stream. Parsing builds and checks the request before any model is leased."""
 
-    text: str
-    line: int
-    col: int | None = None
-    path: str = "<request>"
-    scope: str | None = None
-    n: int = 1
-    sampling: Sampling = Sampling()
-    layout: str = "stable"
+    request: CompletionRequest
     model: str | None = None
     stream: bool = False
-    context: tuple[Snippet, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
+        request = self.request
         return {
-            "text": self.text,
-            "path": self.path,
-            "line": self.line,
-            "col": self.col,
-            "scope": self.scope,
-            "n": self.n,
-            "temperature": self.sampling.temperature,
-            "top_p": self.sampling.top_p,
-            "max_tokens": self.sampling.max_tokens,
-            "seed": self.sampling.seed,
-            "prompt_layout": self.layout,
+            "text": request.buffer.text,
+            "path": request.buffer.path,
+            "line": request.cursor.line,
+            "col": request.cursor.col,
+            "scope": request.scope,
+            "n": request.n,
+            "temperature": request.sampling.temperature,
+            "top_p": request.sampling.top_p,
+            "max_tokens": request.sampling.max_tokens,
+            "seed": request.sampling.seed,
+            "prompt_layout": request.layout,
             "model": self.model,
             "stream": self.stream,
-            "context": [{"filename": s.filename, "text": s.text} for s in self.context],
+            "context": [{"filename": s.filename, "text": s.text} for s in request.snippets],
         }
 
     @classmethod
@@ -80,29 +76,31 @@ class NativeInfill:
                 "an infill request needs text (the file's contents) and line (1-based),"
                 " or llama-server's input_prefix and input_suffix"
             )
-        scope = fields.get("scope", str)
-        if scope is not None and scope not in _SCOPES:
-            raise BadRequest(f"scope must be line, block or full, not {scope!r}")
-        return cls(
-            text=fields.get("text", str),
-            line=fields.integer("line", None, 1, 10**9),  # type: ignore[arg-type]
-            col=fields.integer("col", None, 1, 10**9),
-            path=fields.get("path", str, "<request>"),
-            scope=scope,
-            n=fields.integer("n", 1, 1, MAX_N),  # type: ignore[arg-type]
-            sampling=fields.sampling(MAX_TOKENS_CAP, Sampling()),
-            layout=layout(fields),
-            model=fields.get("model", str),
-            stream=fields.get("stream", bool, False),
-            context=snippets_from(fields, "context"),
-        )
+        path = fields.get("path", str, "<request>")
+        text = fields.get("text", str)
+        line = fields.integer("line", None, 1, 10**9)
+        col = fields.integer("col", None, 1, 10**9)
+        try:
+            request = CompletionRequest.build(
+                read_source_bytes(text.encode("utf-8"), name=path),  # type: ignore[union-attr]
+                line,  # type: ignore[arg-type]
+                col,
+                sampling=fields.sampling(MAX_TOKENS_CAP, Sampling()),
+                scope=fields.get("scope", str),
+                n=fields.integer("n", 1, 1, MAX_N),  # type: ignore[arg-type]
+                layout=fields.get("prompt_layout", str, "stable"),
+                snippets=snippets_from(fields, "context"),
+            )
+        except LocalcoderError as exc:
+            raise BadRequest(str(exc)) from None
+        return cls(request, fields.get("model", str), fields.get("stream", bool, False))
 
 
 def layout(fields: Fields) -> str:
-    value = fields.get("prompt_layout", str, "stable")
-    if value not in PROMPT_LAYOUTS:
-        raise BadRequest(f"prompt_layout must be one of {', '.join(PROMPT_LAYOUTS)}, not {value!r}")
-    return value
+    try:
+        return check_layout(fields.get("prompt_layout", str, "stable"))
+    except LocalcoderError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 @dataclass(frozen=True)

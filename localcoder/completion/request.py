@@ -1,0 +1,116 @@
+"""CompletionRequest: what every front end asks of the completion core, checked once, when it is built.
+
+`complete`, the server's own /infill (and its client), `bench` and the demo build one with
+`CompletionRequest.build` and hand it to `localcoder.complete.complete`; the coming language server and
+repository context plug in here too (a document, a cursor, and context snippets from other files). Everything
+that can be wrong with a request (a scope or layout that does not exist, a cursor past the end, too many
+alternatives) is a one-line LocalcoderError from `build`, before a model is loaded or leased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from localcoder.errors import LocalcoderError
+from localcoder.generate import Sampling
+from localcoder.prompts import check_layout
+from localcoder.snippets import Snippet
+from localcoder.source import Cursor, SourceBuffer, locate
+from localcoder.truncate import CursorContext, Scope, check_scope, default_scope
+
+MAX_ALTERNATIVES = 16
+
+# File suffixes to the language names editors use (LSP's languageId); None where a path says nothing.
+LANGUAGES = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".jsx": "javascriptreact",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".rb": "ruby",
+    ".sh": "shellscript",
+    ".lua": "lua",
+    ".php": "php",
+}
+
+
+def language_of(path: str) -> str | None:
+    return LANGUAGES.get(PurePath(path).suffix.lower())
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A document, a cursor in it, and how to complete there. Build it with `build`, which checks it."""
+
+    buffer: SourceBuffer  # the document: its text ("\n" newlines) and path
+    cursor: Cursor
+    scope: Scope  # resolved: `build` picks block or line from the cursor when none is asked for
+    sampling: Sampling = Sampling()
+    n: int = 1  # alternatives; alternative i is seeded seed + i
+    layout: str = "stable"  # a key of prompts.PROMPT_LAYOUTS
+    snippets: tuple[Snippet, ...] = ()  # other files' code, shown before the document; newest last
+    language: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        buffer: SourceBuffer,
+        line: int,
+        col: int | None = None,
+        *,
+        sampling: Sampling = Sampling(),
+        scope: str | None = None,
+        n: int = 1,
+        layout: str = "stable",
+        snippets: tuple[Snippet, ...] = (),
+        language: str | None = None,
+    ) -> CompletionRequest:
+        """The checked request for the cursor at `line`:`col` (1-based; no col: the end of the line's text)."""
+        if scope is not None:
+            check_scope(scope)
+        check_layout(layout)
+        if not 1 <= n <= MAX_ALTERNATIVES:
+            raise LocalcoderError(f"n must be 1 to {MAX_ALTERNATIVES} alternatives, not {n}")
+        if sampling.max_tokens < 1:
+            raise LocalcoderError(f"max_tokens must be at least 1, not {sampling.max_tokens}")
+        cursor = locate(buffer, line, col)
+        context = _context(buffer, cursor)
+        return cls(
+            buffer=buffer,
+            cursor=cursor,
+            scope=scope or default_scope(context),  # type: ignore[arg-type]
+            sampling=sampling,
+            n=n,
+            layout=layout,
+            snippets=tuple(snippets),
+            language=language or language_of(buffer.path),
+        )
+
+    @property
+    def prefix(self) -> str:
+        return self.buffer.text[: self.cursor.offset]
+
+    @property
+    def suffix(self) -> str:
+        return self.buffer.text[self.cursor.offset :]
+
+    @property
+    def context(self) -> CursorContext:
+        """What the scope rules look at: the cursor's line up to it, and everything after it."""
+        return _context(self.buffer, self.cursor)
+
+
+def _context(buffer: SourceBuffer, cursor: Cursor) -> CursorContext:
+    prefix = buffer.text[: cursor.offset]
+    return CursorContext(line_before=prefix[prefix.rfind("\n") + 1 :], suffix=buffer.text[cursor.offset :])
