@@ -29,7 +29,7 @@ PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld bench-engine clean
+	bench-sandbox bench-prompt bench-kld bench-engine bench-wire clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +111,10 @@ bench-sandbox: $(VENV)/.runtime system-deps
 	$(BIN)/python benchmarks/bench_sandbox.py
 
 # Prompt building time for 0.1 / 1 / 10 / 50 MB files, and its per-MB ratio (linear: 1.0).
+# The server's request checks: hand-written fields.py against a pydantic model of the same body.
+bench-wire: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_wire.py
+
 bench-prompt: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_prompt.py
 

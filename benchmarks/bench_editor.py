@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_complete import BENCH_SHAPES, bench_model  # noqa: E402
 from localcoder.bench import WINDOW, machine  # noqa: E402
-from localcoder.infill import InfillInput, prepare  # noqa: E402
-from localcoder.prompt_cache import common_prefix  # noqa: E402
+from localcoder.completion.infill import InfillInput, prepare  # noqa: E402
+from localcoder.completion.prompt_cache import common_prefix  # noqa: E402
+from localcoder.completion.snippets import Snippet  # noqa: E402
 from localcoder.server.http import LocalcoderServer, ServeOptions  # noqa: E402
 from localcoder.server.pool import ModelPool, PoolOptions  # noqa: E402
-from localcoder.snippets import Snippet  # noqa: E402
 from tests.server_run import Server  # noqa: E402
 
 N_PREDICT = 16

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from convert.pipeline import ConvertOptions, convert  # noqa: E402
 from convert.synthetic import LlamaShape, write_codegen25_checkpoint  # noqa: E402
 from localcoder.bench import sample_source  # noqa: E402
-from localcoder.infill import InfillInput, prepare  # noqa: E402
+from localcoder.completion.infill import InfillInput, prepare  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402
 from localcoder.server.fields import MAX_BODY_BYTES  # noqa: E402
 from localcoder.server.http import check_unicode  # noqa: E402

@@ -24,9 +24,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from localcoder.completion.generate import Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Sampling
 from localcoder.runtime import resolve_model
 from localcoder.server.client import remote_infill
 from localcoder.server.http import LocalcoderServer, ServeOptions

@@ -18,9 +18,9 @@ from typing import Any
 from ggufkit.llamacpp import tokenize
 from localcoder import paths
 from localcoder.completion.backends import Backend, LocalBackend
+from localcoder.completion.prompt_cache import PromptCache
+from localcoder.completion.prompts import PromptFormat, Vocabulary, detect_format
 from localcoder.errors import LocalcoderError
-from localcoder.prompt_cache import PromptCache
-from localcoder.prompts import PromptFormat, Vocabulary, detect_format
 
 HOW_TO_GET_A_MODEL = (
     "get one with `localcoder pull Salesforce/codegen25-7b-mono_P` (online), convert a checkpoint with"

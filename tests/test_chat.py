@@ -18,7 +18,7 @@ from convert.pipeline import ConvertOptions, convert
 from convert.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
 from localcoder.chat.repl import ChatRepl
 from localcoder.chat.session import ChatSession
-from localcoder.generate import Sampling
+from localcoder.completion.generate import Sampling
 from localcoder.runtime import load_model
 from tests.bigram import CHAT_CODE, NEWLINE, chain_for, write_bigram_checkpoint
 from tests.helpers import run_chat

@@ -48,7 +48,7 @@ def test_codegen2_infill_prompt_equals_its_own_tokenizer(converted, tmp_path: Pa
     assert json.loads(result.stdout)["prompt_format"] == "codegen-infill"
 
     from ggufkit.llamacpp import load_llama, tokenize
-    from localcoder.prompts import FORMATS, Vocabulary, build_prompt
+    from localcoder.completion.prompts import FORMATS, Vocabulary, build_prompt
 
     llm = load_llama(gguf, vocab_only=True)
     vocab = Vocabulary(lambda text: tokenize(llm, text), dict(llm.metadata), lambda: frozenset())

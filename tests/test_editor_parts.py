@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from localcoder.infill import InfillInput
-from localcoder.prompts import FORMATS, Vocabulary, build_prompt
+from localcoder.completion.infill import InfillInput
+from localcoder.completion.prompts import FORMATS, Vocabulary, build_prompt
+from localcoder.completion.snippets import Snippet, render, snippet_ids
+from localcoder.completion.truncate import Chained, IndentFloor, StopStrings
 from localcoder.server.fields import BadRequest
 from localcoder.server.llama_api import _only, is_llama_body, parse_llama_infill
 from localcoder.server.ollama_api import keep_alive_seconds, parse_generate, read_spelled_infill
-from localcoder.snippets import Snippet, render, snippet_ids
-from localcoder.truncate import Chained, IndentFloor, StopStrings
 
 BYTES = Vocabulary(lambda text: list(text.encode()), {}, frozenset)  # one token a byte: budgets are lengths
 

@@ -185,7 +185,7 @@ def test_bad_server_urls_are_one_line_errors(tmp_path: Path, url: str) -> None:
 def counting_vocab(tiny_f32_gguf: Path):
     """The real CodeGen2.5 tokenizer through llama.cpp, counting the characters it is given."""
     from ggufkit.llamacpp import tokenize
-    from localcoder.prompts import Vocabulary
+    from localcoder.completion.prompts import Vocabulary
 
     llm = llama_cpp.Llama(model_path=str(tiny_f32_gguf), vocab_only=True, verbose=False)
     seen = [0]
@@ -199,7 +199,7 @@ def counting_vocab(tiny_f32_gguf: Path):
 
 @pytest.mark.parametrize("stable_lines", [0, 8])
 def test_prompt_building_tokenizes_near_the_cursor_only(counting_vocab, stable_lines: int) -> None:
-    from localcoder.prompts import FORMATS, build_prompt
+    from localcoder.completion.prompts import FORMATS, build_prompt
 
     vocab, seen = counting_vocab
     line = "    total = total + compute(value, index)  # a line of code\n"
@@ -215,7 +215,7 @@ def test_prompt_building_tokenizes_near_the_cursor_only(counting_vocab, stable_l
 
 
 def test_a_huge_line_in_the_stable_block_falls_back_to_the_cursor_split(counting_vocab) -> None:
-    from localcoder.prompts import FORMATS, build_prompt
+    from localcoder.completion.prompts import FORMATS, build_prompt
 
     vocab, _ = counting_vocab
     prefix = "a = 1\nb = '" + "x" * 1_000_000 + "'\nc = 3\nd = "  # the 1 MB line is line 2, the cursor on line 4

@@ -10,8 +10,8 @@ import pytest
 
 from convert.vocab.codegen25 import codegen25_tokenizer
 from ggufkit.llamacpp import tokenize
+from localcoder.completion.prompts import FORMATS, Vocabulary, build_prompt, detect_format, stop_ids
 from localcoder.errors import LocalcoderError
-from localcoder.prompts import FORMATS, Vocabulary, build_prompt, detect_format, stop_ids
 
 llama_cpp = pytest.importorskip("llama_cpp")
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from localcoder.truncate import CursorContext, Scope, StreamingTruncator, default_scope, truncate
+from localcoder.completion.truncate import CursorContext, Scope, StreamingTruncator, default_scope, truncate
 
 IN_FUNCTION = "\n    return x\n"
 AFTER_FUNCTION = "\n\ndef g():\n    pass\n"
@@ -284,7 +284,7 @@ def test_random_streaming_equals_final() -> None:
 
 
 def test_stop_strings_stream_the_text_up_to_the_first_stop_however_it_is_chunked() -> None:
-    from localcoder.truncate import StopStrings
+    from localcoder.completion.truncate import StopStrings
 
     stops = ("\ndef", "\nclass", "\n#")
     cases = ["    return x\n\ndef g():\n    pass", "a = 1\n#x\nclass A", "no stop here\n", "x\nde", "\nclass"]

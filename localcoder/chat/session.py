@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localcoder.chat.turns import Program, Turn, truncate_turn
+from localcoder.completion.generate import MAX_TEMPERATURE, Sampling
+from localcoder.completion.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.errors import LocalcoderError
 from localcoder.files import write_atomically
-from localcoder.generate import MAX_TEMPERATURE, Sampling
-from localcoder.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.runtime import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
 from localcoder.source import read_source

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ggufkit.errors import InterruptedAfterWrite
-from localcoder.engine import DEFAULT_TIMEOUT, PROMPT_KINDS
+from localcoder.completion.engine import DEFAULT_TIMEOUT, PROMPT_KINDS
 from localcoder.errors import USER_ERRORS
 from localcoder.render import plain
 

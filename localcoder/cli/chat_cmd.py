@@ -22,8 +22,8 @@ from localcoder.cli._common import (
     user_errors,
 )
 from localcoder.completion.backends import backend_for
-from localcoder.engine import make_engine
-from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
+from localcoder.completion.engine import make_engine
+from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import print_json
 from localcoder.runtime import load_model, resolve_model
 from localcoder.source import read_bounded, read_source, read_source_bytes

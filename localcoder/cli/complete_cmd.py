@@ -18,13 +18,13 @@ from localcoder.cli._common import (
     stderr,
     user_errors,
 )
+from localcoder.completion.engine import make_engine
+from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.completion.request import CompletionRequest
+from localcoder.completion.snippets import Snippet
 from localcoder.edit import insert_completion, unified_diff, write_completion
-from localcoder.engine import make_engine
-from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import plain, print_json
 from localcoder.server.client import LoadOptions, open_completer, server_url
-from localcoder.snippets import Snippet
 from localcoder.source import MAX_READ_MB, read_bounded, read_source, read_source_bytes, resolve_target
 
 EPILOG = """\

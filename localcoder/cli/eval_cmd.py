@@ -20,10 +20,10 @@ from localcoder.cli._common import (
     user_errors,
 )
 from localcoder.cli.progress import RichEvalEvents
-from localcoder.engine import make_engine
+from localcoder.completion.engine import make_engine
+from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN
 from localcoder.evaluate.datasets import BENCHMARKS
 from localcoder.evaluate.runner import EvalInterrupted, EvalRequest, EvalSummary, run_eval, validate
-from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN
 from localcoder.render import plain, print_json
 from localcoder.runtime import resolve_model
 

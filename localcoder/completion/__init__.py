@@ -1,6 +1,7 @@
-"""The completion core: what is asked (request), where the tokens come from (backends).
+"""The completion core, one module per stage, in the order a completion runs.
 
-The stages of a completion, in the order they run: the request (request.py), the prompt (prompts.py, infill.py),
-the backend that generates (backends.py), the stop rules (truncate.py) and the result (complete.py). docs/
-architecture.md draws the flow and says where each front end (CLI, server, chat, eval) enters it.
+request.py (what is asked, checked once) -> snippets.py, prompts.py, infill.py (the prompt in the family's format,
+trimmed to the window; prompt_cache.py picks a cached slot) -> backends.py (where the tokens come from: generate.py
+in this process, engine.py on a remote engine) -> truncate.py (the stop rules) -> complete.py (the typed result).
+docs/architecture.md draws the flow and says where each front end (CLI, server, chat, eval) enters it.
 """

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from localcoder.engine import Engine
-from localcoder.generate import Generation, Sampling, TextCut, generate_cut
+from localcoder.completion.engine import Engine
+from localcoder.completion.generate import Generation, Sampling, TextCut, generate_cut
 
 TextSink = Callable[[str], None]
 
@@ -97,7 +97,7 @@ class LocalBackend:
 
 @dataclass(frozen=True)
 class EngineBackend:
-    """A remote OpenAI-compatible engine (vLLM, llama-server, llama_cpp.server): localcoder.engine."""
+    """A remote OpenAI-compatible engine (vLLM, llama-server, llama_cpp.server): localcoder.completion.engine."""
 
     engine: Engine
     kind: str = "engine"

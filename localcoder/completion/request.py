@@ -1,7 +1,7 @@
 """CompletionRequest: what every front end asks of the completion core, checked once, when it is built.
 
 `complete`, the server's own /infill (and its client), `bench` and the demo build one with
-`CompletionRequest.build` and hand it to `localcoder.complete.complete`; the coming language server and
+`CompletionRequest.build` and hand it to `localcoder.completion.complete.complete`; the coming language server and
 repository context plug in here too (a document, a cursor, and context snippets from other files). Everything
 that can be wrong with a request (a scope or layout that does not exist, a cursor past the end, too many
 alternatives) is a one-line LocalcoderError from `build`, before a model is loaded or leased.
@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from localcoder.completion.generate import Sampling
+from localcoder.completion.prompts import check_layout
+from localcoder.completion.snippets import Snippet
+from localcoder.completion.truncate import CursorContext, Scope, check_scope, default_scope
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Sampling
-from localcoder.prompts import check_layout
-from localcoder.snippets import Snippet
 from localcoder.source import Cursor, SourceBuffer, locate
-from localcoder.truncate import CursorContext, Scope, check_scope, default_scope
 
 MAX_ALTERNATIVES = 16
 

@@ -18,12 +18,12 @@ from dataclasses import replace
 
 from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE
+from localcoder.completion.generate import Sampling
+from localcoder.completion.infill import InfillInput, fill, prepare
+from localcoder.completion.truncate import StopStrings
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, CodeTask, MultiTurnTask, Task
-from localcoder.generate import Sampling
-from localcoder.infill import InfillInput, fill, prepare
 from localcoder.runtime import LoadedModel
-from localcoder.truncate import StopStrings
 
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 

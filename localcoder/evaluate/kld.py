@@ -134,7 +134,7 @@ def _left_to_right(model: LoadedModel, request: KldRequest) -> list[Sequence]:
 
 
 def _infill(model: LoadedModel, request: KldRequest) -> list[Sequence]:
-    from localcoder.infill import InfillInput, prepare
+    from localcoder.completion.infill import InfillInput, prepare
 
     out, budget = [], request.limit
     for case in infill_cases(request.corpus):

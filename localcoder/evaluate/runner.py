@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from localcoder.completion.backends import backend_for
-from localcoder.engine import EngineError
+from localcoder.completion.engine import EngineError
+from localcoder.completion.generate import Sampling
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, Task, benchmark, load_tasks
 from localcoder.evaluate.execution import check
 from localcoder.evaluate.generation import check_model, completion_for, sampling_for
 from localcoder.evaluate.passk import mean_pass_at_k
 from localcoder.evaluate.results import ResultsFile, SampleRecord
-from localcoder.generate import Sampling
 from localcoder.runtime import load_model
 from localcoder.sandbox import SandboxFailed
 from localcoder.sandbox import require as require_sandbox
@@ -49,7 +49,7 @@ class EvalRequest:
     threads: int | None = None
     gpu_layers: int | None = None
     unsafe_no_sandbox: bool = False  # run the programs without the OS sandbox (the user said so)
-    engine: Any = None  # a localcoder.engine.Engine generates; the GGUF here gives the tokenizer
+    engine: Any = None  # a localcoder.completion.engine.Engine generates; the GGUF here gives the tokenizer
     concurrency: int = 1  # completions in flight at once; above 1 only with an engine
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from localcoder.complete import complete
 from localcoder.completion.backends import backend_for
+from localcoder.completion.complete import complete
+from localcoder.completion.infill import TextSink
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
-from localcoder.infill import TextSink
 from localcoder.runtime import LoadedModel, load_model, resolve_model
 from localcoder.server.wire import (
     DEFAULT_HOST,
@@ -128,7 +128,7 @@ class LoadOptions:
     threads: int | None = None
     gpu_layers: int | None = None
     lookup: int = 0
-    engine: Any = None  # a localcoder.engine.Engine: the GGUF here gives the tokenizer, the engine generates
+    engine: Any = None  # a localcoder.completion.engine.Engine: the GGUF here gives the tokenizer, the engine generates
 
     @property
     def needs_own_load(self) -> bool:

@@ -1,11 +1,15 @@
-"""Request bodies, checked field by field: anything malformed is a BadRequest with a message, never a crash."""
+"""Request bodies, checked field by field: anything malformed is a BadRequest with a message, never a crash.
+
+Hand-written rather than pydantic models: the messages are one line in the client's words, and `null` means the
+default as llama.cpp's clients use it. benchmarks/bench_wire.py and docs/architecture.md give the figures.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from localcoder.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
+from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 
 MAX_BODY_BYTES = 4 << 20
 MAX_STOP_STRINGS = 16

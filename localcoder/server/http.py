@@ -29,8 +29,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from localcoder import __version__
+from localcoder.completion.generate import GenerationCancelled
 from localcoder.errors import USER_ERRORS, LocalcoderError
-from localcoder.generate import GenerationCancelled
 from localcoder.runtime import LoadedModel
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from localcoder.generate import Sampling
-from localcoder.infill import Filled, FillResult, InfillInput
+from localcoder.completion.generate import Sampling
+from localcoder.completion.infill import Filled, FillResult, InfillInput
+from localcoder.completion.truncate import Chained, Deadline, IndentFloor, StopStrings
 from localcoder.server.fields import BadRequest, Fields
 from localcoder.server.wire import MAX_N, MAX_TOKENS_CAP, snippets_from
-from localcoder.truncate import Chained, Deadline, IndentFloor, StopStrings
 
 KEYS = ("input_prefix", "input_suffix", "input_extra", "prompt", "n_predict")  # what tells this body apart
 

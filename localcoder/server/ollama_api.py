@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from localcoder.generate import Sampling
-from localcoder.infill import FillResult, InfillInput
-from localcoder.prompts import PREFIX, SUFFIX, PromptFormat
+from localcoder.completion.generate import Sampling
+from localcoder.completion.infill import FillResult, InfillInput
+from localcoder.completion.prompts import PREFIX, SUFFIX, PromptFormat
 from localcoder.server.fields import BadRequest, Fields
 from localcoder.server.wire import MAX_TOKENS_CAP
 

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localcoder.generate import Sampling
-from localcoder.infill import FillResult
+from localcoder.completion.generate import Sampling
+from localcoder.completion.infill import FillResult
 from localcoder.server.fields import BadRequest, Fields
 from localcoder.server.wire import MAX_N, MAX_TOKENS_CAP, layout
 
 
 @dataclass(frozen=True)
-class CompletionRequest:
+class OpenAICompletion:
+    """POST /v1/completions, checked: a prompt (and with a suffix, an infill) in OpenAI's terms."""
+
     prompt: str
     suffix: str | None
     n: int
@@ -30,7 +32,7 @@ class CompletionRequest:
     stream: bool
 
 
-def parse_completion(body: Any) -> CompletionRequest:
+def parse_completion(body: Any) -> OpenAICompletion:
     fields = Fields(body)
     prompt = fields.body.get("prompt", "")
     if isinstance(prompt, list):  # OpenAI allows a batch; one prompt per request here
@@ -44,7 +46,7 @@ def parse_completion(body: Any) -> CompletionRequest:
         raise BadRequest("logprobs, echo, best_of and logit_bias are not supported by this server")
     # OpenAI's defaults: 16 tokens, temperature 1, top_p 1.
     openai = Sampling(temperature=1.0, top_p=1.0, max_tokens=min(16, MAX_TOKENS_CAP))
-    return CompletionRequest(
+    return OpenAICompletion(
         prompt=prompt,
         suffix=fields.get("suffix", str),
         n=fields.integer("n", 1, 1, MAX_N),  # type: ignore[arg-type]

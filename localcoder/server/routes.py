@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from localcoder import __version__
+from localcoder.completion.generate import Sampling
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Sampling
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.fields import Fields, json_object
@@ -142,7 +142,7 @@ def models(ex: Exchange, _request: Any) -> None:
     ex.send_json(200, openai_api.models_body([str(path) for path in _model_paths(ex)]))
 
 
-def completions(ex: Exchange, request: openai_api.CompletionRequest) -> None:
+def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
     on_text = None
     with ex.model(ex.known_model(request.model)) as model:
         envelope = openai_api.Envelope(model.path)

@@ -1,6 +1,6 @@
 """What the server does with a checked request and a leased model, for every protocol; HTTP is in http.py.
 
-Every endpoint goes through the one infill core (localcoder/infill.py); this module only maps a protocol's
+Every endpoint goes through the one infill core (localcoder/completion/infill.py); this module only maps a protocol's
 request onto it and counts what the prompt cache saved.
 """
 
@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from localcoder.complete import complete
-from localcoder.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
+from localcoder.completion.complete import complete
+from localcoder.completion.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
+from localcoder.completion.truncate import StopStrings
 from localcoder.runtime import LoadedModel
 from localcoder.server.llama_api import LlamaInfillRequest
 from localcoder.server.ollama_api import GenerateRequest, read_spelled_infill
-from localcoder.server.openai_api import CompletionRequest
+from localcoder.server.openai_api import OpenAICompletion
 from localcoder.server.wire import NativeInfill
-from localcoder.truncate import StopStrings
 
 Cancelled = Callable[[], bool]
 
@@ -80,7 +80,7 @@ class Service:
         return result.to_dict()
 
     def completion(
-        self, model: LoadedModel, request: CompletionRequest, on_text: TextSink | None, cancelled: Cancelled
+        self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled
     ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
         infill = request.suffix is not None

@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from localcoder.completion.generate import Sampling
+from localcoder.completion.prompts import check_layout
 from localcoder.completion.request import MAX_ALTERNATIVES as MAX_N
 from localcoder.completion.request import CompletionRequest
+from localcoder.completion.snippets import Snippet
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Sampling
-from localcoder.prompts import check_layout
 from localcoder.server.fields import BadRequest, Fields
-from localcoder.snippets import Snippet
 from localcoder.source import read_source_bytes
 
 DEFAULT_HOST = "127.0.0.1"

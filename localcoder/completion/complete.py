@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from localcoder.completion.infill import InfillInput, fill, prepare
 from localcoder.completion.request import CompletionRequest
-from localcoder.infill import InfillInput, fill, prepare
+from localcoder.completion.truncate import StreamingTruncator
 from localcoder.runtime import LoadedModel
 from localcoder.schemas import SCHEMA_VERSION
 from localcoder.source import Cursor
-from localcoder.truncate import StreamingTruncator
 
 
 @dataclass

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ggufkit.llamacpp import token_piece
+from localcoder.completion.generate import Generation, GenerationCancelled, Sampling, TextCut
 from localcoder.errors import LocalcoderError
-from localcoder.generate import Generation, GenerationCancelled, Sampling, TextCut
 
 PROMPT_KINDS = ("auto", "ids", "text")
 DEFAULT_TIMEOUT = 60.0

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from localcoder.errors import LocalcoderError
 
 if TYPE_CHECKING:
-    from localcoder.generate import TextCut
+    from localcoder.completion.generate import TextCut
 
 Scope = Literal["line", "block", "full"]
 SCOPES: tuple[Scope, ...] = ("line", "block", "full")

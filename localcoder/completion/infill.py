@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from localcoder.generate import Generation, Sampling, TextCut, read_prompt
-from localcoder.prompts import (
+from localcoder.completion.generate import Generation, Sampling, TextCut, read_prompt
+from localcoder.completion.prompts import (
     FORMATS,
     PROMPT_LAYOUTS,
     Prompt,
@@ -22,8 +22,8 @@ from localcoder.prompts import (
     prompt_budget,
     stop_ids,
 )
+from localcoder.completion.snippets import SNIPPET_SHARE, Snippet, snippet_ids
 from localcoder.runtime import LoadedModel
-from localcoder.snippets import SNIPPET_SHARE, Snippet, snippet_ids
 
 TextSink = Callable[[int, str], None]
 

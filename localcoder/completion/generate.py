@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ggufkit.llamacpp import token_piece
-from localcoder.prompt_cache import common_prefix
+from localcoder.completion.prompt_cache import common_prefix
 
 MAX_TEMPERATURE = 2.0  # as OpenAI's API: beyond it sampling is noise
 SEED_MIN, SEED_MAX = -(2**31), 2**31 - 1  # llama.cpp's seed is 32 bits

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from localcoder.prompts import Vocabulary
+from localcoder.completion.prompts import Vocabulary
 
 SNIPPET_SHARE = 2
 _COMMENT = {
