@@ -13,7 +13,7 @@ from pathlib import Path
 
 from localcoder import paths
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import config, find_by_name
+from localcoder.runtime import configured_model, find_by_name, local_models
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,11 @@ class Default:
 
 def default_model() -> Default | None:
     """The default model, or None when there is none (no setting and not exactly one GGUF)."""
-    for source, value in (("env", os.environ.get("LOCALCODER_MODEL")), ("config", config().get("model"))):
-        if value:
-            return Default(str(value), source, find_by_name(str(value)))
-    found = sorted(paths.models_dir().glob("*.gguf")) if paths.models_dir().is_dir() else []
+    setting = configured_model()
+    if setting is not None:
+        value, source = setting
+        return Default(value, source, find_by_name(value))
+    found = local_models()
     if len(found) == 1:
         return Default(found[0].name.removesuffix(".gguf"), "only-file", found[0])
     return None

@@ -1,14 +1,16 @@
-"""Where localcoder keeps things: flag, then environment, then the platform's user dirs.
+"""Where localcoder keeps things: LOCALCODER_HOME, else the platform's per-user data directory (platformdirs:
+~/.local/share/localcoder or $XDG_DATA_HOME/localcoder on Linux, ~/Library/Application Support/localcoder on
+macOS, %LOCALAPPDATA%\\localcoder on Windows).
 
-Resolved at call time, never at import time, so tests and users can point
-LOCALCODER_HOME elsewhere.
+Resolved at call time, never at import time, so tests and users can point LOCALCODER_HOME elsewhere.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+
+import platformdirs
 
 
 def home() -> Path:
@@ -16,11 +18,7 @@ def home() -> Path:
     configured = os.environ.get("LOCALCODER_HOME")
     if configured:
         return Path(configured).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "localcoder"
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "localcoder"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "localcoder"
+    return Path(platformdirs.user_data_dir("localcoder", appauthor=False))
 
 
 def models_dir() -> Path:

@@ -1,4 +1,6 @@
-"""Rendering of result objects: Rich tables for people, JSON for editors and scripts."""
+"""Rendering of result objects, in one place: Rich tables for people (each `render_*` takes the console to
+write on), JSON for editors and scripts (`print_json`, with the document's schema version). Text that came from a
+user (paths, model names, file contents, program output) is always rendered as plain text, never as markup."""
 
 from __future__ import annotations
 
@@ -16,9 +18,13 @@ from rich.text import Text
 from localcoder import schemas
 from localcoder.gguf_info import GGUFSummary
 
-if TYPE_CHECKING:  # rendering a result needs no converter loaded
+if TYPE_CHECKING:  # rendering a result needs no converter, model or benchmark loaded
     from convert.pipeline import ConvertResult
     from convert.verify import VerifyReport
+    from localcoder.bench import BenchReport
+    from localcoder.doctor import DoctorReport
+    from localcoder.evaluate.kld import KldReport
+    from localcoder.evaluate.runner import EvalSummary
 
 
 # C0 and C1 control characters other than tab and newline: ESC starts ANSI/OSC sequences that would move the
@@ -182,3 +188,124 @@ def render_verify(console: Console, report: VerifyReport) -> None:
     else:
         rows.append(("logits", f"skipped: {report.logits_skipped}"))
     console.print(_pairs_table("[bold]parity report[/]", rows))
+
+
+def render_bench(console: Console, report: BenchReport, scenarios: tuple[str, ...], cold: bool) -> None:
+    """A row per length; a column per scenario: latency in ms and (in brackets) the prompt tokens read."""
+    table = Table(title=plain(f"{report.model}\n{report.machine}, {report.date}"), title_justify="left")
+    table.add_column("new tokens", justify="right")
+    shown = [scenario for scenario in scenarios if cold or scenario != "cold"]
+    for scenario in shown:
+        table.add_column(f"{scenario} ms (read)", justify="right")
+    if cold:
+        table.add_column("cold / hot-type", justify="right")
+    for length in dict.fromkeys(row.new_tokens for row in report.rows):  # in the order asked
+        rows = {r.scenario: r for r in report.rows if r.new_tokens == length}
+        cells = [f"{rows[s].latency_ms:,.0f} ({rows[s].evaluated_tokens})" for s in shown if s in rows]
+        if cold:
+            cells.append(f"{rows['cold'].latency_ms / rows['hot-type'].latency_ms:.1f}x")
+        table.add_row(str(length), *cells)
+    console.print(table)
+    footer = "; the cold figures include it and the process start-up" if cold else ""
+    console.print(f"model load {report.load_ms:,.0f} ms{footer}")
+
+
+def render_doctor(console: Console, report: DoctorReport) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for check in report.checks:
+        value = Text.assemble(("✗ ", "red") if not check.ok else "", escape_controls(check.value))
+        if check.hint:
+            value.append("\n" + escape_controls(check.hint), "dim")
+        table.add_row(plain(check.name), value)
+    console.print(table)
+
+
+def render_eval(console: Console, summary: EvalSummary) -> None:
+    """A row per model, a column per pass@k, as the papers' tables are laid out."""
+    table = Table(
+        title=plain(
+            f"{summary.benchmark}: {summary.tasks} tasks, n = {summary.samples_per_task},"
+            f" T = {summary.temperature:g}, top-p = {summary.top_p:g}"
+        ),
+        title_justify="left",
+    )
+    table.add_column("model")
+    for name in summary.pass_at_k:
+        table.add_column(name, justify="right")
+    for column in ("tasks", "samples", "new", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        plain(summary.model),
+        *(f"{100 * value:.2f}" for value in summary.pass_at_k.values()),
+        str(summary.tasks),
+        str(summary.samples),
+        str(summary.new_samples),
+        f"{summary.seconds:,.1f}",
+    )
+    console.print(table)
+    if summary.failures:
+        reasons = ", ".join(f"{reason} ({count})" for reason, count in summary.failures.items())
+        console.print(plain(f"pass@k in percent. Most common failures: {reasons}", "dim"))
+    if summary.out:
+        console.print(plain(f"per-sample results: {summary.out}", "dim"))
+
+
+def render_kld(console: Console, report: KldReport) -> None:
+    table = Table(
+        title=plain(f"KL divergence from {Path(report.base).name}: {report.corpus} corpus, top-{report.top_k}"),
+        title_justify="left",
+    )
+    # On a narrow terminal a cell folds onto more lines rather than being cut to "codegen…": model names differ
+    # only at their ends.
+    for column in ("model", "mode", "mean KLD", "p99 KLD", "top-1", "PPL ratio", "tokens", "seconds"):
+        table.add_column(column, justify="left" if column in ("model", "mode") else "right", overflow="fold")
+    for model in report.models:
+        for score in model.modes:
+            table.add_row(
+                plain(model.model), score.mode, significant(score.mean_kld), significant(score.p99_kld),
+                f"{score.top1_agreement:.3f}", f"{score.ppl_ratio:.4f}", str(score.tokens), f"{model.seconds:.1f}",
+            )  # fmt: skip
+    console.print(table)
+    console.print(
+        plain(
+            f"base: {report.tokens} tokens in {report.base_seconds:.1f} s, {human_bytes(report.base_stored_bytes)}"
+            f" kept; peak memory {human_bytes(max((m.peak_rss_bytes for m in report.models), default=0))}",
+            "dim",
+        )
+    )
+
+
+def significant(value: float) -> str:
+    """Three significant digits: a near-lossless quant's 2.4e-06 must not print as 0.00000."""
+    return f"{value:.3g}"
+
+
+def render_models(console: Console, document: dict[str, Any]) -> None:
+    """`models`' document (what --json prints): a row per GGUF, the default starred, broken files marked."""
+    if document["default_missing"]:
+        setting = "LOCALCODER_MODEL" if document["default_source"] == "env" else "config.toml"
+        console.print(plain(f"default model {document['default']} (from {setting}) is missing", "red"))
+    if not document["models"]:
+        hint = "download one with `localcoder pull`, convert one with `localcoder convert`, or run `localcoder demo`"
+        console.print(plain(f"no models in {document['directory']}; {hint}"))
+        return
+    caption = "* default" if document["default"] else None
+    table = Table(title=plain(document["directory"]), title_justify="left", caption=caption)
+    for column in ("", "name", "family", "parameters", "type", "size"):
+        table.add_column(column, justify="right" if column in ("parameters", "size") else "left")
+    for row in document["models"]:
+        mark = "*" if row["default"] else ""
+        if row["error"]:
+            table.add_row(mark, plain(row["name"]), plain(f"broken: {row['error']}", "red"), "-", "-", "-")
+            continue
+        table.add_row(
+            mark,
+            plain(row["name"]),
+            plain(row["family"] or "-"),
+            human_count(row["parameters"]),
+            plain(row["type"] or "-"),
+            human_bytes(row["bytes"]),
+        )
+    console.print(table)

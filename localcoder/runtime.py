@@ -54,11 +54,26 @@ def _by_name(value: str) -> Path:
     raise LocalcoderError(f"model {value}: no such file (nor in {paths.models_dir()}); {HOW_TO_GET_A_MODEL}")
 
 
-def resolve_model(flag: str | None) -> Path:
-    for value in (flag, os.environ.get("LOCALCODER_MODEL"), config().get("model")):
+def configured_model() -> tuple[str, str] | None:
+    """The default model's setting and where it is set ("env": LOCALCODER_MODEL, else "config": config.toml),
+    or None. The one place the order of the default-model chain lives; `models.default_model` reports it."""
+    for source, value in (("env", os.environ.get("LOCALCODER_MODEL")), ("config", config().get("model"))):
         if value:
-            return _by_name(str(value))
-    found = sorted(paths.models_dir().glob("*.gguf")) if paths.models_dir().is_dir() else []
+            return str(value), source
+    return None
+
+
+def local_models() -> list[Path]:
+    """The GGUF files in the model directory, sorted (the last link of the chain: the only one is the default)."""
+    return sorted(paths.models_dir().glob("*.gguf")) if paths.models_dir().is_dir() else []
+
+
+def resolve_model(flag: str | None) -> Path:
+    """The GGUF to use: --model, else the configured default, else the only GGUF in the model directory."""
+    setting = (flag, "flag") if flag else configured_model()
+    if setting is not None:
+        return _by_name(setting[0])
+    found = local_models()
     if len(found) == 1:
         return found[0]
     if found:

@@ -35,28 +35,26 @@ from convert.vocab.hf_tokenizer import (
     read_checkpoint_vocab,
 )
 from ggufkit.llamacpp import detokenize, tokenize
-from tests.references import GPT2_DIR, assert_same_ids, random_whitespace_strings
+from tests.codegen1 import WHITESPACE_TOKENS, write_tokenizer
+from tests.references import assert_same_ids, random_whitespace_strings
 
 transformers = pytest.importorskip("transformers")
 llama_cpp = pytest.importorskip("llama_cpp")
 gguf = pytest.importorskip("gguf")
 
 VOCAB_SIZE = 51200
-WHITESPACE_RUNS = [" " * n for n in range(31, 1, -1)] + ["\t" * n for n in range(9, 1, -1)]
+WHITESPACE_RUNS = WHITESPACE_TOKENS
 MASKS = [f"<mask_{n}>" for n in range(300, 0, -1)]
 CODEGEN2_SPECIALS = ["<sep>", "<eom>", *MASKS]
 LAYOUTS = ("codegen1", "codegen2")
 
 
 def save_codegen1(directory: Path) -> Path:
-    """The files a CodeGen1 repo ships: GPT-2 vocab.json/merges.txt plus the whitespace runs as added tokens."""
+    """The files a CodeGen1 repo ships: GPT-2 vocab.json/merges.txt plus the whitespace runs as added tokens
+    (tests/codegen1.write_tokenizer, the same files the tiny CodeGen checkpoints carry), and its tokenizer config."""
     directory.mkdir()
-    shutil.copy(GPT2_DIR / "encoder.json", directory / "vocab.json")
-    shutil.copy(GPT2_DIR / "vocab.bpe", directory / "merges.txt")
-    added = {run: 50257 + offset for offset, run in enumerate(WHITESPACE_RUNS)}
-    (directory / "added_tokens.json").write_text(json.dumps(added), encoding="utf-8")
+    write_tokenizer(directory, infill_tokens=False)
     roles = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
-    (directory / "special_tokens_map.json").write_text(json.dumps(roles), encoding="utf-8")
     config = {"add_prefix_space": False, "model_max_length": 2048, "tokenizer_class": "CodeGenTokenizer", **roles}
     (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     return directory

@@ -193,15 +193,15 @@ def test_eval_help_mentions_kld_and_benchmarks_still_parse() -> None:
     assert wrong.returncode != 0 and "nosuchbench" in wrong.stderr and "kld" not in wrong.stderr.split(":")[0]
 
 
-def test_the_table_shows_tiny_divergences_and_whole_model_names_at_80_columns(monkeypatch) -> None:
+def test_the_table_shows_tiny_divergences_and_whole_model_names_at_80_columns() -> None:
     """A near-lossless quant's KLD is a few millionths: it must not print as 0.00000, and the model names, which
     differ only at their ends, must not be cut to "codegen…" on an 80-column terminal."""
     from io import StringIO
 
     from rich.console import Console
 
-    from localcoder.cli import kld_cmd
     from localcoder.evaluate.kld import KldReport, ModelScore, ModeScore
+    from localcoder.render import render_kld
 
     names = ["codegen25-7b-multi_P.Q8_0.gguf", "codegen25-7b-multi_P.Q4_K_M.gguf"]
     report = KldReport("codegen25-7b-multi_P.F16.gguf", "built-in", "left-to-right", 32, 2048, 4, 4000, 1.0, 1 << 20)
@@ -209,8 +209,7 @@ def test_the_table_shows_tiny_divergences_and_whole_model_names_at_80_columns(mo
         report.models.append(ModelScore(name, f"/m/{name}", 1.0, 1 << 30,
                                         [ModeScore("left-to-right", 4000, kld, kld * 9, 0.999, 1.0001)]))  # fmt: skip
     screen = StringIO()
-    monkeypatch.setattr(kld_cmd, "stdout", Console(file=screen, width=80, highlight=False, emoji=False))
-    kld_cmd.render_report(report)
+    render_kld(Console(file=screen, width=80, highlight=False, emoji=False), report)
     text = screen.getvalue()
     assert "2.4e-06" in text and "0.0123" in text and "0.00000" not in text and "…" not in text, text
     assert max(map(len, text.splitlines())) <= 80 and "seconds" in text  # no column cropped off the right
@@ -218,21 +217,20 @@ def test_the_table_shows_tiny_divergences_and_whole_model_names_at_80_columns(mo
     assert names[0] + names[1] in first_column, text  # each name whole, folded over lines
 
 
-def test_the_title_shows_a_corpus_path_with_brackets_as_written(monkeypatch) -> None:
+def test_the_title_shows_a_corpus_path_with_brackets_as_written() -> None:
     """The title holds the user's corpus path: Rich markup in it is text, not style (negative control below)."""
     from io import StringIO
 
     from rich.console import Console
     from rich.table import Table
 
-    from localcoder.cli import kld_cmd
     from localcoder.evaluate.kld import KldReport
+    from localcoder.render import render_kld
 
     corpus = "/src/[bold]app[/bold]"
     report = KldReport("/m/[red]base.gguf", corpus, "left-to-right", 32, 2048, 4, 4000, 1.0, 1 << 20)
     screen = StringIO()
-    monkeypatch.setattr(kld_cmd, "stdout", Console(file=screen, width=200, highlight=False, emoji=False))
-    kld_cmd.render_report(report)
+    render_kld(Console(file=screen, width=200, highlight=False, emoji=False), report)
     assert f"[red]base.gguf: {corpus} corpus" in screen.getvalue(), screen.getvalue()
     control = StringIO()
     Console(file=control, width=200).print(Table(title=f"from {corpus}"))

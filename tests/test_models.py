@@ -58,3 +58,18 @@ def test_models_lists_converted_files(models_dir: Path, tiny_f32_gguf: Path) -> 
     assert [(m["name"], m["family"], m["type"]) for m in listed] == [("tiny.F32", "codegen2.5", "ALL_F32")]
     text = subprocess.run([sys.executable, "-m", "localcoder", "models"], capture_output=True, text=True)
     assert "tiny.F32" in text.stdout and "codegen2.5" in text.stdout
+
+
+def test_the_home_without_localcoder_home_is_the_platform_data_directory(monkeypatch, tmp_path) -> None:
+    """platformdirs' per-user data directory: on Linux $XDG_DATA_HOME/localcoder, else ~/.local/share/localcoder."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the XDG layout is Linux's")
+    monkeypatch.delenv("LOCALCODER_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert paths.home() == tmp_path / "data" / "localcoder"
+    assert paths.models_dir() == tmp_path / "data" / "localcoder" / "models"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    assert paths.home() == tmp_path / "me" / ".local" / "share" / "localcoder"

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ggufkit.errors import InterruptedAfterWrite
 from localcoder.completion.engine import DEFAULT_TIMEOUT, PROMPT_KINDS
+from localcoder.completion.generate import MAX_TEMPERATURE
 from localcoder.errors import USER_ERRORS
 from localcoder.render import plain
 
@@ -54,6 +55,23 @@ def user_errors(func: F) -> F:
 
 
 # The --engine options of complete, chat and eval: one definition, so the three commands agree.
+# Options several commands share, declared once (each command keeps the ones whose meaning is its own).
+MODEL: Any = typer.Option(
+    None,
+    "--model",
+    "-m",
+    help="GGUF path or name in the model directory (else LOCALCODER_MODEL, config.toml, the only one).",
+)
+THREADS: Any = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's).")
+GPU_LAYERS: Any = typer.Option(
+    None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
+)
+CTX: Any = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's, 2048 for CodeGen2.5).")
+TEMPERATURE: Any = typer.Option(
+    0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
+)
+TOP_P: Any = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.")
+
 ENGINE_URL: Any = typer.Option(
     None,
     "--engine",

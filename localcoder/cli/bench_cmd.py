@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from localcoder.bench import NEW_TOKENS, SCENARIOS, run_bench
-from localcoder.cli._common import fail, stderr, stdout, user_errors
-from localcoder.render import plain, print_json
+from localcoder.cli._common import GPU_LAYERS, MODEL, THREADS, fail, stderr, stdout, user_errors
+from localcoder.render import print_json, render_bench
 
 EPILOG = """\
 cold: a new process loads the model and reads all 2,000 tokens; warm: a resident server with an empty
@@ -30,12 +29,12 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def bench_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name (else the default model)."),
+    model: Optional[str] = MODEL,
     new_tokens: str = typer.Option(",".join(map(str, NEW_TOKENS)), "--new-tokens", help="Comma list of lengths."),
     cold: bool = typer.Option(True, "--cold/--no-cold", help="Also time a new process per length (slow)."),
     lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
+    threads: Optional[int] = THREADS,
+    gpu_layers: Optional[int] = GPU_LAYERS,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Time infill at 2,000 tokens of context: cold, warm and hot (after typing), on this machine."""
@@ -50,19 +49,4 @@ def bench_command(
     if as_json:
         print_json("bench", report)
         return
-    table = Table(title=plain(f"{report.model}\n{report.machine}, {report.date}"), title_justify="left")
-    table.add_column("new tokens", justify="right")
-    for scenario in SCENARIOS:
-        if cold or scenario != "cold":
-            table.add_column(f"{scenario} ms (read)", justify="right")
-    if cold:
-        table.add_column("cold / hot-type", justify="right")
-    for length in lengths:
-        rows = {r.scenario: r for r in report.rows if r.new_tokens == length}
-        cells = [f"{rows[s].latency_ms:,.0f} ({rows[s].evaluated_tokens})" for s in SCENARIOS if s in rows]
-        if cold:
-            cells.append(f"{rows['cold'].latency_ms / rows['hot-type'].latency_ms:.1f}x")
-        table.add_row(str(length), *cells)
-    stdout.print(table)
-    footer = "; the cold figures include it and the process start-up" if cold else ""
-    stdout.print(f"model load {report.load_ms:,.0f} ms{footer}")
+    render_bench(stdout, report, SCENARIOS, cold)

@@ -12,10 +12,16 @@ from localcoder.chat.repl import ChatRepl, interactive
 from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE, comment_prefix
 from localcoder.cli._common import (
+    CTX,
     ENGINE_MODEL,
     ENGINE_PROMPT,
     ENGINE_TIMEOUT,
     ENGINE_URL,
+    GPU_LAYERS,
+    MODEL,
+    TEMPERATURE,
+    THREADS,
+    TOP_P,
     fail,
     stderr,
     stdout,
@@ -23,7 +29,7 @@ from localcoder.cli._common import (
 )
 from localcoder.completion.backends import backend_for
 from localcoder.completion.engine import make_engine
-from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
+from localcoder.completion.generate import SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import print_json
 from localcoder.runtime import load_model, resolve_model
 from localcoder.source import read_bounded, read_source, read_source_bytes
@@ -62,18 +68,16 @@ def chat_command(
     preamble: str = typer.Option(
         "none", "--preamble", help="none, mtpb (MTPB's numpy import), or a FILE to start from."
     ),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name in the model directory."),
-    temperature: float = typer.Option(
-        0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
-    ),
-    top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    model: Optional[str] = MODEL,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
     max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Most new tokens per turn."),
     seed: Optional[int] = typer.Option(
         None, "--seed", min=SEED_MIN, max=SEED_MAX, help="Sampling seed, a 32-bit integer."
     ),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
+    threads: Optional[int] = THREADS,
+    gpu_layers: Optional[int] = GPU_LAYERS,
+    ctx: Optional[int] = CTX,
     unsafe_no_sandbox: bool = typer.Option(
         False,
         "--unsafe-no-sandbox",

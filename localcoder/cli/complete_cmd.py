@@ -9,17 +9,23 @@ from typing import Optional
 import typer
 
 from localcoder.cli._common import (
+    CTX,
     ENGINE_MODEL,
     ENGINE_PROMPT,
     ENGINE_TIMEOUT,
     ENGINE_URL,
+    GPU_LAYERS,
+    MODEL,
+    TEMPERATURE,
+    THREADS,
+    TOP_P,
     fail,
     note,
     stderr,
     user_errors,
 )
 from localcoder.completion.engine import make_engine
-from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
+from localcoder.completion.generate import SEED_MAX, SEED_MIN, Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import Snippet
 from localcoder.edit import insert_completion, unified_diff, write_completion
@@ -77,24 +83,16 @@ def complete_command(
     ),
     diff: bool = typer.Option(False, "--diff", help="Print the change as a unified diff."),
     n: int = typer.Option(1, "-n", min=1, max=16, help="Number of alternatives."),
-    temperature: float = typer.Option(
-        0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
-    ),
-    top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
     max_tokens: int = typer.Option(128, "--max-tokens", min=1, help="Most new tokens."),
     seed: Optional[int] = typer.Option(
         None, "--seed", min=SEED_MIN, max=SEED_MAX, help="Sampling seed, 32-bit (alternative i uses seed + i)."
     ),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
-    gpu_layers: Optional[int] = typer.Option(
-        None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
-    ),
-    ctx: Optional[int] = typer.Option(
-        None, "--ctx", min=64, help="Context window (default: the model's, 2048 for CodeGen2.5)."
-    ),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="GGUF path or name in the model directory (else LOCALCODER_MODEL, config)."
-    ),
+    threads: Optional[int] = THREADS,
+    gpu_layers: Optional[int] = GPU_LAYERS,
+    ctx: Optional[int] = CTX,
+    model: Optional[str] = MODEL,
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the file (default UTF-8)."),
     layout: str = typer.Option(
         "stable",

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from localcoder.cli._common import stdout, user_errors
 from localcoder.doctor import diagnose
-from localcoder.render import print_json
+from localcoder.render import print_json, render_doctor
 from localcoder.server.client import server_url
 
 EPILOG = """\
@@ -36,13 +34,6 @@ def doctor_command(
     if as_json:
         print_json("doctor", report)
     else:
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column()
-        for check in report.checks:
-            mark = "" if check.ok else "[red]✗[/] "
-            hint = f"\n[dim]{escape(check.hint)}[/]" if check.hint else ""
-            table.add_row(check.name, f"{mark}{escape(check.value)}{hint}")
-        stdout.print(table)
+        render_doctor(stdout, report)
     if not report.ok:
         raise typer.Exit(1)

@@ -7,13 +7,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from localcoder.cli._common import (
+    CTX,
     ENGINE_MODEL,
     ENGINE_PROMPT,
     ENGINE_TIMEOUT,
     ENGINE_URL,
+    GPU_LAYERS,
+    MODEL,
+    TEMPERATURE,
+    THREADS,
+    TOP_P,
     fail,
     stderr,
     stdout,
@@ -21,10 +26,10 @@ from localcoder.cli._common import (
 )
 from localcoder.cli.progress import RichEvalEvents
 from localcoder.completion.engine import make_engine
-from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN
+from localcoder.completion.generate import SEED_MAX, SEED_MIN
 from localcoder.evaluate.datasets import BENCHMARKS
-from localcoder.evaluate.runner import EvalInterrupted, EvalRequest, EvalSummary, run_eval, validate
-from localcoder.render import plain, print_json
+from localcoder.evaluate.runner import EvalInterrupted, EvalRequest, run_eval, validate
+from localcoder.render import print_json, render_eval
 from localcoder.runtime import resolve_model
 
 EPILOG = f"""\
@@ -59,13 +64,11 @@ def register(app: typer.Typer) -> None:
 @user_errors
 def eval_command(
     benchmark: str = typer.Argument(..., help=f"{' | '.join(BENCHMARKS)}, or kld (see eval kld --help)"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF path or name in the model directory."),
+    model: Optional[str] = MODEL,
     samples: int = typer.Option(1, "-n", "--samples", help="Samples per task (n)."),
     ks: str = typer.Option("1", "-k", help="pass@k to report: a comma list, each at most n (e.g. 1,10,100)."),
-    temperature: float = typer.Option(
-        0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
-    ),
-    top_p: float = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
     seed: int = typer.Option(
         0, "--seed", min=SEED_MIN, max=SEED_MAX, help="Sample i of every task uses seed + i (32-bit)."
     ),
@@ -80,9 +83,9 @@ def eval_command(
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results file (JSON Lines); a rerun resumes it."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
+    ctx: Optional[int] = CTX,
+    threads: Optional[int] = THREADS,
+    gpu_layers: Optional[int] = GPU_LAYERS,
     unsafe_no_sandbox: bool = typer.Option(
         False,
         "--unsafe-no-sandbox",
@@ -121,32 +124,4 @@ def eval_command(
     if as_json:
         print_json("eval", summary)
     else:
-        render_summary(summary)
-
-
-def render_summary(summary: EvalSummary) -> None:
-    """A row per model, a column per pass@k, as the papers' tables are laid out."""
-    table = Table(
-        title=f"{summary.benchmark}: {summary.tasks} tasks, n = {summary.samples_per_task},"
-        f" T = {summary.temperature:g}, top-p = {summary.top_p:g}",
-        title_justify="left",
-    )
-    table.add_column("model")
-    for name in summary.pass_at_k:
-        table.add_column(name, justify="right")
-    for column in ("tasks", "samples", "new", "seconds"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        plain(summary.model),
-        *(f"{100 * value:.2f}" for value in summary.pass_at_k.values()),
-        str(summary.tasks),
-        str(summary.samples),
-        str(summary.new_samples),
-        f"{summary.seconds:,.1f}",
-    )
-    stdout.print(table)
-    if summary.failures:
-        reasons = ", ".join(f"{reason} ({count})" for reason, count in summary.failures.items())
-        stdout.print(plain(f"pass@k in percent. Most common failures: {reasons}", "dim"))
-    if summary.out:
-        stdout.print(plain(f"per-sample results: {summary.out}", "dim"))
+        render_eval(stdout, summary)

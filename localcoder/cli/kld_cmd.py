@@ -7,13 +7,12 @@ from typing import Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from localcoder.cli._common import stderr, stdout, user_errors
+from localcoder.cli._common import GPU_LAYERS, THREADS, stderr, stdout, user_errors
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.corpus import load_corpus
-from localcoder.evaluate.kld import MODES, KldReport, KldRequest, run_kld
-from localcoder.render import human_bytes, plain, print_json
+from localcoder.evaluate.kld import MODES, KldRequest, run_kld
+from localcoder.render import print_json, render_kld
 from localcoder.runtime import check_gguf, resolve_model
 
 EPILOG = """\
@@ -79,8 +78,8 @@ def kld_command(
     ctx: int = typer.Option(512, "--ctx", min=64, help="Tokens per left-to-right chunk and per infill prompt."),
     limit: int = typer.Option(4096, "--limit", min=1, help="Most tokens scored per mode."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload (-1 all)."),
+    threads: Optional[int] = THREADS,
+    gpu_layers: Optional[int] = GPU_LAYERS,
 ) -> None:
     """How much a quantization costs: KL divergence, top-1 agreement and perplexity against a base GGUF."""
     if mode not in MODES:
@@ -95,37 +94,7 @@ def kld_command(
     if as_json:
         print_json("kld", report)
     else:
-        render_report(report)
-
-
-def render_report(report: KldReport) -> None:
-    table = Table(
-        title=plain(f"KL divergence from {Path(report.base).name}: {report.corpus} corpus, top-{report.top_k}"),
-        title_justify="left",
-    )
-    # On a narrow terminal a cell folds onto more lines rather than being cut to "codegen…": model names differ
-    # only at their ends.
-    for column in ("model", "mode", "mean KLD", "p99 KLD", "top-1", "PPL ratio", "tokens", "seconds"):
-        table.add_column(column, justify="left" if column in ("model", "mode") else "right", overflow="fold")
-    for model in report.models:
-        for score in model.modes:
-            table.add_row(
-                plain(model.model), score.mode, _significant(score.mean_kld), _significant(score.p99_kld),
-                f"{score.top1_agreement:.3f}", f"{score.ppl_ratio:.4f}", str(score.tokens), f"{model.seconds:.1f}",
-            )  # fmt: skip
-    stdout.print(table)
-    stdout.print(
-        plain(
-            f"base: {report.tokens} tokens in {report.base_seconds:.1f} s, {human_bytes(report.base_stored_bytes)}"
-            f" kept; peak memory {human_bytes(max((m.peak_rss_bytes for m in report.models), default=0))}",
-            "dim",
-        )
-    )
-
-
-def _significant(value: float) -> str:
-    """Three significant digits: a near-lossless quant's 2.4e-06 must not print as 0.00000."""
-    return f"{value:.3g}"
+        render_kld(stdout, report)
 
 
 def attach(eval_command: Any) -> Any:

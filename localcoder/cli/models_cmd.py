@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from localcoder import paths
 from localcoder.cli._common import stdout, user_errors
 from localcoder.errors import LocalcoderError
 from localcoder.gguf_info import read_gguf
 from localcoder.models import default_model, is_default
-from localcoder.render import human_bytes, human_count, plain, print_json
+from localcoder.render import print_json, render_models
 
 EPILOG = """\
 [bold]Examples[/]
@@ -38,42 +37,17 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print the
     rows = [_row(path) for path in sorted(directory.glob("*.gguf"))] if directory.is_dir() else []
     for row in rows:
         row["default"] = is_default(Path(row["path"]), default)
-    missing = default is not None and default.path is None
+    document = {
+        "directory": str(directory),
+        "default": default.name if default else None,
+        "default_source": default.source if default else None,
+        "default_missing": default is not None and default.path is None,
+        "models": rows,
+    }
     if as_json:
-        document = {
-            "directory": str(directory),
-            "default": default.name if default else None,
-            "default_source": default.source if default else None,
-            "default_missing": missing,
-            "models": rows,
-        }
         print_json("models", document)
-        return
-    if missing:
-        assert default is not None
-        setting = "LOCALCODER_MODEL" if default.source == "env" else "config.toml"
-        stdout.print(plain(f"default model {default.name} (from {setting}) is missing", "red"))
-    if not rows:
-        hint = "download one with `localcoder pull`, convert one with `localcoder convert`, or run `localcoder demo`"
-        stdout.print(plain(f"no models in {directory}; {hint}"))
-        return
-    table = Table(title=plain(directory), title_justify="left", caption="* default" if default else None)
-    for column in ("", "name", "family", "parameters", "type", "size"):
-        table.add_column(column, justify="right" if column in ("parameters", "size") else "left")
-    for row in rows:
-        mark = "*" if row["default"] else ""
-        if row["error"]:
-            table.add_row(mark, plain(row["name"]), plain(f"broken: {row['error']}", "red"), "-", "-", "-")
-            continue
-        table.add_row(
-            mark,
-            plain(row["name"]),
-            plain(row["family"] or "-"),
-            human_count(row["parameters"]),
-            plain(row["type"] or "-"),
-            human_bytes(row["bytes"]),
-        )
-    stdout.print(table)
+    else:
+        render_models(stdout, document)
 
 
 def _row(path: Path) -> dict[str, Any]:

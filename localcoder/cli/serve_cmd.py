@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 from typing import Optional
 
@@ -13,7 +12,7 @@ from rich.text import Text
 from localcoder.cli._common import fail, stderr, user_errors
 from localcoder.render import plain
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
-from localcoder.server.pool import PoolOptions
+from localcoder.server.pool import PoolOptions, duration_seconds
 from localcoder.server.routes import ROUTES
 
 _ROUTES = "\n".join(f"  {route.method:<5}{route.path:<17}{escape(route.summary)}" for route in ROUTES)
@@ -38,16 +37,12 @@ OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the
   curl -s localhost:{DEFAULT_PORT}/v1/completions -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
 """
 
-_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$")
-
-
 def parse_duration(text: str) -> float:
-    """Seconds from "300", "45s", "5m", "1h"; 0 = unload after each request; any negative value = forever."""
-    match = _DURATION.match(text.strip().lower())
-    if not match:
+    """--keep-alive's seconds (server/pool.duration_seconds), or the one-line error."""
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise fail(f"--keep-alive {text!r}: use seconds or a duration like 30s, 5m, 1h (0: unload, -1: forever)")
-    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
-    return -1.0 if value < 0 else value
+    return seconds
 
 
 def register(app: typer.Typer) -> None:

@@ -20,12 +20,11 @@ from localcoder.completion.generate import Sampling
 from localcoder.completion.infill import FillResult, InfillInput
 from localcoder.completion.prompts import PREFIX, SUFFIX, PromptFormat
 from localcoder.server.fields import BadRequest, Fields
+from localcoder.server.pool import duration_seconds
 from localcoder.server.wire import MAX_TOKENS_CAP
 
 API_VERSION = "0.12.0"  # the Ollama release whose API these routes follow; clients compare versions
 RUNNING = "Ollama is running"
-_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ns|us|ms|s|m|h)?$")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _UNSUPPORTED = ("images", "format", "template", "system")
 
 
@@ -35,11 +34,10 @@ def keep_alive_seconds(value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         raise BadRequest("keep_alive must be a number of seconds or a duration like 5m")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value.strip().lower())):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
+    seconds = (
+        float(value) if isinstance(value, int | float) else duration_seconds(value) if isinstance(value, str) else None
+    )
+    if seconds is None:
         raise BadRequest(f"keep_alive {value!r}: use seconds or a duration like 30s, 5m, 1h")
     return -1.0 if seconds < 0 else seconds
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,18 @@ from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel, load_model, resolve_model
 
 UNKNOWN_MODEL = "unknown model: this server serves the models GET /v1/models lists"
+_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ns|us|ms|s|m|h)?$")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def duration_seconds(text: str) -> float | None:
+    """How long a model stays loaded, from "300", "45s", "5m", "1h" (Go's units as Ollama takes them): 0 unloads
+    it after each request, any negative value keeps it forever (-1.0). None when `text` is not a duration."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        return None
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    return -1.0 if seconds < 0 else seconds
 
 
 class Busy(Exception):
