@@ -125,6 +125,8 @@ BAD_REQUESTS = [
     (b"{not json", 400, "malformed JSON"),
     (b'"a string"', 400, "JSON object"),
     (json.dumps({"line": 2}).encode(), 400, "needs text"),
+    (json.dumps({"text": FILE, "line": None}).encode(), 400, "needs text"),
+    (json.dumps({"text": None, "line": 2}).encode(), 400, "needs text"),
     (json.dumps({"text": FILE, "line": "two"}).encode(), 400, "line must be an integer"),
     (json.dumps({"text": FILE, "line": 99}).encode(), 400, "past the end"),
     (json.dumps({"text": FILE, "line": 2, "n": 100}).encode(), 400, "n must be between"),

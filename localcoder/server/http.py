@@ -137,6 +137,12 @@ class HttpExchange(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self.error(exc.status, str(exc))
             return
+        except USER_ERRORS as exc:
+            self.error(400, str(exc))
+            return
+        except Exception as exc:  # a parser's bug must cost one request, never the connection unanswered
+            self.error(500, f"internal error: {type(exc).__name__}: {exc}")
+            return
         try:
             route.handle(self, request)
         except (GenerationCancelled, Gone, BrokenPipeError, ConnectionResetError):

@@ -71,7 +71,7 @@ class NativeInfill:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> NativeInfill:
         fields = Fields(body)
-        if "text" not in body or "line" not in body:
+        if body.get("text") is None or body.get("line") is None:
             raise BadRequest(
                 "an infill request needs text (the file's contents) and line (1-based),"
                 " or llama-server's input_prefix and input_suffix"
