@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +38,6 @@ class TensorLayout:
     plan: TensorPlan
     qtype: GGMLQuantizationType
     nbytes: int
-
-
-@dataclass
-class WriteResult:
-    tensors: int
-    nbytes: int
-    fallbacks: list[str] = field(default_factory=list)
 
 
 def choose_type(plan: TensorPlan, outtype: str) -> GGMLQuantizationType:
