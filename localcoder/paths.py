@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 
 def home() -> Path:
     """LOCALCODER_HOME, else the platform's per-user data directory."""
     configured = os.environ.get("LOCALCODER_HOME")
     if configured:
         return Path(configured).expanduser()
+    import platformdirs  # imported only when LOCALCODER_HOME is unset
+
     return Path(platformdirs.user_data_dir("localcoder", appauthor=False))
 
 
