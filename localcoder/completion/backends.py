@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from localcoder.completion.engine import Engine
-from localcoder.completion.generate import Generation, Sampling, TextCut, generate_cut
+from localcoder.completion.generate import Generation, Sampling, TextCut, finish_cut, generate_cut, through_cut
 
 TextSink = Callable[[str], None]
 
@@ -70,23 +70,19 @@ class LocalBackend:
             stream=True,
         )
         reason = "eom"
+        feed = through_cut(cut, on_text)
         for chunk in stream:
             choice = chunk["choices"][0]
             text = choice.get("delta", {}).get("content") or ""
+            if choice.get("finish_reason") == "length":
+                reason = "max_tokens"
             if text:
                 first = first or time.perf_counter()
                 pieces.append(text)
-                shown = cut.feed(text)
-                if shown and on_text:
-                    on_text(shown)
-            if choice.get("finish_reason") == "length":
-                reason = "max_tokens"
-            if cut.stopped:
-                reason = "scope"
-                break
-        rest = cut.finish()
-        if rest and on_text:
-            on_text(rest)
+                if not feed(text):
+                    reason = "scope"
+                    break
+        finish_cut(cut, on_text)
         finished = time.perf_counter()
         first = first or finished
         return Generation("".join(pieces), len(pieces), reason, (first - started) * 1000, (finished - first) * 1000)

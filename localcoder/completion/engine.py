@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ggufkit.llamacpp import token_piece
-from localcoder.completion.generate import Generation, GenerationCancelled, Sampling, TextCut
+from localcoder.completion.generate import Generation, Sampling, TextCut, finish_cut, through_cut
 from localcoder.errors import LocalcoderError
 
 PROMPT_KINDS = ("auto", "ids", "text")
@@ -157,6 +157,7 @@ class Engine:
         first = None
         pieces: list[str] = []
         tokens, reason = 0, "max_tokens"
+        feed = through_cut(cut, on_text, cancelled)
         conn = self._connection()
         try:
             headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -197,12 +198,7 @@ class Engine:
                 if text:
                     tokens += 1
                     pieces.append(text)
-                    if cancelled is not None and cancelled():
-                        raise GenerationCancelled
-                    safe = cut.feed(text)
-                    if safe and on_text:
-                        on_text(safe)
-                    if cut.stopped:
+                    if not feed(text):
                         reason, done = "scope", True
                         break
                 finish = choice.get("finish_reason")
@@ -223,9 +219,7 @@ class Engine:
             raise EngineError(f"engine {self.label}: {exc}") from None
         finally:
             conn.close()
-        rest = cut.finish()
-        if rest and on_text:
-            on_text(rest)
+        finish_cut(cut, on_text)
         finished = time.perf_counter()
         first = first or finished
         return Generation("".join(pieces), tokens, reason, (first - started) * 1000, (finished - first) * 1000)

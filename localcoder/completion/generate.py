@@ -140,6 +140,17 @@ def generate_cut(
     """One generation whose text goes through `cut`: `on_text` gets only what `cut` lets out, generation ends
     once `cut` has stopped, and `cancelled()` is asked after every token (GenerationCancelled when it says yes).
     """
+    run = generate(llm, prompt_ids, stop, sampling, through_cut(cut, on_text, cancelled), eom_id)
+    finish_cut(cut, on_text)
+    return run
+
+
+def through_cut(
+    cut: TextCut, on_text: Callable[[str], None] | None, cancelled: Callable[[], bool] | None = None
+) -> Callable[[str], bool]:
+    """What a generation loop calls with each new piece of text (here, on an engine, or from a chat template):
+    GenerationCancelled when `cancelled()` says so, else the piece goes through `cut` and what the cut lets out
+    to `on_text`; False once the cut has stopped the completion."""
 
     def feed(text: str) -> bool:
         if cancelled is not None and cancelled():
@@ -149,8 +160,11 @@ def generate_cut(
             on_text(safe)
         return not cut.stopped
 
-    run = generate(llm, prompt_ids, stop, sampling, feed, eom_id)
+    return feed
+
+
+def finish_cut(cut: TextCut, on_text: Callable[[str], None] | None) -> None:
+    """Generation has ended: whatever the cut still held back goes to `on_text`."""
     rest = cut.finish()
     if rest and on_text:
         on_text(rest)
-    return run
