@@ -12,7 +12,7 @@ from typing import Any
 
 from localcoder.completion.infill import InfillInput, fill, prepare
 from localcoder.completion.request import CompletionRequest
-from localcoder.completion.truncate import StreamingTruncator
+from localcoder.completion.truncate import CursorContext, StreamingTruncator
 from localcoder.runtime import LoadedModel
 from localcoder.schemas import SCHEMA_VERSION
 from localcoder.source import Cursor
@@ -88,9 +88,10 @@ def complete(
     (other files' code) come before the document in the prompt.
     """
     started = time.perf_counter()
-    source = InfillInput(request.prefix, request.suffix, request.snippets, request.layout)
+    suffix = request.suffix
+    source = InfillInput(request.prefix, suffix, request.snippets, request.layout)
     prompt = prepare(model, source, request.sampling.max_tokens)
-    context = request.context
+    context = CursorContext(request.line_before, suffix)
     make_cut = lambda: StreamingTruncator(request.scope, context)  # noqa: E731
     filled = fill(model, prompt, request.sampling, make_cut, request.n, on_text, cancelled)
     alternatives = [

@@ -85,11 +85,14 @@ class CompletionRequest:
         if sampling.max_tokens < 1:
             raise LocalcoderError(f"max_tokens must be at least 1, not {sampling.max_tokens}")
         cursor = locate(buffer, line, col)
-        context = _context(buffer, cursor)
+        text, offset = buffer.text, cursor.offset
+        line_end = text.find("\n", offset)
+        # The default scope looks only at the cursor's own line: no copy of the rest of a large file.
+        cursor_line = CursorContext(_line_before(text, offset), text[offset : len(text) if line_end < 0 else line_end])
         return cls(
             buffer=buffer,
             cursor=cursor,
-            scope=scope or default_scope(context),  # type: ignore[arg-type]
+            scope=scope or default_scope(cursor_line),  # type: ignore[arg-type]
             sampling=sampling,
             n=n,
             layout=layout,
@@ -106,11 +109,10 @@ class CompletionRequest:
         return self.buffer.text[self.cursor.offset :]
 
     @property
-    def context(self) -> CursorContext:
-        """What the scope rules look at: the cursor's line up to it, and everything after it."""
-        return _context(self.buffer, self.cursor)
+    def line_before(self) -> str:
+        """The cursor's line up to the cursor (what the scope rules measure indentation from)."""
+        return _line_before(self.buffer.text, self.cursor.offset)
 
 
-def _context(buffer: SourceBuffer, cursor: Cursor) -> CursorContext:
-    prefix = buffer.text[: cursor.offset]
-    return CursorContext(line_before=prefix[prefix.rfind("\n") + 1 :], suffix=buffer.text[cursor.offset :])
+def _line_before(text: str, offset: int) -> str:
+    return text[text.rfind("\n", 0, offset) + 1 : offset]
