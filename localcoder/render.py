@@ -69,7 +69,7 @@ def print_json(name: str, value: Any, out: TextIO | None = None) -> None:
     to_dict). Its schema is localcoder/schemas/NAME.json; `name` must be one of schemas.NAMES."""
     if name not in schemas.NAMES:
         raise ValueError(f"no shipped schema named {name!r}")
-    data = json.loads(to_json(value))  # dataclasses, paths and to_dict() as to_json writes them
+    data = value.to_dict() if hasattr(value, "to_dict") else asdict(value) if is_dataclass(value) else value
     document = {"schema_version": schemas.SCHEMA_VERSION, **data}
     target = out or sys.stdout
     target.write(to_json(document) + "\n")

@@ -54,7 +54,6 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# The --engine options of complete, chat and eval: one definition, so the three commands agree.
 # Options several commands share, declared once (each command keeps the ones whose meaning is its own).
 MODEL: Any = typer.Option(
     None,
@@ -72,6 +71,7 @@ TEMPERATURE: Any = typer.Option(
 )
 TOP_P: Any = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.")
 
+# The --engine options of complete, chat and eval: one definition, so the three commands agree.
 ENGINE_URL: Any = typer.Option(
     None,
     "--engine",

@@ -13,6 +13,7 @@ from localcoder.errors import LocalcoderError
 from localcoder.gguf_info import read_gguf
 from localcoder.models import default_model, is_default
 from localcoder.render import print_json, render_models
+from localcoder.runtime import local_models
 
 EPILOG = """\
 [bold]Examples[/]
@@ -34,7 +35,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print the
     the default (the one `complete` and `chat` use with no --model) is starred."""
     directory = paths.models_dir()
     default = default_model()
-    rows = [_row(path) for path in sorted(directory.glob("*.gguf"))] if directory.is_dir() else []
+    rows = [_row(path) for path in local_models()]
     for row in rows:
         row["default"] = is_default(Path(row["path"]), default)
     document = {
