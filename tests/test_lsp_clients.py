@@ -21,6 +21,7 @@ import pytest
 
 from convert.vocab.codegen25 import codegen25_tokenizer
 from tests.bigram import bigram_model
+from tests.server_run import running_server
 
 pytest.importorskip("llama_cpp")
 
@@ -57,7 +58,8 @@ def server_env() -> dict[str, str]:
 
 
 def lsp_command(model: Path, *options: str) -> list[str]:
-    return [sys.executable, "-m", "localcoder", "lsp", "--no-server", "--model", str(model), *options]
+    where = options if "--server" in options else ("--no-server", *options)
+    return [sys.executable, "-m", "localcoder", "lsp", "--model", str(model), *where]
 
 
 def needs(tool: str, ready: bool, how: str) -> None:
@@ -170,6 +172,25 @@ def test_cancel_answers_request_cancelled_and_stops_the_generation(model: Path, 
         "result": [{"insertText": ANSWER, "range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}}]
     }
     assert answers[-1] == {"exit_code": 0}
+
+
+def test_with_a_running_serve_the_lsp_uses_its_model_and_a_cancel_hangs_up(model: Path, tmp_path: Path) -> None:
+    steps = [
+        *opening(options={"maxTokens": 1000}),
+        {"kind": "cancel", "uri": URI, "position": at(0, 9), "after_ms": 200},
+        typing(INSERT_AT),
+        {"kind": "inline", "uri": URI, "position": at(8, CURSOR)},
+        {"kind": "shutdown"},
+        {"kind": "exit"},
+    ]
+    with running_server("--model", str(model)) as server:  # serve takes at most 1024 tokens
+        run = drive(model, steps, tmp_path, "--server", server.url)
+    answers, messages = run["answers"], run["messages"]
+    assert answers[3]["error"]["code"] == -32800
+    assert any("generation stopped (cancelled)" in m.get("log", "") for m in messages)
+    ghost = {"insertText": ANSWER, "range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}}
+    assert answers[5] == {"result": [ghost]}
+    assert {"progress": "begin"} not in messages  # nothing loaded here: serve's resident model answered
 
 
 def test_exit_without_shutdown_is_status_1(model: Path, tmp_path: Path) -> None:
