@@ -91,9 +91,11 @@ bench-complete: $(VENV)/.runtime
 bench-serve: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_serve.py --shape $(COMPLETE_SHAPE)
 
-# An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots.
+# An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots;
+# then a typing trace through `localcoder lsp` (inlineCompletion) against the same over /infill: ms per keystroke.
 bench-editor: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_editor.py --shape $(COMPLETE_SHAPE)
+	$(BIN)/python benchmarks/bench_editor_lsp.py --shape $(COMPLETE_SHAPE)
 
 # bubblewrap, the Linux sandbox for /run and eval (and the tests of it): installed with apt-get only when bwrap is
 # missing and we may (Linux, root, apt-get present); otherwise this says what is missing and does nothing.
