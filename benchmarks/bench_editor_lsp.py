@@ -8,6 +8,7 @@ One line is typed one keystroke at a time into a file of about 1,000 tokens. Per
   lsp+serve: the same, with `localcoder lsp --server URL` forwarding to a running serve;
   /infill: the whole buffer and the cursor POSTed to serve's /infill (what an HTTP plugin sends).
 Each path loads its model before the trace (not timed) and answers greedy, so all three do the same work;
+the three take turns keystroke by keystroke, so that load from other work falls on them alike;
 the difference is the protocol: incremental sync and JSON-RPC over stdio against HTTP with the whole text.
 Milliseconds per keystroke (median and mean over the trace, the first keystroke left out as a warm-up).
 """
@@ -106,42 +107,54 @@ class StdioClient:
         return self.process.wait(timeout=30)
 
 
-def lsp_trace(command: list[str], text: str, row: int) -> list[float]:
-    client = StdioClient(command)
-    client.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
-    client.send("initialized", {})
-    client.send(
-        "textDocument/didOpen", {"textDocument": {"uri": URI, "languageId": "python", "version": 1, "text": text}}
-    )
-    position = {"textDocument": {"uri": URI}, "context": {"triggerKind": 1}}
-    client.request("textDocument/inlineCompletion", {**position, "position": {"line": row, "character": 0}})  # load
-    times, column = [], 0
-    for version, char in enumerate(TYPED, start=2):
+class LspSession:
+    """An open document in `localcoder lsp`; `key(i)` types TYPED[i] and asks for the inline completion."""
+
+    def __init__(self, command: list[str], text: str, row: int) -> None:
+        self.client, self.row, self.column = StdioClient(command), row, 0
+        self.client.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+        self.client.send("initialized", {})
+        document = {"uri": URI, "languageId": "python", "version": 1, "text": text}
+        self.client.send("textDocument/didOpen", {"textDocument": document})
+        self._ask()  # loads the model
+
+    def _ask(self) -> None:
+        position = {"line": self.row, "character": self.column}
+        params = {"textDocument": {"uri": URI}, "position": position, "context": {"triggerKind": 1}}
+        self.client.request("textDocument/inlineCompletion", params)
+
+    def key(self, index: int) -> float:
         started = time.perf_counter()
-        at = {"line": row, "character": column}
-        change = {"range": {"start": at, "end": at}, "text": char}
-        client.send(
-            "textDocument/didChange", {"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]}
-        )
-        column += len(char.encode("utf-16-le")) // 2
-        client.request("textDocument/inlineCompletion", {**position, "position": {"line": row, "character": column}})
-        times.append((time.perf_counter() - started) * 1000)
-    assert client.close() == 0
-    return times
+        at = {"line": self.row, "character": self.column}
+        change = {"range": {"start": at, "end": at}, "text": TYPED[index]}
+        document = {"uri": URI, "version": index + 2}
+        self.client.send("textDocument/didChange", {"textDocument": document, "contentChanges": [change]})
+        self.column += len(TYPED[index].encode("utf-16-le")) // 2
+        self._ask()
+        return (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        assert self.client.close() == 0
 
 
-def infill_trace(url: str, text: str, row: int, max_tokens: int) -> list[float]:
-    lines = text.split("\n")
-    sampling = Sampling(temperature=0.0, max_tokens=max_tokens)
-    times = []
-    for count in range(1, len(TYPED) + 1):
+class InfillSession:
+    """The same typing as whole-buffer POST /infill requests to a running serve."""
+
+    def __init__(self, url: str, text: str, row: int, max_tokens: int) -> None:
+        self.url, self.lines, self.row = url, text.split("\n"), row
+        self.sampling = Sampling(temperature=0.0, max_tokens=max_tokens)
+
+    def key(self, index: int) -> float:
         started = time.perf_counter()
-        typed = "\n".join([*lines[:row], TYPED[:count] + lines[row], *lines[row + 1 :]])
-        buffer = SourceBuffer("module.py", typed, "utf-8", False, "\n")
-        request = CompletionRequest.build(buffer, row + 1, count + 1, sampling=sampling)
-        remote_infill(url, NativeInfill(request), None)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+        lines, row, typed = self.lines, self.row, TYPED[: index + 1]
+        text = "\n".join([*lines[:row], typed + lines[row], *lines[row + 1 :]])
+        buffer = SourceBuffer("module.py", text, "utf-8", False, "\n")
+        request = CompletionRequest.build(buffer, row + 1, len(typed) + 1, sampling=self.sampling)
+        remote_infill(self.url, NativeInfill(request), None)
+        return (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        pass
 
 
 def summary(name: str, times: list[float]) -> tuple[str, float]:
@@ -166,18 +179,27 @@ def main() -> None:
     print(f"machine {machine()}; date {date.today().isoformat()}; model random {args.shape}, {args.quant};"
           f" {len(TYPED)} keystrokes, max_tokens {args.max_tokens}, greedy")  # fmt: skip
 
+    lsp = [sys.executable, "-m", "localcoder", "lsp", "--model", str(gguf), "--max-tokens", str(args.max_tokens)]
     pool = ModelPool(PoolOptions(str(gguf), WINDOW, keep_alive=-1))
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    lsp = [sys.executable, "-m", "localcoder", "lsp", "--model", str(gguf), "--max-tokens", str(args.max_tokens)]
     try:
         pool.preload(None)
-        results = {
-            "/infill": infill_trace(url, text, row, args.max_tokens),
-            "lsp": lsp_trace([*lsp, "--no-server"], text, row),
-            "lsp+serve": lsp_trace([*lsp, "--server", url], text, row),
+        sessions = {
+            "/infill": InfillSession(url, text, row, args.max_tokens),
+            "lsp": LspSession([*lsp, "--no-server"], text, row),
+            "lsp+serve": LspSession([*lsp, "--server", url], text, row),
         }
+        # Keystroke by keystroke, each path in turn (the first one rotating): load from other work on the
+        # machine falls on all three alike.
+        results: dict[str, list[float]] = {name: [] for name in sessions}
+        names = list(sessions)
+        for index in range(len(TYPED)):
+            for name in names[index % 3 :] + names[: index % 3]:
+                results[name].append(sessions[name].key(index))
+        for session in sessions.values():
+            session.close()
     finally:
         server.shutdown()
         server.server_close()

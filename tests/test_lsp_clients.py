@@ -202,10 +202,12 @@ NEOVIM = """
 local ok, failure = pcall(function()
 local cmd = vim.fn.json_decode(os.getenv("LSP_CMD"))
 local exit_code = nil
+local shown = {}
 vim.cmd("edit " .. os.getenv("LSP_FILE"))
 local buf = vim.api.nvim_get_current_buf()
 local id = vim.lsp.start_client({cmd = cmd, name = "localcoder", root_dir = vim.fn.getcwd(),
-  init_options = {debounceMs = 0}, on_exit = function(code) exit_code = code end})
+  init_options = {debounceMs = 0}, on_exit = function(code) exit_code = code end,
+  handlers = {["window/showMessage"] = function(_, result) table.insert(shown, result.message) end}})
 vim.lsp.buf_attach_client(buf, id)
 vim.wait(30000, function() return #vim.lsp.buf_get_clients(buf) > 0 end, 20)
 -- Type "total" after "+ " on line 9 without saving: the server must complete the buffer, not the file.
@@ -217,7 +219,8 @@ local params = vim.lsp.util.make_position_params()
 local answer = vim.lsp.buf_request_sync(buf, "textDocument/completion", params, 30000)
 vim.lsp.stop_client(id)
 vim.wait(30000, function() return exit_code ~= nil end, 20)
-vim.fn.writefile({vim.fn.json_encode({answer = answer[id], position = params.position, exit_code = exit_code})},
+vim.fn.writefile({vim.fn.json_encode({answer = answer[id], position = params.position, exit_code = exit_code,
+  shown = shown})},
   os.getenv("LSP_OUT"))
 end)
 if not ok then vim.fn.writefile({vim.fn.json_encode({failure = tostring(failure)})}, os.getenv("LSP_OUT")) end
@@ -240,4 +243,5 @@ def test_neovim_builtin_client_asks_textdocument_completion(model: Path, tmp_pat
     [item] = seen["answer"]["result"]["items"]
     assert item["textEdit"] == {"range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}, "newText": ANSWER}
     assert seen["exit_code"] == 0
+    assert seen["shown"] in ([], {}), seen["shown"]  # no complaint about Neovim's (empty) settings
     assert source.read_text(encoding="utf-8") == TEXT  # nothing was written to the file

@@ -78,7 +78,7 @@ def test_a_change_without_a_range_replaces_the_text_and_close_frees_the_document
 def test_settings_update_the_options_and_bad_ones_are_one_line_errors() -> None:
     options = LspOptions().updated({"localcoder": {"maxTokens": 12, "temperature": 0.5, "debounceMs": 0, "model": "m"}})
     assert (options.max_tokens, options.temperature, options.debounce_ms, options.model) == (12, 0.5, 0.0, "m")
-    assert options.updated(None) == options
+    assert options.updated(None) == options and options.updated([]) == options
     assert options.updated({"contextBudget": 64, "unknown": 1}).context_budget == 64
     for bad in ({"maxTokens": 0}, {"maxTokens": 1.5}, {"temperature": 9}, {"scope": "page"}, {"debounceMs": True}):
         with pytest.raises(LocalcoderError, match=r"setting|scope") as caught:

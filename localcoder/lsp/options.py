@@ -45,7 +45,7 @@ class LspOptions:
     def updated(self, settings: Any) -> LspOptions:
         """These options with the client's settings applied: a JSON object of the camelCase names, optionally
         under a "localcoder" key (how didChangeConfiguration usually nests them). Unknown keys are ignored."""
-        if settings is None:
+        if settings is None or settings == []:  # Neovim sends its empty settings table as []
             return self
         if isinstance(settings, dict) and isinstance(settings.get("localcoder"), dict):
             settings = settings["localcoder"]
