@@ -61,8 +61,10 @@ def path_of(uri: str) -> str:
 def repository_snippets(
     path: str, text: str, offset: int, *, budget: int, open_documents: dict[str, str], roots: list[Path]
 ) -> tuple[Snippet, ...]:
-    """Code from other files for the prompt: the context stage (localcoder.context.gather), open documents
-    first. Not wired yet: it arrives on another branch; until then no snippets."""
+    """Code from other files for the prompt, at most `budget` tokens: the context stage's job
+    (`localcoder.context.gather(path, text, offset, budget=..., open_documents=..., root=...)`), which ranks
+    the open documents (path -> the text the editor sent, not the file on disk) first and searches the
+    workspace folders (`roots`). That stage arrives on another branch; until it is wired here, no snippets."""
     return ()
 
 

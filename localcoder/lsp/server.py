@@ -210,7 +210,7 @@ class LocalcoderServer(LanguageServer):
                 target.text,
                 target.offset,
                 budget=self.options.context_budget,
-                open_documents=self.documents.texts(),
+                open_documents={features.path_of(u): t for u, t in self.documents.texts().items()},
                 roots=self.roots,
             )
             language = self.documents.get(uri).language
