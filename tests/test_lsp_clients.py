@@ -150,7 +150,9 @@ def test_cancel_answers_request_cancelled_and_stops_the_generation(model: Path, 
     # At the end of line 0 the bigram model writes garbage until maxTokens: work that only a cancel ends.
     endless = {"uri": URI, "position": at(0, 9)}
     steps = [
-        *opening(options={"maxTokens": 1500}),
+        *opening(options={"maxTokens": 4}),
+        {"kind": "inline", **endless},  # loads the model, so that the cancels below meet generation
+        {"kind": "configure", "settings": {"maxTokens": 1500}},
         {"kind": "cancel", **endless, "after_ms": 0},  # request and cancel in one burst
         {"kind": "cancel", **endless, "after_ms": 200},  # cancelled while it generates
         {"kind": "cancel", **endless, "request": "completion", "after_ms": 200},
@@ -163,12 +165,12 @@ def test_cancel_answers_request_cancelled_and_stops_the_generation(model: Path, 
     ]
     run = drive(model, steps, tmp_path)
     answers, messages = run["answers"], run["messages"]
-    for answer in answers[3:6]:
+    for answer in answers[5:8]:
         assert answer["error"]["code"] == -32800, answer
     stopped = [m["log"] for m in messages if "generation stopped (cancelled)" in m.get("log", "")]
     assert len(stopped) == 2, messages  # the burst's request never started; the other two stopped mid-way
     assert any("maxTokens" in m.get("show", "") for m in messages)
-    assert answers[9] == {
+    assert answers[11] == {
         "result": [{"insertText": ANSWER, "range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}}]
     }
     assert answers[-1] == {"exit_code": 0}

@@ -37,7 +37,7 @@ from localcoder.lsp.options import LspOptions
 from localcoder.server.client import Completer, LoadedCompleter
 
 logger = logging.getLogger(__name__)
-SETTLE_SECONDS = 0.05  # longest wait for the reader to take in input the client already wrote
+SETTLE_SECONDS = 0.25  # longest wait for the reader to take in input the client already wrote
 OpenCompleter = Callable[[str | None], Completer]  # model name (None: the default) -> where requests go
 
 
@@ -86,9 +86,11 @@ class StdinReader:
 
     def __init__(self, fd: int = 0) -> None:
         self._fd, self._buffer, self._closed = fd, bytearray(), threading.Event()
+        self.bodies = 0  # message bodies read; the protocol counts those it has handled
 
-    def pending(self) -> bool:
-        return bool(self._buffer) or bool(select.select([self._fd], [], [], 0)[0])
+    def pending(self, handled: int) -> bool:
+        """Whether the client wrote something not yet handled: read but not yet handled, buffered, or unread."""
+        return handled < self.bodies or bool(self._buffer) or bool(select.select([self._fd], [], [], 0)[0])
 
     def close(self) -> None:
         self._closed.set()
@@ -111,6 +113,7 @@ class StdinReader:
         while len(self._buffer) < size:
             if not self._fill():
                 return b""
+        self.bodies += 1  # pygls reads each message's body with one read(Content-Length)
         return self._take(size)
 
     def _take(self, size: int) -> bytes:
@@ -124,6 +127,12 @@ class LocalcoderProtocol(LanguageServerProtocol):
     a cancel that also stops a request already running, which pygls alone cannot do."""
 
     _server: LocalcoderServer
+
+    def handle_message(self, message: Any) -> None:
+        try:
+            super().handle_message(message)
+        finally:
+            self._server.handled += 1
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         self._server.tickets.cancel(msg_id)
@@ -167,8 +176,9 @@ class LocalcoderServer(LanguageServer):
         self.encoding = "utf-16"
         self.shut_down = False
         self.reader = reader
+        self.handled = 0  # messages handled (see StdinReader.pending)
         self._open_completer = open_completer
-        self._completer: Completer | None = None
+        self._preparing: asyncio.Future[Completer] | None = None  # opening the completer, then loading its model
         self._work = ThreadPoolExecutor(1, thread_name_prefix="localcoder-lsp")  # one resident model
 
     def tell(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
@@ -185,7 +195,7 @@ class LocalcoderServer(LanguageServer):
             self.tell(f"{exc}; keeping the settings it had")
             return
         if updated.model != self.options.model:
-            self._completer = None  # the next request opens the newly named model
+            self._preparing = None  # the next request opens the newly named model
         self.options = updated
 
     async def answer(
@@ -239,7 +249,8 @@ class LocalcoderServer(LanguageServer):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_SECONDS
         await asyncio.sleep(0)
-        while self.reader is not None and self.reader.pending() and loop.time() < deadline and not ticket.stopped():
+        reader = self.reader
+        while reader is not None and reader.pending(self.handled) and loop.time() < deadline and not ticket.stopped():
             await asyncio.sleep(0.001)
         if debounce > 0 and not ticket.stopped():
             await asyncio.sleep(debounce)
@@ -268,10 +279,21 @@ class LocalcoderServer(LanguageServer):
             return None
 
     async def _ready_completer(self) -> Completer:
-        """The completer, its model loaded first (with $/progress when the client shows it)."""
-        if self._completer is None:
-            self._completer = self._open_completer(self.options.model)
-        completer = self._completer
+        """The completer, its model loaded first. One load, shared: a request cancelled while it waits leaves
+        the load running for the next one."""
+        if self._preparing is None:
+            self._preparing = asyncio.ensure_future(self._prepare(self.options.model))
+        try:
+            return await asyncio.shield(self._preparing)
+        except Exception:
+            self._preparing = None  # the next request tries again (the user may fix the model setting)
+            raise
+
+    async def _prepare(self, model: str | None) -> Completer:
+        """Open the completer (probing for a running serve) and load its model, off the event loop so that
+        cancels keep being read; with $/progress when the client shows it."""
+        loop = asyncio.get_running_loop()
+        completer = await loop.run_in_executor(self._work, self._open_completer, model)
         if isinstance(completer, LoadedCompleter) and not completer.loaded:
             token = str(uuid.uuid4())
             progress = self._supports_progress()
@@ -279,7 +301,7 @@ class LocalcoderServer(LanguageServer):
                 await self.work_done_progress.create_async(token)
                 self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="localcoder: loading the model"))
             try:
-                await asyncio.get_running_loop().run_in_executor(self._work, completer.ensure_loaded)
+                await loop.run_in_executor(self._work, completer.ensure_loaded)
             finally:
                 if progress:
                     self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="ready"))
