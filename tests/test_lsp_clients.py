@@ -107,8 +107,12 @@ def typing(insert_at: int) -> dict[str, Any]:
 
 def test_vscode_client_inline_completion_after_an_edit_on_an_emoji_line(model: Path, tmp_path: Path) -> None:
     inline = {"kind": "inline", "uri": URI, "position": at(8, CURSOR)}
+    # Before typing: the editor's completion popup has "total" selected at the cursor; the model must see the
+    # document as if it were accepted, and the item starts with it.
+    popup = {"range": {"start": at(8, INSERT_AT), "end": at(8, INSERT_AT)}, "text": TYPED}
     steps = [
         *opening(),
+        {**inline, "position": at(8, INSERT_AT), "selected": popup},
         typing(INSERT_AT),
         inline,
         {"kind": "completion", "uri": URI, "position": at(8, CURSOR)},
@@ -124,13 +128,15 @@ def test_vscode_client_inline_completion_after_an_edit_on_an_emoji_line(model: P
     assert capabilities["positionEncoding"] == "utf-16"
     assert capabilities["textDocumentSync"]["change"] == 2 and capabilities["textDocumentSync"]["openClose"]
     assert "inlineCompletionProvider" in capabilities and "completionProvider" in capabilities
+    selected = {"insertText": TYPED + ANSWER, "range": {"start": at(8, INSERT_AT), "end": at(8, INSERT_AT + 1)}}
+    assert answers[3] == {"result": [selected]}
     ghost = {"insertText": ANSWER, "range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}}
-    assert answers[4] == {"result": [ghost]}
-    [item] = answers[5]["result"]["items"]
+    assert answers[5] == {"result": [ghost]}
+    [item] = answers[6]["result"]["items"]
     assert item["label"] == ANSWER.strip(" )") and item["textEdit"] == {"range": ghost["range"], "newText": ANSWER}
     assert item["insertTextFormat"] == 1 and item["sortText"] < "1"
-    assert answers[6] == [{"result": []}, {"result": [ghost]}]
-    assert answers[8] == {"result": []}
+    assert answers[7] == [{"result": []}, {"result": [ghost]}]
+    assert answers[9] == {"result": []}
     assert any("not open" in m.get("show", "") for m in messages)
     assert answers[-1] == {"exit_code": 0}
     assert {"progress": "begin"} in messages  # the model loaded lazily, with $/progress
