@@ -56,6 +56,8 @@ class Ticket:
 
 @dataclass
 class Tickets:
+    """The requests in flight: by id (for $/cancelRequest) and the newest for each document (superseding)."""
+
     by_id: dict[Any, Ticket] = field(default_factory=dict)
     latest: dict[str, Ticket] = field(default_factory=dict)
 
@@ -63,12 +65,14 @@ class Tickets:
         older = self.latest.get(uri)
         if older is not None:
             older.superseded = True
-        ticket = self.by_id.setdefault(msg_id, Ticket(uri, msg_id))  # a cancel may have come first
-        self.latest[uri] = ticket
+        ticket = self.by_id[msg_id] = self.latest[uri] = Ticket(uri, msg_id)
         return ticket
 
     def cancel(self, msg_id: Any) -> None:
-        self.by_id.setdefault(msg_id, Ticket("", msg_id)).cancelled = True
+        """Stop the request's work. One whose handler has not started yet has no ticket: pygls cancels it."""
+        ticket = self.by_id.get(msg_id)
+        if ticket is not None:
+            ticket.cancelled = True
 
     def finish(self, ticket: Ticket) -> None:
         self.by_id.pop(ticket.msg_id, None)
@@ -212,6 +216,8 @@ class LocalcoderServer(LanguageServer):
             await self._settle(ticket, self.options.debounce_ms / 1000 if automatic else 0.0)
             if ticket.cancelled:
                 raise JsonRpcRequestCancelled(f"request {ticket.msg_id} was cancelled")
+            if ticket.superseded:  # a newer keystroke came while it waited
+                return render("", features.target_at("", 0), "", self.encoding)
             text = self.documents.get(uri).text
             target = self._target(text, position, selected)
             path = features.path_of(uri)
