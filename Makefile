@@ -29,7 +29,7 @@ PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld bench-engine bench-wire clean
+	bench-sandbox bench-prompt bench-kld bench-engine bench-wire lsp-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ $(VENV)/.test: $(LOCK_TEST) pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/localcoder demo
 
-test: $(VENV)/.test system-deps
+test: $(VENV)/.test system-deps lsp-client
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -91,9 +91,11 @@ bench-complete: $(VENV)/.runtime
 bench-serve: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_serve.py --shape $(COMPLETE_SHAPE)
 
-# An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots.
+# An editing trace as llama.vim sends it (3 files, extra context, warm-ups): tokens read with 1 and 3 cache slots;
+# then a typing trace through `localcoder lsp` (inlineCompletion) against the same over /infill: ms per keystroke.
 bench-editor: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_editor.py --shape $(COMPLETE_SHAPE)
+	$(BIN)/python benchmarks/bench_editor_lsp.py --shape $(COMPLETE_SHAPE)
 
 # bubblewrap, the Linux sandbox for /run and eval (and the tests of it): installed with apt-get only when bwrap is
 # missing and we may (Linux, root, apt-get present); otherwise this says what is missing and does nothing.
@@ -104,6 +106,26 @@ system-deps:
 	  apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap; }; \
 	else \
 	  echo "note: bwrap is missing (package bubblewrap); the sandbox tests skip, or fail where CI is set" >&2; \
+	fi
+	@# Neovim: its built-in LSP client drives `localcoder lsp` in tests/test_lsp_clients.py (Debian's is 0.7).
+	@if [ "$$(uname -s)" != Linux ] || command -v nvim >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq neovim >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq neovim; }; \
+	else \
+	  echo "note: nvim is missing (package neovim); its language server test skips, or fails where CI is set" >&2; \
+	fi
+
+# The JavaScript LSP libraries VS Code extensions use (vscode-jsonrpc, vscode-languageserver-protocol), pinned
+# by tests/lsp_client/package-lock.json, for the language server's tests. Without node: a note (CI: an error).
+LSP_CLIENT := tests/lsp_client
+lsp-client:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "note: node/npm are missing; the language server's VS Code client test skips, or fails where CI is set" >&2; \
+	  if [ -n "$$CI" ]; then exit 1; fi; \
+	elif [ ! -f $(LSP_CLIENT)/node_modules/.package-lock.json ] \
+	  || [ $(LSP_CLIENT)/package-lock.json -nt $(LSP_CLIENT)/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix $(LSP_CLIENT) --no-audit --no-fund --silent; \
 	fi
 
 # The sandbox's cost: HumanEval's 164 canonical checks unconfined (--unsafe-no-sandbox) and inside bwrap.

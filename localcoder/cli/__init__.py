@@ -24,6 +24,7 @@ from localcoder.cli import (
     eval_cmd,
     inspect_cmd,
     kld_cmd,
+    lsp_cmd,
     models_cmd,
     pull_cmd,
     rm_cmd,
@@ -40,7 +41,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 COMMANDS = (complete_cmd, chat_cmd, serve_cmd, eval_cmd, pull_cmd, convert_cmd, models_cmd, rm_cmd, inspect_cmd)
-for module in (*COMMANDS, verify_cmd, bench_cmd, doctor_cmd, demo_cmd):
+for module in (*COMMANDS, lsp_cmd, verify_cmd, bench_cmd, doctor_cmd, demo_cmd):
     module.register(app)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 
 from localcoder.completion.backends import backend_for
 from localcoder.completion.complete import complete
+from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import TextSink
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
@@ -28,6 +31,7 @@ from localcoder.server.wire import (
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 OFF = ("", "0", "off", "none", "no")
+Cancelled = Callable[[], bool]
 PROBE_SECONDS = 0.5
 
 
@@ -77,10 +81,16 @@ def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
         connection.close()
 
 
-def remote_infill(url: str, request: NativeInfill, on_text: TextSink | None) -> dict[str, Any]:
-    """POST /infill with streaming; `on_text` gets each alternative's text as it comes. Returns the result."""
+def remote_infill(
+    url: str, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled | None = None
+) -> dict[str, Any]:
+    """POST /infill with streaming; `on_text` gets each alternative's text as it comes. Returns the result.
+
+    When `cancelled()` says yes the connection is closed (the server then stops generating for it) and
+    GenerationCancelled is raised."""
     connection, base = _connection(url, None)
     body = json.dumps({**request.to_json(), "stream": True}).encode("utf-8")
+    watcher = _HangUp(connection, cancelled) if cancelled is not None else None
     try:
         connection.request("POST", f"{base}/infill", body, {"Content-Type": "application/json"})
         response = connection.getresponse()
@@ -94,13 +104,49 @@ def remote_infill(url: str, request: NativeInfill, on_text: TextSink | None) -> 
                 result = event.result
             elif on_text is not None:
                 on_text(event.index, event.text)
+        if watcher is not None and watcher.hung_up:
+            raise GenerationCancelled
         if result is None:
             raise LocalcoderError(f"server {url} closed the stream before the result")
         return result
     except (OSError, http.client.HTTPException) as exc:
+        if watcher is not None and watcher.hung_up:
+            raise GenerationCancelled from None
         raise LocalcoderError(f"server {url}: {exc}") from None
     finally:
+        if watcher is not None:
+            watcher.stop()
         connection.close()
+
+
+class _HangUp:
+    """Closes an HTTP connection from a second thread once `cancelled()` says yes: a read blocked on the
+    server (reading a long prompt, say) returns at once instead of after the server's next token."""
+
+    POLL_SECONDS = 0.02
+
+    def __init__(self, connection: http.client.HTTPConnection, cancelled: Cancelled) -> None:
+        self.hung_up = False
+        self._connection, self._cancelled = connection, cancelled
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="localcoder-hang-up", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.POLL_SECONDS):
+            if self._cancelled():
+                self.hung_up = True
+                sock = self._connection.sock
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _events(response: http.client.HTTPResponse) -> Iterator[Event]:
@@ -140,8 +186,13 @@ class LoadOptions:
 class Completer(Protocol):
     """Where `complete`'s requests go, chosen once by `open_completer`: a running server, or a model loaded here."""
 
-    def complete(self, request: CompletionRequest, on_text: TextSink | None) -> dict[str, Any]:
-        """`complete --json`'s result for the request; `on_text(alternative, text)` streams as it comes."""
+    def complete(
+        self, request: CompletionRequest, on_text: TextSink | None, cancelled: Cancelled | None = None
+    ) -> dict[str, Any]:
+        """`complete --json`'s result for the request; `on_text(alternative, text)` streams as it comes.
+
+        `cancelled()` is asked while it works (a newer keystroke, the client's $/cancelRequest); when it says
+        yes the work stops and GenerationCancelled is raised."""
         ...
 
 
@@ -152,8 +203,10 @@ class ServedCompleter:
     url: str
     model: str | None  # the resolved path of the model named here; None: the server's default
 
-    def complete(self, request: CompletionRequest, on_text: TextSink | None) -> dict[str, Any]:
-        return remote_infill(self.url, NativeInfill(request, self.model), on_text)
+    def complete(
+        self, request: CompletionRequest, on_text: TextSink | None, cancelled: Cancelled | None = None
+    ) -> dict[str, Any]:
+        return remote_infill(self.url, NativeInfill(request, self.model), on_text, cancelled)
 
 
 @dataclass
@@ -163,14 +216,25 @@ class LoadedCompleter:
     load: LoadOptions
     _model: LoadedModel | None = None
 
-    def complete(self, request: CompletionRequest, on_text: TextSink | None) -> dict[str, Any]:
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def ensure_loaded(self) -> LoadedModel:
+        """The model, loaded on first use (a language server shows $/progress around this)."""
         if self._model is None:
             path = resolve_model(self.load.model).resolve()
             backend = backend_for(self.load.engine)
             load = self.load
             self._model = load_model(path, load.ctx, load.threads, load.gpu_layers, load.lookup, backend=backend)
-        data = complete(self._model, request, on_text).to_dict()
-        described = self._model.backend.describe()
+        return self._model
+
+    def complete(
+        self, request: CompletionRequest, on_text: TextSink | None, cancelled: Cancelled | None = None
+    ) -> dict[str, Any]:
+        model = self.ensure_loaded()
+        data = complete(model, request, on_text, cancelled).to_dict()
+        described = model.backend.describe()
         if described is not None:
             data["engine"] = described
         return data

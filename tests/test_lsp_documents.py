@@ -1,0 +1,115 @@
+"""The language server's document sync, settings and targets, without a client (tests/test_lsp_clients.py
+drives the whole server with real ones). Every expected text here is worked out by hand from the LSP spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from localcoder.errors import LocalcoderError
+from localcoder.lsp.documents import Change, Documents, Position, offset_at, position_at, units
+from localcoder.lsp.features import build_request, completion_items, inline_items, target_at
+from localcoder.lsp.options import LspOptions
+
+EMOJI = "\N{PARTY POPPER}"  # outside the BMP: 2 UTF-16 units, 4 UTF-8 bytes, 1 code point
+
+
+def edit(start: tuple[int, int], end: tuple[int, int], text: str) -> Change:
+    return Change(text, Position(*start), Position(*end))
+
+
+@pytest.mark.parametrize(("encoding", "after_emoji"), [("utf-16", 8), ("utf-8", 10), ("utf-32", 7)])
+def test_an_edit_after_an_emoji_lands_where_the_encoding_says(encoding: str, after_emoji: int) -> None:
+    documents = Documents()
+    documents.open("file:///a.py", f'x = "{EMOJI}" + \ny = 1\n')
+    # 'x = "' is 5 units in every encoding; the emoji is 2, 4 or 1; the quote 1: the space after it is at 8/10/7.
+    documents.change("file:///a.py", 2, [edit((0, after_emoji), (0, after_emoji + 1), "+")], encoding)
+    assert documents.get("file:///a.py").text == f'x = "{EMOJI}"++ \ny = 1\n'
+    assert documents.get("file:///a.py").version == 2
+
+
+def test_several_edits_apply_in_order_each_against_the_text_the_last_one_left() -> None:
+    documents = Documents()
+    documents.open("u", "alpha\nbeta\ngamma\n")
+    documents.change(
+        "u",
+        2,
+        [
+            edit((0, 5), (2, 0), " BETWEEN "),  # joins three lines: "alpha BETWEEN gamma\n"
+            edit((0, 0), (0, 0), "# top\n"),  # then a line above it
+            edit((1, 6), (1, 13), "AND"),  # on the joined line, now line 1
+        ],
+    )
+    assert documents.get("u").text == "# top\nalpha AND gamma\n"
+
+
+def test_crlf_and_lone_cr_end_lines_but_form_feed_and_line_separator_do_not() -> None:
+    text = "a\r\nb\rc\fd\u2028e\nf"
+    assert offset_at(text, Position(1, 0)) == 3  # "b", after the CRLF
+    assert offset_at(text, Position(2, 2)) == text.index("d")  # line 2 is "c\fd\u2028e": \f and U+2028 are characters
+    assert offset_at(text, Position(3, 1)) == len(text)
+    assert position_at(text, text.index("e")) == Position(2, 4)
+    documents = Documents()
+    documents.open("u", text)
+    documents.change("u", 2, [edit((0, 1), (1, 1), "")])  # delete the CRLF and "b"
+    assert documents.get("u").text == "a\rc\fd\u2028e\nf"
+
+
+def test_positions_past_a_line_or_the_text_clamp_and_half_a_surrogate_pair_rounds_down() -> None:
+    text = f"{EMOJI}x\nlast"
+    assert offset_at(text, Position(0, 99)) == 2  # the end of line 0, before its newline
+    assert offset_at(text, Position(9, 0)) == len(text)
+    assert offset_at(text, Position(0, 1)) == 0  # inside the emoji's two units: its start
+    assert offset_at(text, Position(0, 2)) == 1
+    assert position_at(text, 2) == Position(0, 3)
+    assert units(EMOJI, "utf-16") == 2 and units(EMOJI, "utf-8") == 4 and units(EMOJI, "utf-32") == 1
+
+
+def test_a_change_without_a_range_replaces_the_text_and_close_frees_the_document() -> None:
+    documents = Documents()
+    documents.open("u", "old")
+    documents.change("u", 2, [Change("new\n"), edit((1, 0), (1, 0), "more")])
+    assert documents.get("u").text == "new\nmore"
+    documents.close("u")
+    assert "u" not in documents and len(documents) == 0
+    with pytest.raises(LocalcoderError, match="not open"):
+        documents.change("u", 3, [Change("x")])
+
+
+def test_settings_update_the_options_and_bad_ones_are_one_line_errors() -> None:
+    options = LspOptions().updated({"localcoder": {"maxTokens": 12, "temperature": 0.5, "debounceMs": 0, "model": "m"}})
+    assert (options.max_tokens, options.temperature, options.debounce_ms, options.model) == (12, 0.5, 0.0, "m")
+    assert options.updated(None) == options and options.updated([]) == options
+    assert options.updated({"contextBudget": 64, "unknown": 1}).context_budget == 64
+    for bad in ({"maxTokens": 0}, {"maxTokens": 1.5}, {"temperature": 9}, {"scope": "page"}, {"debounceMs": True}):
+        with pytest.raises(LocalcoderError, match=r"setting|scope") as caught:
+            options.updated(bad)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(LocalcoderError, match="JSON object"):
+        options.updated([1])
+
+
+def test_a_crlf_document_gives_the_core_newline_text_and_items_come_back_in_its_newlines() -> None:
+    text = "def f(x):\r\n    return (x + )\r\n"
+    cursor = offset_at(text, Position(1, 16))  # after "x + "
+    target = target_at(text, cursor)
+    assert (target.tail, target.end) == (")", cursor + 1)  # the rest of the line is covered by the item
+    request = build_request(target, "/w/a.py", None, LspOptions())
+    assert request.prefix == "def f(x):\n    return (x + "
+    assert request.suffix == ")\n"
+    assert (request.cursor.line, request.cursor.col, request.language, request.scope) == (2, 17, "python", "line")
+    [item] = inline_items(text, target, "y", "utf-16")
+    assert item.insert_text == "y)"
+    assert (item.range.start.line, item.range.start.character, item.range.end.character) == (1, 16, 17)
+    listed = completion_items(text, target, "y\nz", "utf-16")
+    assert listed.items[0].label == "y" and listed.items[0].text_edit.new_text == "y\r\nz)"
+    assert inline_items(text, target, "", "utf-16") == []
+
+
+def test_a_selected_completion_entry_is_in_the_text_the_model_sees_and_starts_the_item() -> None:
+    text = "import os\nos.pa\n"
+    start, end = offset_at(text, Position(1, 3)), offset_at(text, Position(1, 5))
+    target = target_at(text, start, end, "path")
+    assert target.text == "import os\nos.path\n" and target.offset == len("import os\nos.path")
+    [item] = inline_items(text, target, ".join", "utf-16")
+    assert item.insert_text == "path.join"
+    assert (item.range.start.character, item.range.end.character) == (3, 5)
