@@ -94,9 +94,9 @@ def complete(
     started = time.perf_counter()
     suffix = request.suffix
     window = prompt_budget(model.n_ctx, request.sampling.max_tokens)
-    context = request_context(request, lambda text: len(model.vocab.tokenize(text)), window)
+    repo = request_context(request, lambda text: len(model.vocab.tokenize(text)), window)
     context_ms = (time.perf_counter() - started) * 1000
-    snippets = context.to_snippets() if context is not None else request.snippets
+    snippets = repo.to_snippets() if repo is not None else request.snippets
     source = InfillInput(request.prefix, suffix, snippets, request.layout)
     prompt = prepare(model, source, request.sampling.max_tokens)
     context = CursorContext(request.line_before, suffix)
@@ -124,8 +124,8 @@ def complete(
             "context": context_ms,
             "total": (time.perf_counter() - started) * 1000,
         },
-        notes=[*(context.notes if context else ()), *prompt.notes],
+        notes=[*(repo.notes if repo else ()), *prompt.notes],
         prompt_layout=request.layout,
         cache_slot=filled.slot,
-        context=[s.to_dict() for s in context.snippets] if context else [],
+        context=[s.to_dict() for s in repo.snippets] if repo else [],
     )

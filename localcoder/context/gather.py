@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class ContextSnippet:
     tokens: int  # of the snippet as the prompt shows it (its path comment included)
     why: str
     text: str
+    rank: int = 0  # 0 is the best; the prompt's order is by path and line, not by rank
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("path", "start_line", "end_line", "tokens", "why")}
@@ -111,6 +112,7 @@ def gather(
     room = budget - sum(count(render(s)) for s in kept_extra) - sum(c.tokens for c in chosen)
     if room >= MIN_WINDOW_TOKENS:
         chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count)
+    chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
     return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(repository.notes))
 
@@ -140,7 +142,8 @@ def _definitions(
     shadowed = shadowed_names(text, cursor_line)
     used = names_near(text, cursor_line)
     seen_heads = {chain[0] for chain, _ in used}
-    uses = [(chain, distance) for chain, distance in used if chain[0] in imports and chain[0] not in shadowed]
+    stars = any(key.startswith("*") for key in imports)
+    uses = [(c, d) for c, d in used if (stars or c[0] in imports) and c[0] not in shadowed]
     # An imported name used nowhere yet is about to be: as if on the cursor's line.
     uses += [([name], 0) for name, t in imports.items() if t.name and name not in seen_heads and name not in shadowed]
     scores: dict[tuple[Path, int], float] = {}

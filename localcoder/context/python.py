@@ -71,7 +71,11 @@ class PythonResolver:
     def resolve(self, chain: list[str], imports: dict[str, Target]) -> tuple[Definition, Target] | None:
         """The definition a dotted use (`f`, `z.f`, `x.y.f`) names, when it comes from another module here."""
         target = imports.get(chain[0])
-        if target is None:
+        if target is None:  # perhaps from a star import
+            for key, star in imports.items():
+                found = self.definition(star.module, chain[0]) if key.startswith("*") else None
+                if found is not None:
+                    return found, star
             return None
         module, rest = target.module, chain[1:]
         if target.name is not None:

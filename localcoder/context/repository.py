@@ -128,10 +128,9 @@ class Repository:
     def tracked(self) -> frozenset[str] | None:
         """The files git tracks or would track (.gitignore honoured), relative to the root; None without git."""
         git_dir = self.real_root / ".git"
-        try:
-            key = git_dir.stat().st_mtime + (git_dir / "index").stat().st_mtime
-        except OSError:
+        if not git_dir.exists():
             return None
+        key = sum(_mtime(p) for p in (git_dir, git_dir / "index", self.real_root / ".gitignore"))
         if self._tracked is None or key != self._tracked_key:
             self._tracked, self._tracked_key = _git_files(self.real_root), key
         return self._tracked
@@ -149,6 +148,13 @@ class Repository:
                 self.notes.append(f"repository context looked at the first {limit} files only")
                 return
             yield self.real_root / name
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _decode(path: Path, size: int) -> str | None:
