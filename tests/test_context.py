@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,34 @@ def test_complete_json_lists_the_same_snippets(tmp_path: Path, tiny_f32_gguf: Pa
     assert len(expected) == 2 and checked_document("complete", completed.stdout)["context"] == expected
     off = localcoder("complete", f"{app}:4", *options, "--no-repo-context")
     assert checked_document("complete", off.stdout)["context"] == []
+
+
+def test_the_index_is_kept_on_disk_follows_changes_and_takes_concurrent_saves(tmp_path: Path) -> None:
+    """Four processes index one repository at once (a language each): the index ends valid with all of them; a
+    changed file is read again, keyed by size and mtime."""
+    body = "function parseHeader(line) {\n  const [key, value] = line.split(':');\n  return { key, value };\n}\n"
+    languages = ("js", "ts", "go", "rb")
+    files = {"setup.py": "", **{f"lib/headers.{x}": body * 4 for x in languages}}
+    root = make_repo(
+        tmp_path / "repo", {**files, **{f"lib/app.{x}": "parseHeader(line.split(':'))\n" for x in languages}}
+    )
+    env = {"LOCALCODER_HOME": str(tmp_path / "home")}
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "localcoder", "context", f"{root / f'lib/app.{x}'}:1", "--json"],
+            stdout=subprocess.PIPE,
+            env={**os.environ, **env},
+        )
+        for x in languages
+    ]
+    for process in running:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0 and json.loads(out)["snippets"]
+    [index] = (tmp_path / "home" / "cache" / "context").glob("*.json")
+    document = json.loads(index.read_text())
+    assert document["root"] == str(root) and {f"lib/headers.{x}" for x in languages} <= set(document["files"])
+
+    (root / "lib" / "headers.js").write_text("function renamedThing(line) {\n  return line;\n}\n" * 4)
+    again = localcoder("context", f"{root / 'lib/app.js'}:1", "--json", env=env)
+    assert [s["end_line"] for s in json.loads(again.stdout)["snippets"]] == [13]  # the new text, 13 lines (not 17)
+    assert "renamedThing" in json.loads(index.read_text())["files"]["lib/headers.js"][2][0]

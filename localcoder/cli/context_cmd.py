@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from localcoder.cli._common import stdout, user_errors
+from localcoder.cli._common import stderr, stdout, user_errors
+from localcoder.cli.progress import IndexProgress
 from localcoder.context import gather
 from localcoder.context.stage import default_budget
 from localcoder.render import print_json, render_context
@@ -45,7 +46,9 @@ def context_command(
     path_text, line, col = resolve_target(target, None, None, False)
     buffer = read_source(Path(path_text), encoding, MAX_READ_MB << 20)
     cursor = locate(buffer, line, col)
-    context = gather(path_text, buffer.text, cursor.offset, budget=default_budget() if budget is None else budget)
+    size = default_budget() if budget is None else budget
+    with IndexProgress(stderr) as progress:
+        context = gather(path_text, buffer.text, cursor.offset, budget=size, progress=progress)
     if as_json:
         print_json("context", {**context.to_dict(), "notes": list(context.notes)})
     else:

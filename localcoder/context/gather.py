@@ -18,15 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from localcoder.completion.snippets import Snippet, render
+from localcoder.context.index import stamp
 from localcoder.context.python import Definition, PythonResolver, names_near, shadowed_names
 from localcoder.context.repository import Repository, find_root, repository_at
 from localcoder.context.windows import WINDOW_LINES, identifiers, line_sets, query_of, windows
 
 Counter = Callable[[str], int]
+Progress = Callable[[int, int], None]  # files indexed so far, files to index
 HEAD_LINES = 12  # a signature and the start of its docstring; the rest waits for the body pass
 BODY_CANDIDATES = 4  # definitions whose bodies may grow while budget is left
 MIN_WINDOW_TOKENS = 48
-MAX_WINDOW_FILES = 2000
+MAX_WINDOW_FILES = 20_000
+PROGRESS_AFTER = 200  # files to index before a progress callback is worth it
 PYTHON = (".py", ".pyi")
 
 
@@ -95,6 +98,7 @@ def gather(
     open_documents: Mapping[str, str] | None = None,
     root: str | Path | None = None,
     extra: tuple[Snippet, ...] = (),
+    progress: Progress | None = None,
 ) -> RepoContext:
     """The context for a cursor at `offset` in `text` (the buffer as the editor has it; `path` need not exist)."""
     count = counter or bundled_counter()
@@ -111,7 +115,7 @@ def gather(
     chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
     room = budget - sum(count(render(s)) for s in kept_extra) - sum(c.tokens for c in chosen)
     if room >= MIN_WINDOW_TOKENS:
-        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count)
+        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress)
     chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
     return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(repository.notes))
@@ -245,32 +249,25 @@ def _windows(
     chosen: list[ContextSnippet],
     room: int,
     count: Counter,
+    progress: Progress | None,
 ) -> list[ContextSnippet]:
     query = query_of(text, offset)
     if not query:
         return []
-    sources: list[tuple[float, Path, str]] = [(1.0, p, t) for p, t in sorted(overlay.items())]
-    if edited.suffix not in PYTHON:  # Python's context comes from its imports; other languages search the repo
-        suffix = (edited.suffix,) if edited.suffix else ()
-        for index, file in enumerate(repository.files(suffix) if suffix else ()):
-            if index >= MAX_WINDOW_FILES:
-                repository.notes.append(f"windows were searched in the first {MAX_WINDOW_FILES} files only")
-                break
-            if file == _real(edited) or file in overlay:
-                continue
-            source = repository.read(file)
-            if source is not None:
-                sources.append((0.0, file, source))
     ranked = []
-    for bonus, file, source in sources:
-        sets = repository.memo(("lines", file), lambda source=source: line_sets(source)) if bonus == 0 else None
-        for window in windows(sets if sets is not None else line_sets(source), query):
-            ranked.append((window.score + bonus, file, source, window))
-    ranked.sort(key=lambda r: (-r[0], str(r[1]), r[3].start_line))
+    for file, source in sorted(overlay.items()):
+        ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query)]
+    if edited.suffix and edited.suffix not in PYTHON:  # Python's context comes from its imports
+        for file, sets in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress):
+            ranked += [(w.score, file, w) for w in windows(sets, query)]
+    ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))
     found: list[ContextSnippet] = []
-    for score, file, source, window in ranked:
+    for score, file, window in ranked:
         relative = repository.relative(file) if file not in overlay else _overlay_name(repository, file)
         if score <= 0 or _overlaps(chosen + found, relative, window.start_line, window.end_line):
+            continue
+        source = overlay[file] if file in overlay else repository.read(file)
+        if source is None:
             continue
         candidate = _Candidate(score, file, relative, source.split("\n"), window.start_line, 0, 0, "")
         candidate.why = f"resembles the code before the cursor (identifier Jaccard {score % 1 or score:.2f})"
@@ -281,6 +278,30 @@ def _windows(
         room -= snippet.tokens
         if room < MIN_WINDOW_TOKENS:
             break
+    return found
+
+
+def _indexed(
+    repository: Repository, suffixes: tuple[str, ...], skip: set[Path], progress: Progress | None
+) -> list[tuple[Path, list[set[str]]]]:
+    """Each allowed file's identifier sets, from the on-disk index where the file has not changed since."""
+    index = repository.index()
+    files = []
+    for file in repository.files(suffixes, MAX_WINDOW_FILES):
+        if file not in skip and repository.allowed(file) is not None:
+            files.append((file, repository.relative(file), stamp(file)))
+    missing = [f for f in files if f[2] is not None and index.get(f[1], *f[2]) is None]
+    for done, (file, relative, when) in enumerate(missing, 1):
+        source = repository.read(file)
+        index.put(relative, *when, line_sets(source) if source is not None else [])  # type: ignore[misc]
+        if progress is not None and len(missing) >= PROGRESS_AFTER:
+            progress(done, len(missing))
+    index.save()
+    found = []
+    for file, relative, when in files:
+        sets = index.get(relative, *when) if when is not None else None
+        if sets:
+            found.append((file, sets))
     return found
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from localcoder.context.index import DiskIndex
 from localcoder.errors import LocalcoderError
 
 T = TypeVar("T")
@@ -61,6 +62,7 @@ class Repository:
     _tracked: frozenset[str] | None = field(default=None, repr=False)
     _tracked_key: float = field(default=-1.0, repr=False)
     notes: list[str] = field(default_factory=list)
+    _index: DiskIndex | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.real_root = Path(os.path.realpath(self.root))
@@ -112,6 +114,12 @@ class Repository:
         text = _decode(real, stat.st_size)
         self._texts[real] = (stat.st_size, stat.st_mtime_ns, text)
         return text
+
+    def index(self) -> DiskIndex:
+        """The on-disk index of this root's files (loaded once per process)."""
+        if self._index is None:
+            self._index = DiskIndex.load(self.real_root)
+        return self._index
 
     def memo(self, key: tuple[str, Path], make: Callable[[], T]) -> T:
         """What `make` derives from a file just `read`, kept until the file changes (parsed modules, windows)."""
