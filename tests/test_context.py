@@ -20,6 +20,7 @@ from localcoder.context import bundled_counter, find_root, gather
 from localcoder.runtime import load_model
 from localcoder.source import read_source_bytes
 from tests.helpers import assert_one_line_error, checked_document, localcoder
+from tests.server_run import running_server
 
 FILES = {
     "pyproject.toml": "[project]\nname = 'pkg'\n",
@@ -287,3 +288,16 @@ def test_the_index_is_kept_on_disk_follows_changes_and_takes_concurrent_saves(tm
     again = localcoder("context", f"{root / 'lib/app.js'}:1", "--json", env=env)
     assert [s["end_line"] for s in json.loads(again.stdout)["snippets"]] == [13]  # the new text, 13 lines (not 17)
     assert "renamedThing" in json.loads(index.read_text())["files"]["lib/headers.js"][2][0]
+
+
+def test_serve_infill_gathers_context_for_an_absolute_path(tmp_path: Path, tiny_f32_gguf: Path) -> None:
+    root = make_repo(tmp_path)
+    text = "from .config import load_config\n\nvalue = load_config('x')\n"
+    body = {"text": text, "line": 3, "max_tokens": 1, "temperature": 0}
+    with running_server("--model", str(tiny_f32_gguf), "--quiet") as server:
+        status, answer = server.post("/infill", {**body, "path": str(root / "pkg" / "app.py")})
+        assert status == 200, answer
+        assert [(s["path"], s["start_line"]) for s in answer["context"]] == [("pkg/config.py", 6)]
+        for other in ({"path": "pkg/app.py"}, {"path": str(root / "pkg" / "app.py"), "repo_context": 0}):
+            status, answer = server.post("/infill", {**body, **other})
+            assert status == 200 and answer["context"] == [], answer

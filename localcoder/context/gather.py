@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ HEAD_LINES = 12  # a signature and the start of its docstring; the rest waits fo
 BODY_CANDIDATES = 4  # definitions whose bodies may grow while budget is left
 MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
+INDEX_SECONDS = 10  # a first index of a huge tree is built over several calls
 PROGRESS_AFTER = 200  # files to index before a progress callback is worth it
 PYTHON = (".py", ".pyi")
 
@@ -291,11 +293,15 @@ def _indexed(
         if file not in skip and repository.allowed(file) is not None:
             files.append((file, repository.relative(file), stamp(file)))
     missing = [f for f in files if f[2] is not None and index.get(f[1], *f[2]) is None]
+    deadline = time.monotonic() + INDEX_SECONDS
     for done, (file, relative, when) in enumerate(missing, 1):
-        source = repository.read(file)
+        source = repository.read(file, keep=False)
         index.put(relative, *when, line_sets(source) if source is not None else [])  # type: ignore[misc]
         if progress is not None and len(missing) >= PROGRESS_AFTER:
             progress(done, len(missing))
+        if time.monotonic() > deadline and done < len(missing):
+            repository.notes.append(f"indexed {done} of {len(missing)} new files in {INDEX_SECONDS} s; more next time")
+            break
     index.save()
     found = []
     for file, relative, when in files:

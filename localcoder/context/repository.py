@@ -99,8 +99,10 @@ class Repository:
             return None
         return real
 
-    def read(self, path: Path) -> str | None:
-        """The text of an allowed file, or None (outside, ignored, binary, huge, not UTF-8, unreadable)."""
+    def read(self, path: Path, keep: bool = True) -> str | None:
+        """The text of an allowed file, or None (outside, ignored, binary, huge, not UTF-8, unreadable).
+
+        `keep`: remember it until the file changes (modules to resolve); indexing thousands of files does not."""
         real = self.allowed(path)
         if real is None:
             return None
@@ -112,7 +114,8 @@ class Repository:
         if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
             return cached[2]
         text = _decode(real, stat.st_size)
-        self._texts[real] = (stat.st_size, stat.st_mtime_ns, text)
+        if keep:
+            self._texts[real] = (stat.st_size, stat.st_mtime_ns, text)
         return text
 
     def index(self) -> DiskIndex:

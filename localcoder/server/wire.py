@@ -92,7 +92,8 @@ class NativeInfill:
                 n=fields.integer("n", 1, 1, MAX_N),  # type: ignore[arg-type]
                 layout=fields.get("prompt_layout", str, "stable"),
                 snippets=snippets_from(fields, "context"),
-                repo_context=fields.integer("repo_context", None, 0, 1 << 20),
+                # Context reads around the file, so only a path the server cannot mistake for one of its own.
+                repo_context=fields.integer("repo_context", None, 0, 1 << 20) if os.path.isabs(path) else 0,
             )
         except LocalcoderError as exc:
             raise BadRequest(str(exc)) from None
