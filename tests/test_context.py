@@ -301,3 +301,10 @@ def test_serve_infill_gathers_context_for_an_absolute_path(tmp_path: Path, tiny_
         for other in ({"path": "pkg/app.py"}, {"path": str(root / "pkg" / "app.py"), "repo_context": 0}):
             status, answer = server.post("/infill", {**body, **other})
             assert status == 200 and answer["context"] == [], answer
+
+
+def test_a_huge_buffer_is_read_around_the_cursor(tmp_path: Path) -> None:
+    root = make_repo(tmp_path)
+    filler = "".join(f"v{i} = {i}\n" for i in range(200_000))  # about 2 MB: the imports above, the use far below
+    text = "from .config import load_config\n" + filler + "x = load_config("
+    assert spans(context_of(root, "pkg/app.py", text)) == {("pkg/config.py", 6)}

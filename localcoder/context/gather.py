@@ -20,7 +20,7 @@ from typing import Any
 
 from localcoder.completion.snippets import Snippet, render
 from localcoder.context.index import stamp
-from localcoder.context.python import Definition, PythonResolver, names_near, shadowed_names
+from localcoder.context.python import Definition, PythonResolver, names_near, scan_view, shadowed_names
 from localcoder.context.repository import Repository, find_root, repository_at
 from localcoder.context.windows import WINDOW_LINES, identifiers, line_sets, query_of, windows
 
@@ -108,11 +108,10 @@ def gather(
     repository = repository_at(Path(root) if root is not None else find_root(edited))
     overlay = {_real(p): t for p, t in (open_documents or {}).items() if _real(p) != _real(edited)}
     kept_extra, room = _fit_extra(extra, budget, count)
-    cursor_line = text.count("\n", 0, offset) + 1
 
     candidates: list[_Candidate] = []
     if edited.suffix in PYTHON:
-        candidates += _definitions(repository, edited, text, cursor_line, overlay)
+        candidates += _definitions(repository, edited, text, offset, overlay)
     heads = _choose_heads(candidates, room, count, kept_extra)
     chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
     room = budget - sum(count(render(s)) for s in kept_extra) - sum(c.tokens for c in chosen)
@@ -139,10 +138,11 @@ def _fit_extra(extra: tuple[Snippet, ...], budget: int, count: Counter) -> tuple
 
 
 def _definitions(
-    repository: Repository, edited: Path, text: str, cursor_line: int, overlay: dict[Path, str]
+    repository: Repository, edited: Path, text: str, offset: int, overlay: dict[Path, str]
 ) -> list[_Candidate]:
     resolver = PythonResolver(repository, edited, overlay)
-    imports = resolver.buffer_imports(text, cursor_line)
+    head, text, cursor_line = scan_view(text, offset)
+    imports = resolver.buffer_imports(head, cursor_line if head is text else 0)
     if not imports:
         return []
     shadowed = shadowed_names(text, cursor_line)

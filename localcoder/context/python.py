@@ -19,6 +19,9 @@ from pathlib import Path
 from localcoder.context.repository import Repository
 
 MAX_REEXPORT_DEPTH = 4
+MAX_SCAN_CHARS = 1 << 20  # a larger buffer is read around the cursor only
+SCAN_LINES_ABOVE = 2000
+SCAN_LINES_BELOW = 500
 _IMPORT_START = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import\b|import[ \t]+\w)")
 _CHAIN = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _LOCAL_DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
@@ -181,6 +184,28 @@ class PythonResolver:
             package = package.parent
         file = _module_file(package, parts)
         return file if file is not None and self.repository.allowed(file) is not None else None
+
+
+def scan_view(text: str, offset: int) -> tuple[str, str, int]:
+    """What to read a buffer's imports from, the lines around the cursor to read its names from, and the cursor's
+    line in those: the whole buffer when it is small; else its first lines and a window around the cursor, so a
+    50 MB file costs no more than a large one."""
+    if len(text) <= MAX_SCAN_CHARS:
+        return text, text, text.count("\n", 0, offset) + 1
+    head_end = _line_boundary(text, 0, SCAN_LINES_ABOVE, forward=True)
+    start = _line_boundary(text, offset, SCAN_LINES_ABOVE, forward=False)
+    end = _line_boundary(text, offset, SCAN_LINES_BELOW, forward=True)
+    return text[:head_end], text[start:end], text.count("\n", start, offset) + 1
+
+
+def _line_boundary(text: str, offset: int, lines: int, forward: bool) -> int:
+    position = offset
+    for _ in range(lines):
+        found = text.find("\n", position + 1) if forward else text.rfind("\n", 0, position)
+        if found < 0:
+            return len(text) if forward else 0
+        position = found
+    return position if forward else position + 1
 
 
 def names_near(text: str, cursor_line: int) -> list[tuple[list[str], int]]:
