@@ -308,3 +308,16 @@ def test_a_huge_buffer_is_read_around_the_cursor(tmp_path: Path) -> None:
     filler = "".join(f"v{i} = {i}\n" for i in range(200_000))  # about 2 MB: the imports above, the use far below
     text = "from .config import load_config\n" + filler + "x = load_config("
     assert spans(context_of(root, "pkg/app.py", text)) == {("pkg/config.py", 6)}
+
+
+def test_a_huge_tree_stops_at_its_budgets_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = sys.modules["localcoder.context.gather"]
+    body = "function parseHeader(line) {\n  return line.split(':');\n}\n"
+    root = make_repo(tmp_path, {"setup.py": "", **{f"lib/f{i:02}.js": body for i in range(30)}})
+    monkeypatch.setattr(stage, "MAX_WINDOW_FILES", 10)
+    monkeypatch.setattr(stage, "INDEX_SECONDS", 0)
+    context = context_of(root, "lib/app.js", "parseHeader(line.split(':'))")
+    assert "repository context looked at the first 10 files only" in context.notes
+    assert "indexed 1 of 10 new files in 0 s; more next time" in context.notes
+    again = context_of(root, "lib/app.js", "parseHeader(line.split(':'))")  # the index grows call by call
+    assert "indexed 1 of 9 new files in 0 s; more next time" in again.notes

@@ -108,6 +108,7 @@ def gather(
     repository = repository_at(Path(root) if root is not None else find_root(edited))
     overlay = {_real(p): t for p, t in (open_documents or {}).items() if _real(p) != _real(edited)}
     kept_extra, room = _fit_extra(extra, budget, count)
+    notes: list[str] = []  # per call: a resident server gathers for several requests at once
 
     candidates: list[_Candidate] = []
     if edited.suffix in PYTHON:
@@ -116,10 +117,10 @@ def gather(
     chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
     room = budget - sum(count(render(s)) for s in kept_extra) - sum(c.tokens for c in chosen)
     if room >= MIN_WINDOW_TOKENS:
-        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress)
+        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress, notes)
     chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
-    return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(repository.notes))
+    return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(notes))
 
 
 def _fit_extra(extra: tuple[Snippet, ...], budget: int, count: Counter) -> tuple[tuple[Snippet, ...], int]:
@@ -252,6 +253,7 @@ def _windows(
     room: int,
     count: Counter,
     progress: Progress | None,
+    notes: list[str],
 ) -> list[ContextSnippet]:
     query = query_of(text, offset)
     if not query:
@@ -260,7 +262,7 @@ def _windows(
     for file, source in sorted(overlay.items()):
         ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query)]
     if edited.suffix and edited.suffix not in PYTHON:  # Python's context comes from its imports
-        for file, sets in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress):
+        for file, sets in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress, notes):
             ranked += [(w.score, file, w) for w in windows(sets, query)]
     ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))
     found: list[ContextSnippet] = []
@@ -284,12 +286,12 @@ def _windows(
 
 
 def _indexed(
-    repository: Repository, suffixes: tuple[str, ...], skip: set[Path], progress: Progress | None
+    repository: Repository, suffixes: tuple[str, ...], skip: set[Path], progress: Progress | None, notes: list[str]
 ) -> list[tuple[Path, list[set[str]]]]:
     """Each allowed file's identifier sets, from the on-disk index where the file has not changed since."""
     index = repository.index()
     files = []
-    for file in repository.files(suffixes, MAX_WINDOW_FILES):
+    for file in repository.files(suffixes, notes, MAX_WINDOW_FILES):
         if file not in skip and repository.allowed(file) is not None:
             files.append((file, repository.relative(file), stamp(file)))
     missing = [f for f in files if f[2] is not None and index.get(f[1], *f[2]) is None]
@@ -300,7 +302,7 @@ def _indexed(
         if progress is not None and len(missing) >= PROGRESS_AFTER:
             progress(done, len(missing))
         if time.monotonic() > deadline and done < len(missing):
-            repository.notes.append(f"indexed {done} of {len(missing)} new files in {INDEX_SECONDS} s; more next time")
+            notes.append(f"indexed {done} of {len(missing)} new files in {INDEX_SECONDS} s; more next time")
             break
     index.save()
     found = []

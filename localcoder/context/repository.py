@@ -61,7 +61,6 @@ class Repository:
     _memo: dict[tuple[str, Path], tuple[tuple[int, int, str | None], Any]] = field(default_factory=dict, repr=False)
     _tracked: frozenset[str] | None = field(default=None, repr=False)
     _tracked_key: float = field(default=-1.0, repr=False)
-    notes: list[str] = field(default_factory=list)
     _index: DiskIndex | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,8 +145,8 @@ class Repository:
             self._tracked, self._tracked_key = _git_files(self.real_root), key
         return self._tracked
 
-    def files(self, suffixes: tuple[str, ...], limit: int = MAX_FILES) -> Iterator[Path]:
-        """Allowed files with one of `suffixes`, at most `limit` of them (a note says when the walk stopped)."""
+    def files(self, suffixes: tuple[str, ...], notes: list[str], limit: int = MAX_FILES) -> Iterator[Path]:
+        """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped)."""
         tracked = self.tracked()
         names = sorted(tracked) if tracked is not None else _walk(self.real_root, limit)
         seen = 0
@@ -156,7 +155,7 @@ class Repository:
                 continue
             seen += 1
             if seen > limit:
-                self.notes.append(f"repository context looked at the first {limit} files only")
+                notes.append(f"repository context looked at the first {limit} files only")
                 return
             yield self.real_root / name
 
@@ -227,5 +226,4 @@ def repository_at(root: Path) -> Repository:
         repository = _REPOSITORIES.get(key)
         if repository is None:
             repository = _REPOSITORIES[key] = Repository(root.absolute())
-        repository.notes = []
         return repository
