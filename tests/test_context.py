@@ -255,6 +255,8 @@ def test_complete_json_lists_the_same_snippets(tmp_path: Path, tiny_f32_gguf: Pa
     assert completed.returncode == 0, completed.stderr
     expected = checked_document("context", shown.stdout)["snippets"]
     assert len(expected) == 2 and checked_document("complete", completed.stdout)["context"] == expected
+    with_model = localcoder("context", f"{app}:4", "--json", "--budget", "120", "--model", str(tiny_f32_gguf))
+    assert checked_document("context", with_model.stdout)["snippets"] == expected  # the same tokenizer, counted by it
     off = localcoder("complete", f"{app}:4", *options, "--no-repo-context")
     assert checked_document("complete", off.stdout)["context"] == []
 
