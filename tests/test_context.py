@@ -323,3 +323,13 @@ def test_a_huge_tree_stops_at_its_budgets_and_says_so(tmp_path: Path, monkeypatc
     assert "indexed 1 of 10 new files in 0 s; more next time" in context.notes
     again = context_of(root, "lib/app.js", "parseHeader(line.split(':'))")  # the index grows call by call
     assert "indexed 1 of 9 new files in 0 s; more next time" in again.notes
+
+
+def test_a_folder_outside_any_project_is_not_walked_below(tmp_path: Path) -> None:
+    body = "function parseHeader(line) {\n  return line.split(':');\n}\n" * 4
+    folder = make_repo(tmp_path, {"near.js": body, "deep/far.js": body})
+    paths = {s.path for s in context_of(folder, "app.js", "parseHeader(line.split(':'))").snippets}
+    assert paths == {"near.js"}
+    (folder / "setup.py").write_text("")
+    paths = {s.path for s in context_of(folder, "app2.js", "parseHeader(line.split(':'))").snippets}
+    assert paths == {"near.js", "deep/far.js"}

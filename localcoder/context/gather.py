@@ -30,7 +30,7 @@ HEAD_LINES = 12  # a signature and the start of its docstring; the rest waits fo
 BODY_CANDIDATES = 4  # definitions whose bodies may grow while budget is left
 MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
-INDEX_SECONDS = 10  # a first index of a huge tree is built over several calls
+INDEX_SECONDS = 3  # a first index of a huge tree is built over several calls, each waiting this long at most
 PROGRESS_AFTER = 200  # files to index before a progress callback is worth it
 PYTHON = (".py", ".pyi")
 

@@ -117,6 +117,10 @@ class Repository:
             self._texts[real] = (stat.st_size, stat.st_mtime_ns, text)
         return text
 
+    def is_project(self) -> bool:
+        """A git work tree or a folder with a project marker; else a mere folder (the file's), not walked below."""
+        return (self.real_root / ".git").exists() or any((self.real_root / m).is_file() for m in MARKERS)
+
     def index(self) -> DiskIndex:
         """The on-disk index of this root's files (loaded once per process)."""
         if self._index is None:
@@ -148,7 +152,7 @@ class Repository:
     def files(self, suffixes: tuple[str, ...], notes: list[str], limit: int = MAX_FILES) -> Iterator[Path]:
         """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped)."""
         tracked = self.tracked()
-        names = sorted(tracked) if tracked is not None else _walk(self.real_root, limit)
+        names = sorted(tracked) if tracked is not None else _walk(self.real_root, limit, deep=self.is_project())
         seen = 0
         for name in names:
             if not name.endswith(suffixes):
@@ -203,10 +207,13 @@ def _git_files(root: Path) -> frozenset[str] | None:
     return frozenset(name for name in done.stdout.decode("utf-8", "replace").split("\0") if name)
 
 
-def _walk(root: Path, limit: int) -> list[str]:
-    """Files under root without git: skipped folders pruned, links to folders not followed, `limit` + 1 at most."""
+def _walk(root: Path, limit: int, deep: bool) -> list[str]:
+    """Files under root without git: skipped folders pruned, links to folders not followed, `limit` + 1 at most;
+    not `deep`: the root's own files only (a file outside any project must not walk a whole home folder)."""
     names: list[str] = []
     for folder, dirs, files in os.walk(root):
+        if not deep:
+            dirs[:] = []
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
         base = Path(folder).relative_to(root)
         names.extend((base / name).as_posix() for name in sorted(files))
