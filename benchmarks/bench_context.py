@@ -228,6 +228,39 @@ def cold_and_warm(package: Path, runs: int) -> None:
         print(f"  gather() warm, one process: median {statistics.median(warm) * 1000:.1f} ms over {len(warm)}")
 
 
+def other_language(folder: Path, suffix: str, runs: int) -> None:
+    """The windows' path (no imports to follow): cold CLI calls on a git copy of `folder`, the first one building
+    the on-disk index, the next ones reading it; then warm calls in one process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        repo = Path(scratch) / folder.name
+        shutil.copytree(folder, repo)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+        files = sorted(repo.rglob(f"*{suffix}"))
+        picked = random.Random(2).sample(files, min(runs, len(files)))
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "LOCALCODER_HOME": scratch}
+        cold = []
+        for file in picked:
+            line = max(1, file.read_text(encoding="utf-8", errors="replace").count("\n") // 2)
+            command = [sys.executable, "-m", "localcoder", "context", f"{file}:{line}", "--json", "--budget", "1024"]
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, env=env, check=False)
+            cold.append(time.perf_counter() - started)
+            assert done.returncode == 0, done.stderr
+        os.environ["LOCALCODER_HOME"] = scratch
+        buffers = [(file, file.read_text(encoding="utf-8", errors="replace")) for file in picked]
+        warm = []
+        for file, text in buffers * 2:
+            started = time.perf_counter()
+            gather(file, text, len(text) // 2, budget=1024)
+            warm.append(time.perf_counter() - started)
+        print(f"\nother languages: a git copy of {folder.name} ({len(files)} {suffix} files), windows from the index")
+        print(f"  localcoder context, first (builds the index): {cold[0]:.2f} s")
+        print(f"  localcoder context, cold, index on disk:      median {statistics.median(cold[1:]):.2f} s")
+        warm_ms = statistics.median(warm[len(buffers) :]) * 1000
+        print(f"  gather() warm, one process:                   median {warm_ms:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=30, help="cases per package")
@@ -235,6 +268,7 @@ def main() -> None:
     parser.add_argument("--packages", default=PACKAGES)
     parser.add_argument("--big", default="transformers", help="package copied into a git repo for the cold timing")
     parser.add_argument("--runs", type=int, default=7, help="cold CLI runs")
+    parser.add_argument("--headers", default="torch/include/torch", help="a C++ tree for the windows' path")
     args = parser.parse_args()
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"budget {args.budget} tokens; recall = a snippet covers the definition's first line\n")
@@ -255,6 +289,8 @@ def main() -> None:
     print(f"\nrecall@{args.budget}: {ours:.0%} vs {base:.0%} for the baseline ({(ours - base) * 100:+.0f} points)")
     if args.big and (SITE / args.big).is_dir():
         cold_and_warm(SITE / args.big, args.runs)
+    if args.headers and (SITE / args.headers).is_dir():
+        other_language(SITE / args.headers, ".h", args.runs)
 
 
 def recall(scores: list[float]) -> float:

@@ -22,7 +22,8 @@ from localcoder.completion.snippets import Snippet, render
 from localcoder.context.index import stamp
 from localcoder.context.python import Definition, PythonResolver, names_near, scan_view, shadowed_names
 from localcoder.context.repository import Repository, find_root, repository_at
-from localcoder.context.windows import WINDOW_LINES, identifiers, line_sets, query_of, windows
+from localcoder.context.windows import WINDOW_LINES, Prepared, identifiers, line_sets, prepare, query_of, windows
+from localcoder.context.windows import ranked as ranked_windows
 
 Counter = Callable[[str], int]
 Progress = Callable[[int, int], None]  # files indexed so far, files to index
@@ -262,8 +263,8 @@ def _windows(
     for file, source in sorted(overlay.items()):
         ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query)]
     if edited.suffix and edited.suffix not in PYTHON:  # Python's context comes from its imports
-        for file, sets in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress, notes):
-            ranked += [(w.score, file, w) for w in windows(sets, query)]
+        for file, prepared in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress, notes):
+            ranked += [(w.score, file, w) for w in ranked_windows(prepared, query)]
     ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))
     found: list[ContextSnippet] = []
     for score, file, window in ranked:
@@ -287,14 +288,13 @@ def _windows(
 
 def _indexed(
     repository: Repository, suffixes: tuple[str, ...], skip: set[Path], progress: Progress | None, notes: list[str]
-) -> list[tuple[Path, list[set[str]]]]:
-    """Each allowed file's identifier sets, from the on-disk index where the file has not changed since."""
+) -> list[tuple[Path, Prepared]]:
+    """Each allowed file's windows, from the on-disk index where the file has not changed since it was indexed."""
     index = repository.index()
-    files = []
-    for file in repository.files(suffixes, notes, MAX_WINDOW_FILES):
-        if file not in skip and repository.allowed(file) is not None:
-            files.append((file, repository.relative(file), stamp(file)))
-    missing = [f for f in files if f[2] is not None and index.get(f[1], *f[2]) is None]
+    listed, listing_notes = repository.listed(suffixes, MAX_WINDOW_FILES)
+    notes += listing_notes
+    files = [(file, relative, stamp(file)) for file, relative in listed if file not in skip]
+    missing = [f for f in files if f[2] is not None and not index.has(f[1], *f[2])]
     deadline = time.monotonic() + INDEX_SECONDS
     for done, (file, relative, when) in enumerate(missing, 1):
         source = repository.read(file, keep=False)
@@ -307,9 +307,12 @@ def _indexed(
     index.save()
     found = []
     for file, relative, when in files:
-        sets = index.get(relative, *when) if when is not None else None
-        if sets:
-            found.append((file, sets))
+        if when is None or not index.has(relative, *when):
+            continue
+        make = lambda relative=relative, when=when: prepare(index.get(relative, *when) or [])  # noqa: E731
+        prepared = repository.stamped("windows", relative, when, make)
+        if prepared:
+            found.append((file, prepared))
     return found
 
 

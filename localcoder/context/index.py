@@ -53,6 +53,10 @@ class DiskIndex:
             return None
         return [set(line) for line in entry[2]]
 
+    def has(self, relative: str, size: int, mtime_ns: int) -> bool:
+        entry = self.entries.get(relative)
+        return entry is not None and (entry[0], entry[1]) == (size, mtime_ns)
+
     def put(self, relative: str, size: int, mtime_ns: int, sets: list[set[str]]) -> None:
         self.entries[relative] = (size, mtime_ns, [sorted(line) for line in sets])
         self.changed.add(relative)

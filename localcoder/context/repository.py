@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ T = TypeVar("T")
 
 MAX_FILE_BYTES = 1 << 20  # larger files are data or generated, not code to show a model
 MAX_FILES = 100_000  # a listing stops here and says so
+LISTING_SECONDS = 5.0  # how long a listing without git is trusted in a resident process
 SNIFF_BYTES = 8192
 MARKERS = ("pyproject.toml", "setup.py")
 # Folders whose code the user did not write (or that tools wrote); skipped when walking and when resolving.
@@ -62,6 +64,8 @@ class Repository:
     _tracked: frozenset[str] | None = field(default=None, repr=False)
     _tracked_key: float = field(default=-1.0, repr=False)
     _index: DiskIndex | None = field(default=None, repr=False)
+    _listings: dict[Any, tuple[Any, list[tuple[Path, str]], list[str]]] = field(default_factory=dict, repr=False)
+    _stamped: dict[tuple[str, str], tuple[tuple[int, int], Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.real_root = Path(os.path.realpath(self.root))
@@ -148,6 +152,32 @@ class Repository:
         if self._tracked is None or key != self._tracked_key:
             self._tracked, self._tracked_key = _git_files(self.real_root), key
         return self._tracked
+
+    def listed(self, suffixes: tuple[str, ...], limit: int) -> tuple[list[tuple[Path, str]], list[str]]:
+        """Allowed files with one of `suffixes` (resolved path, name relative to the root) and the listing's notes;
+        kept until git's index or .gitignore changes, or for LISTING_SECONDS without git."""
+        tracked = self.tracked()
+        version = (self._tracked_key if tracked is not None else time.monotonic() // LISTING_SECONDS, self.is_project())
+        cached = self._listings.get((suffixes, limit))
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        notes: list[str] = []
+        found = []
+        for file in self.files(suffixes, notes, limit):
+            real = self.allowed(file)
+            if real is not None:
+                found.append((real, real.relative_to(self.real_root).as_posix()))
+        self._listings[(suffixes, limit)] = (version, found, notes)
+        return found, notes
+
+    def stamped(self, kind: str, relative: str, when: tuple[int, int], make: Callable[[], T]) -> T:
+        """What `make` derives from a file of this size and mtime, kept in memory until they change."""
+        cached = self._stamped.get((kind, relative))
+        if cached is not None and cached[0] == when:
+            return cached[1]  # type: ignore[no-any-return]
+        value = make()
+        self._stamped[(kind, relative)] = (when, value)
+        return value
 
     def files(self, suffixes: tuple[str, ...], notes: list[str], limit: int = MAX_FILES) -> Iterator[Path]:
         """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped)."""

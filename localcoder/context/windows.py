@@ -39,15 +39,32 @@ def line_sets(text: str) -> list[set[str]]:
     return [set(_IDENTIFIER.findall(line)) for line in text.split("\n")]
 
 
+Prepared = list[tuple[int, int, frozenset[str]]]  # each window's first and last line (1-based) and identifiers
+
+
+def prepare(sets: list[set[str]], size: int = WINDOW_LINES, stride: int = STRIDE) -> Prepared:
+    """A file's windows (from its line identifier sets), ready to be compared with any query."""
+    prepared = []
+    for start in range(0, max(len(sets) - size, 0) + 1, stride):
+        chunk: frozenset[str] = frozenset().union(*sets[start : start + size])
+        prepared.append((start + 1, min(start + size, len(sets)), chunk))
+    return prepared
+
+
+def ranked(prepared: Prepared, query: set[str]) -> list[Window]:
+    """The prepared windows with their Jaccard similarity to `query` (those sharing nothing left out)."""
+    found = []
+    for start, end, chunk in prepared:
+        shared = len(query & chunk) if len(query) < len(chunk) else len(chunk & query)
+        if shared:
+            found.append(Window(shared / (len(chunk) + len(query) - shared), start, end))
+    return found
+
+
 def windows(sets: list[set[str]], query: set[str], size: int = WINDOW_LINES, stride: int = STRIDE) -> list[Window]:
-    """Every window of a file (its line identifier sets) with its Jaccard similarity to `query`, best first."""
+    """Every window of a file (its line identifier sets) that shares an identifier with `query`, best first."""
     if not query or not sets:
         return []
-    found = []
-    for start in range(0, max(len(sets) - size, 0) + 1, stride):
-        chunk: set[str] = set().union(*sets[start : start + size])
-        union = len(chunk | query)
-        if union:
-            found.append(Window(len(chunk & query) / union, start + 1, min(start + size, len(sets))))
+    found = ranked(prepare(sets, size, stride), query)
     found.sort(key=lambda w: (-w.score, w.start_line))
     return found
