@@ -123,7 +123,7 @@ class PythonResolver:
     def _summarize(self, module: Path, text: str) -> ModuleSummary:
         try:
             tree = ast.parse(text)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             imports = self._imports(_import_statements(text, 0), module)
             return ModuleSummary(_shaped_definitions(module, text), imports, [])
         definitions: dict[str, Definition] = {}
@@ -242,7 +242,7 @@ def _import_statements(text: str, cursor_line: int) -> list[ast.stmt]:
     for candidate in (text, _blank_line(text, cursor_line)):
         try:
             return [n for n in ast.walk(ast.parse(candidate)) if isinstance(n, ast.Import | ast.ImportFrom)]
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
     statements: list[ast.stmt] = []
     lines = text.split("\n")
@@ -258,7 +258,7 @@ def _import_statements(text: str, cursor_line: int) -> list[ast.stmt]:
             index += 1
         try:
             statements.extend(ast.parse(piece).body)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
     return statements
 
