@@ -22,7 +22,7 @@ from localcoder.completion.snippets import Snippet, render
 from localcoder.context.index import stamp
 from localcoder.context.python import Definition, PythonResolver, names_near, scan_view, shadowed_names
 from localcoder.context.repository import Repository, find_root, repository_at
-from localcoder.context.windows import WINDOW_LINES, Prepared, identifiers, line_sets, prepare, query_of, windows
+from localcoder.context.windows import WINDOW_LINES, Prepared, line_sets, prepare, query_of, windows
 from localcoder.context.windows import ranked as ranked_windows
 
 Counter = Callable[[str], int]
@@ -275,7 +275,8 @@ def _windows(
         if source is None:
             continue
         candidate = _Candidate(score, file, relative, source.split("\n"), window.start_line, 0, 0, "")
-        candidate.why = f"resembles the code before the cursor (identifier Jaccard {score % 1 or score:.2f})"
+        similarity = score - 1.0 if file in overlay else score  # open documents were ranked one point up
+        candidate.why = f"resembles the code before the cursor (identifier Jaccard {similarity:.2f})"
         snippet = _largest(candidate, window.start_line, window.end_line, room, count)
         if snippet is None or snippet.end_line - snippet.start_line < min(8, WINDOW_LINES):
             continue
@@ -328,4 +329,4 @@ def _overlaps(chosen: list[ContextSnippet], relative: str, start: int, end: int)
     return any(s.path == relative and s.start_line <= end and start <= s.end_line for s in chosen)
 
 
-__all__ = ["ContextSnippet", "RepoContext", "bundled_counter", "gather", "identifiers"]
+__all__ = ["ContextSnippet", "RepoContext", "bundled_counter", "gather"]
