@@ -29,7 +29,7 @@ PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld bench-engine bench-wire lsp-client clean
+	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context lsp-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -148,6 +148,10 @@ bench-kld: $(VENV)/.runtime
 # eval samples/s in-process against llama-cpp-python's server at --concurrency 1 / 4 / 16 (needs the test extra).
 bench-engine: $(VENV)/.test system-deps
 	$(BIN)/python benchmarks/bench_engine.py
+
+# Repository context: recall@1024 and MRR on installed packages beside Copilot's Jaccard windows; cold and warm time.
+bench-context: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_context.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

@@ -21,6 +21,16 @@ def home() -> Path:
     return Path(platformdirs.user_data_dir("localcoder", appauthor=False))
 
 
+def cache_dir() -> Path:
+    """What localcoder can rebuild (the repository-context index): LOCALCODER_HOME/cache, else the platform's."""
+    configured = os.environ.get("LOCALCODER_HOME")
+    if configured:
+        return Path(configured).expanduser() / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("localcoder", appauthor=False))
+
+
 def models_dir() -> Path:
     """Where converted GGUF files go by default and where later commands look for them."""
     return home() / "models"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # rendering a result needs no converter, model or benchmark l
     from convert.pipeline import ConvertResult
     from convert.verify import VerifyReport
     from localcoder.bench import BenchReport
+    from localcoder.context import RepoContext
     from localcoder.doctor import DoctorReport
     from localcoder.evaluate.kld import KldReport
     from localcoder.evaluate.runner import EvalSummary
@@ -309,3 +310,14 @@ def render_models(console: Console, document: dict[str, Any]) -> None:
             human_bytes(row["bytes"]),
         )
     console.print(table)
+
+
+def render_context(console: Console, context: RepoContext) -> None:
+    """`context`'s result: each snippet as the prompt shows it, under a line saying where it is from and why."""
+    for snippet in context.snippets:
+        where = f"{snippet.path}:{snippet.start_line}-{snippet.end_line}  {snippet.tokens} tokens  {snippet.why}"
+        console.print(plain(where, "bold"), soft_wrap=True)
+        print_untrusted(console, snippet.text)
+        console.print()
+    summary = f"{len(context.snippets)} snippet(s), {context.tokens} of {context.budget} tokens, root {context.root}"
+    console.print(plain(summary, "dim"), soft_wrap=True)

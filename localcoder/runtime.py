@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,18 @@ def check_gguf(path: Path, hint: str = "") -> Path:
         if handle.read(4) != b"GGUF":
             raise LocalcoderError(f"{path} is not a GGUF file" + (f"; {hint}" if hint else ""))
     return path
+
+
+def load_tokenizer(path: Path) -> Callable[[str], list[int]]:
+    """The GGUF's tokenizer alone (llama.cpp's vocab_only: no weights are read), for counting prompt tokens."""
+    import llama_cpp
+
+    logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+    try:
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise LocalcoderError(f"llama.cpp cannot load {path}: {exc}") from None
+    return lambda text: tokenize(llm, text)
 
 
 def load_model(

@@ -43,6 +43,15 @@ def complete(model: Path, tmp: Path, tiny: Path) -> list[str]:
     return [one, ok("complete", f"{source}:6", "-n", "2", *options)]
 
 
+def context(model: Path, tmp: Path, tiny: Path) -> list[str]:
+    (tmp / "setup.py").write_text("")
+    (tmp / "util.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp / "app.py").write_text("from util import add\n\nprint(add(1, 2))\n")
+    one = ok("context", f"{tmp / 'app.py'}:3", "--json")
+    assert json.loads(one)["snippets"][0]["path"] == "util.py"  # it really found the definition
+    return [one, ok("context", f"{tmp / 'app.py'}:1", "--json", "--budget", "0")]
+
+
 def chat(model: Path, tmp: Path, tiny: Path) -> list[str]:
     return [ok("chat", "--model", str(model), "--script", "-", "--json", "--max-tokens", "8", stdin="add 1 and 2\n")]
 
@@ -74,6 +83,7 @@ def convert(model: Path, tmp: Path, tiny: Path) -> list[str]:
 
 PRODUCERS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
     "complete": complete,
+    "context": context,
     "chat": chat,
     "doctor": lambda model, tmp, tiny: [ok("doctor", "--json")],
     "inspect": lambda model, tmp, tiny: [ok("inspect", str(tiny), "--json")],

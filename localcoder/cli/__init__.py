@@ -18,6 +18,7 @@ from localcoder.cli import (
     bench_cmd,
     chat_cmd,
     complete_cmd,
+    context_cmd,
     convert_cmd,
     demo_cmd,
     doctor_cmd,
@@ -41,7 +42,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 COMMANDS = (complete_cmd, chat_cmd, serve_cmd, eval_cmd, pull_cmd, convert_cmd, models_cmd, rm_cmd, inspect_cmd)
-for module in (*COMMANDS, lsp_cmd, verify_cmd, bench_cmd, doctor_cmd, demo_cmd):
+for module in (*COMMANDS, context_cmd, lsp_cmd, verify_cmd, bench_cmd, doctor_cmd, demo_cmd):
     module.register(app)
 
 

@@ -86,3 +86,13 @@ ENGINE_PROMPT: Any = typer.Option(
     help="auto | ids | text: token ids (vLLM) or text with the sentinels (llama.cpp).",
 )
 ENGINE_TIMEOUT: Any = typer.Option(DEFAULT_TIMEOUT, "--engine-timeout", min=0.1, help="Seconds to wait for the engine.")
+
+# Repository context (localcoder.context): complete's and context's sizing and switch.
+CONTEXT_BUDGET: Any = typer.Option(
+    None,
+    "--context-budget",
+    min=0,
+    help="Tokens of repository context (definitions the code near the cursor imports, similar code) shown before"
+    " the file; default a third of the prompt, at most half. `localcoder context FILE:LINE` shows them.",
+)
+NO_REPO_CONTEXT: Any = typer.Option(False, "--no-repo-context", help="Show the model no other file of the repository.")

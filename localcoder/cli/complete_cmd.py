@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from localcoder.cli._common import (
+    CONTEXT_BUDGET,
     CTX,
     ENGINE_MODEL,
     ENGINE_PROMPT,
@@ -16,6 +17,7 @@ from localcoder.cli._common import (
     ENGINE_URL,
     GPU_LAYERS,
     MODEL,
+    NO_REPO_CONTEXT,
     TEMPERATURE,
     THREADS,
     TOP_P,
@@ -42,6 +44,9 @@ after it, writes the middle, and ends it at its end-of-middle sentinel. Only the
 line, [cyan]block[/] when the code dedents below the cursor's block, [cyan]full[/] keeps everything.
 Default: block on a blank line, line when the cursor is mid-line.
 
+[bold]Repository context[/]: the model also sees the definitions that the code near the cursor imports
+from the repository, and similar code, within --context-budget tokens (`localcoder context FILE:LINE`).
+
 [bold]Server[/]: when `localcoder serve` answers (at --server, LOCALCODER_SERVER, or http://127.0.0.1:8788),
 the completion comes from its resident model, the same output, without loading anything here.
 --no-server, or any of --ctx/--threads/--gpu-layers/--lookup, loads the model in this process.
@@ -55,6 +60,7 @@ the completion comes from its resident model, the same output, without loading a
   cat app.py | localcoder complete - --line 42 --json     [dim]# for editors[/]
   localcoder complete app.py:42 --server http://127.0.0.1:8788
   localcoder complete app.py:42 --context utils.py   [dim]# let the model see utils.py[/]
+  localcoder complete app.py:42 --no-repo-context    [dim]# only this file (and --context files)[/]
   localcoder complete big.py:9 --max-read-mb 256     [dim]# files over 64 MiB[/]
 """
 
@@ -115,6 +121,8 @@ def complete_command(
     context: Optional[list[Path]] = typer.Option(
         None, "--context", help="A file the model sees before this one (repeatable); newest last."
     ),
+    context_budget: Optional[int] = CONTEXT_BUDGET,
+    no_repo_context: bool = NO_REPO_CONTEXT,
 ) -> None:
     """Fill in code at a cursor from the code before and after it (CodeGen2.5 infill)."""
     path_text, cursor_line, cursor_col = resolve_target(target, line, col, stdin)
@@ -133,7 +141,15 @@ def complete_command(
     snippets = tuple(Snippet(read_source(path, encoding, limit).text, str(path)) for path in context or [])
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     request = CompletionRequest.build(
-        buffer, cursor_line, cursor_col, sampling=sampling, scope=scope, n=n, layout=layout, snippets=snippets
+        buffer,
+        cursor_line,
+        cursor_col,
+        sampling=sampling,
+        scope=scope,
+        n=n,
+        layout=layout,
+        snippets=snippets,
+        repo_context=0 if no_repo_context else context_budget,
     )
     cursor = request.cursor
     stream = not (as_json or diff or write)

@@ -97,3 +97,34 @@ class RichEvalEvents:
         rate = self.done / max(time.monotonic() - self.since, 1e-9)  # this run's samples, not the file's
         detail = f"{self.passed}/{self.done} passed  {rate:.2f} samples/s"
         self.progress.update(self.task, advance=1, detail=detail)
+
+
+class IndexProgress:
+    """A bar on stderr while repository context indexes many files for the first time; nothing when stderr is not
+    a terminal. Called as `progress(done, total)` (localcoder.context.gather's progress)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("indexing the repository"),
+            BarColumn(),
+            TextColumn("{task.completed:>6.0f}/{task.total:.0f} files"),
+            console=console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+        self.shown = console.is_terminal
+
+    def __enter__(self) -> IndexProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.shown:
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("index", total=total)
+        self.progress.update(self.task, completed=done)

@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from localcoder.completion.infill import InfillInput, fill, prepare
+from localcoder.completion.prompts import prompt_budget
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.truncate import CursorContext, StreamingTruncator
+from localcoder.context.stage import request_context
 from localcoder.runtime import LoadedModel
 from localcoder.schemas import SCHEMA_VERSION
 from localcoder.source import Cursor
@@ -42,6 +44,7 @@ class CompletionResult:
     notes: list[str] = field(default_factory=list)
     prompt_layout: str = "stable"
     cache_slot: int = 0  # which cached token sequence served it (serve --cache-slots)
+    context: list[dict[str, Any]] = field(default_factory=list)  # repository context: ContextSnippet.to_dict()s
 
     @property
     def stop_reason(self) -> str:
@@ -63,6 +66,7 @@ class CompletionResult:
             "trimmed_lines": self.trimmed_lines,
             "notes": self.notes,
             "cache_slot": self.cache_slot,
+            "context": self.context,
         }
         if len(self.alternatives) > 1:
             data["alternatives"] = [
@@ -89,7 +93,11 @@ def complete(
     """
     started = time.perf_counter()
     suffix = request.suffix
-    source = InfillInput(request.prefix, suffix, request.snippets, request.layout)
+    window = prompt_budget(model.n_ctx, request.sampling.max_tokens)
+    repo = request_context(request, lambda text: len(model.vocab.tokenize(text)), window)
+    context_ms = (time.perf_counter() - started) * 1000
+    snippets = repo.to_snippets() if repo is not None else request.snippets
+    source = InfillInput(request.prefix, suffix, snippets, request.layout)
     prompt = prepare(model, source, request.sampling.max_tokens)
     context = CursorContext(request.line_before, suffix)
     make_cut = lambda: StreamingTruncator(request.scope, context)  # noqa: E731
@@ -113,9 +121,11 @@ def complete(
             "load": model.load_ms,
             "prompt": first.prompt_ms,
             "generate": first.generate_ms,
+            "context": context_ms,
             "total": (time.perf_counter() - started) * 1000,
         },
-        notes=prompt.notes,
+        notes=[*(repo.notes if repo else ()), *prompt.notes],
         prompt_layout=request.layout,
         cache_slot=filled.slot,
+        context=[s.to_dict() for s in repo.snippets] if repo else [],
     )

@@ -61,6 +61,8 @@ class CompletionRequest:
     layout: str = "stable"  # a key of prompts.PROMPT_LAYOUTS
     snippets: tuple[Snippet, ...] = ()  # other files' code, shown before the document; newest last
     language: str | None = None
+    repo_context: int | None = None  # tokens for repository context (localcoder.context); None: the default; 0: none
+    open_documents: tuple[tuple[str, str], ...] = ()  # (path, text) of other open buffers: context ranks them first
 
     @classmethod
     def build(
@@ -75,6 +77,8 @@ class CompletionRequest:
         layout: str = "stable",
         snippets: tuple[Snippet, ...] = (),
         language: str | None = None,
+        repo_context: int | None = None,
+        open_documents: tuple[tuple[str, str], ...] = (),
     ) -> CompletionRequest:
         """The checked request for the cursor at `line`:`col` (1-based; no col: the end of the line's text)."""
         if scope is not None:
@@ -84,6 +88,8 @@ class CompletionRequest:
             raise LocalcoderError(f"n must be 1 to {MAX_ALTERNATIVES} alternatives, not {n}")
         if sampling.max_tokens < 1:
             raise LocalcoderError(f"max_tokens must be at least 1, not {sampling.max_tokens}")
+        if repo_context is not None and repo_context < 0:
+            raise LocalcoderError(f"the context budget must be 0 tokens (none) or more, not {repo_context}")
         cursor = locate(buffer, line, col)
         text, offset = buffer.text, cursor.offset
         line_end = text.find("\n", offset)
@@ -98,6 +104,8 @@ class CompletionRequest:
             layout=layout,
             snippets=tuple(snippets),
             language=language or language_of(buffer.path),
+            repo_context=repo_context,
+            open_documents=tuple(open_documents),
         )
 
     @property

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 SCHEMA_VERSION = 1
-NAMES = ("bench", "chat", "complete", "convert", "doctor", "eval", "inspect", "kld", "models", "verify")
+NAMES = ("bench", "chat", "complete", "context", "convert", "doctor", "eval", "inspect", "kld", "models", "verify")
 
 
 def schema(name: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ classes here, never through dicts of their own.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class NativeInfill:
         request = self.request
         return {
             "text": request.buffer.text,
-            "path": request.buffer.path,
+            "path": _absolute(request.buffer.path),
             "line": request.cursor.line,
             "col": request.cursor.col,
             "scope": request.scope,
@@ -66,6 +67,7 @@ class NativeInfill:
             "model": self.model,
             "stream": self.stream,
             "context": [{"filename": s.filename, "text": s.text} for s in request.snippets],
+            "repo_context": request.repo_context,
         }
 
     @classmethod
@@ -90,10 +92,17 @@ class NativeInfill:
                 n=fields.integer("n", 1, 1, MAX_N),  # type: ignore[arg-type]
                 layout=fields.get("prompt_layout", str, "stable"),
                 snippets=snippets_from(fields, "context"),
+                # Context reads around the file, so only a path the server cannot mistake for one of its own.
+                repo_context=fields.integer("repo_context", None, 0, 1 << 20) if os.path.isabs(path) else 0,
             )
         except LocalcoderError as exc:
             raise BadRequest(str(exc)) from None
         return cls(request, fields.get("model", str), fields.get("stream", bool, False))
+
+
+def _absolute(path: str) -> str:
+    """A file the server should find whatever its own working folder (repository context reads around it)."""
+    return os.path.abspath(path) if os.path.isfile(path) else path
 
 
 def layout(fields: Fields) -> str:

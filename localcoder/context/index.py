@@ -1,0 +1,111 @@
+"""The on-disk index of a repository's files for the similar-code windows: each file's identifiers, line by line.
+
+Kept per root under the user cache directory (localcoder.paths.cache_dir()/context/), keyed by each file's path,
+size and mtime, so a cold `complete` or `context` reads only the files that changed since the index was saved
+(and the few whose windows it shows). Built incrementally: a file enters when a search first reads it. Saving
+re-reads the index on disk and merges it, then replaces it atomically: two processes may save at once, and
+neither sees a torn file; the later one wins for a file both changed, and both entries are valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcoder.files import write_atomically
+
+try:
+    import fcntl
+except ImportError:  # Windows: saves may race; the file is still replaced atomically, never torn
+    fcntl = None  # type: ignore[assignment]
+from localcoder.paths import cache_dir
+
+INDEX_VERSION = 1
+Entry = tuple[int, int, list[list[str]]]  # size, mtime_ns, each line's identifiers
+
+
+@dataclass
+class DiskIndex:
+    root: Path  # resolved
+    entries: dict[str, Entry] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+
+    @property
+    def path(self) -> Path:
+        digest = hashlib.sha256(str(self.root).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        return cache_dir() / "context" / f"{digest}.json"
+
+    @classmethod
+    def load(cls, root: Path) -> DiskIndex:
+        index = cls(root)
+        index.entries = _read(index.path, root)
+        return index
+
+    def get(self, relative: str, size: int, mtime_ns: int) -> list[set[str]] | None:
+        entry = self.entries.get(relative)
+        if entry is None or (entry[0], entry[1]) != (size, mtime_ns):
+            return None
+        return [set(line) for line in entry[2]]
+
+    def has(self, relative: str, size: int, mtime_ns: int) -> bool:
+        entry = self.entries.get(relative)
+        return entry is not None and (entry[0], entry[1]) == (size, mtime_ns)
+
+    def put(self, relative: str, size: int, mtime_ns: int, sets: list[set[str]]) -> None:
+        self.entries[relative] = (size, mtime_ns, [sorted(line) for line in sets])
+        self.changed.add(relative)
+
+    def save(self) -> None:
+        """Merge with what another process may have saved meanwhile, then replace the file atomically."""
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(self.path.with_suffix(".lock")):
+                merged = _read(self.path, self.root)
+                merged.update({name: self.entries[name] for name in self.changed})
+                document = {"version": INDEX_VERSION, "root": str(self.root), "files": merged}
+                write_atomically(self.path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+        except OSError:
+            return  # a cache that cannot be written is only slower next time
+        self.entries, self.changed = merged, set()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One saver at a time (where the platform has flock), so that no merge is lost; readers never wait."""
+    with open(path, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _read(path: Path, root: Path) -> dict[str, Entry]:
+    try:
+        document: Any = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict) or document.get("version") != INDEX_VERSION or document.get("root") != str(root):
+        return {}
+    files = document.get("files")
+    if not isinstance(files, dict):
+        return {}
+    entries = {}
+    for name, entry in files.items():
+        if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], list):
+            entries[name] = (int(entry[0]), int(entry[1]), entry[2])
+    return entries
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
