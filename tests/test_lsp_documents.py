@@ -3,8 +3,12 @@ drives the whole server with real ones). Every expected text here is worked out 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from localcoder.context.gather import bundled_counter
+from localcoder.context.stage import request_context
 from localcoder.errors import LocalcoderError
 from localcoder.lsp.documents import Change, Documents, Position, offset_at, position_at, units
 from localcoder.lsp.features import build_request, completion_items, inline_items, target_at
@@ -113,3 +117,25 @@ def test_a_selected_completion_entry_is_in_the_text_the_model_sees_and_starts_th
     [item] = inline_items(text, target, ".join", "utf-16")
     assert item.insert_text == "path.join"
     assert (item.range.start.character, item.range.end.character) == (3, 5)
+
+
+def test_open_documents_and_the_workspace_folder_reach_the_context_stage(tmp_path: Path) -> None:
+    workspace = tmp_path / "work"
+    workspace.mkdir()
+    (workspace / "settings.py").write_text("def load_config():\n    pass\n")  # what is saved on disk
+    unsaved = 'def load_config(path, strict=False):\n    """Read the settings at path."""\n    return {}\n'
+    text = "from settings import load_config\n\n\nconfig = load_config("
+    main = str(workspace / "main.py")
+    request = build_request(
+        target_at(text, len(text)), main, "python", LspOptions(), {str(workspace / "settings.py"): unsaved}, [tmp_path]
+    )
+    assert request.context_root == str(tmp_path)  # no repository around the file: the workspace folder
+    context = request_context(request, bundled_counter(), 1920)
+    assert context is not None and context.root == str(tmp_path)
+    shown = {snippet.path: snippet.text for snippet in context.snippets}
+    assert "load_config(path, strict=False)" in shown["work/settings.py"]  # the editor's text, not the disk's
+
+    (workspace / "pyproject.toml").write_text("[project]\nname = 'work'\n")  # a project inside the folder wins
+    assert build_request(target_at(text, len(text)), main, "python", LspOptions(), {}, [tmp_path]).context_root is None
+    off = build_request(target_at(text, len(text)), main, "python", LspOptions(context_budget=0), {}, [tmp_path])
+    assert request_context(off, bundled_counter(), 1920) is None

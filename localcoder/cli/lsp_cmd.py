@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from localcoder.cli._common import (
+    CONTEXT_BUDGET,
     CTX,
     ENGINE_MODEL,
     ENGINE_PROMPT,
@@ -17,6 +18,7 @@ from localcoder.cli._common import (
     ENGINE_URL,
     GPU_LAYERS,
     MODEL,
+    NO_REPO_CONTEXT,
     THREADS,
     TOP_P,
     note,
@@ -66,9 +68,8 @@ def lsp_command(
     debounce_ms: float = typer.Option(
         75.0, "--debounce-ms", min=0.0, max=10_000.0, help="Wait for a newer keystroke before an automatic request."
     ),
-    context_budget: int = typer.Option(
-        512, "--context-budget", min=0, help="Tokens of other files' code the prompt may hold."
-    ),
+    context_budget: Optional[int] = CONTEXT_BUDGET,
+    no_repo_context: bool = NO_REPO_CONTEXT,
     threads: Optional[int] = THREADS,
     gpu_layers: Optional[int] = GPU_LAYERS,
     ctx: Optional[int] = CTX,
@@ -93,7 +94,7 @@ def lsp_command(
         seed=seed,
         scope=None if scope is None else check_scope(scope),
         layout=check_layout(layout),
-        context_budget=context_budget,
+        context_budget=0 if no_repo_context else context_budget,
         debounce_ms=debounce_ms,
     )
     remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)

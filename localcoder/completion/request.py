@@ -63,6 +63,7 @@ class CompletionRequest:
     language: str | None = None
     repo_context: int | None = None  # tokens for repository context (localcoder.context); None: the default; 0: none
     open_documents: tuple[tuple[str, str], ...] = ()  # (path, text) of other open buffers: context ranks them first
+    context_root: str | None = None  # the repository the context stage searches; None: found from the path
 
     @classmethod
     def build(
@@ -79,6 +80,7 @@ class CompletionRequest:
         language: str | None = None,
         repo_context: int | None = None,
         open_documents: tuple[tuple[str, str], ...] = (),
+        context_root: str | None = None,
     ) -> CompletionRequest:
         """The checked request for the cursor at `line`:`col` (1-based; no col: the end of the line's text)."""
         if scope is not None:
@@ -106,6 +108,7 @@ class CompletionRequest:
             language=language or language_of(buffer.path),
             repo_context=repo_context,
             open_documents=tuple(open_documents),
+            context_root=context_root,
         )
 
     @property

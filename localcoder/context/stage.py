@@ -44,5 +44,6 @@ def request_context(request: CompletionRequest, counter: Counter, prompt_tokens:
         budget=budget,
         counter=counter,
         open_documents=dict(request.open_documents),
+        root=request.context_root,
         extra=request.snippets,
     )

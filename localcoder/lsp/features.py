@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from lsprotocol import types
 
 from localcoder.completion.request import CompletionRequest
-from localcoder.completion.snippets import Snippet
+from localcoder.context.repository import MARKERS, find_root
 from localcoder.lsp.documents import position_at
 from localcoder.lsp.options import LspOptions
 from localcoder.source import SourceBuffer, dominant_newline, normalize_newlines
@@ -58,20 +58,32 @@ def path_of(uri: str) -> str:
     return unquote(parts.path) if parts.scheme == "file" else uri
 
 
-def repository_snippets(
-    path: str, text: str, offset: int, *, budget: int, open_documents: dict[str, str], roots: list[Path]
-) -> tuple[Snippet, ...]:
-    """Code from other files for the prompt, at most `budget` tokens: the context stage's job
-    (`localcoder.context.gather(path, text, offset, budget=..., open_documents=..., root=...)`), which ranks
-    the open documents (path -> the text the editor sent, not the file on disk) first and searches the
-    workspace folders (`roots`). That stage arrives on another branch; until it is wired here, no snippets."""
-    return ()
+def context_root(path: str, roots: list[Path]) -> str | None:
+    """The folder the context stage searches for a document at `path`: the innermost workspace folder holding it,
+    unless a repository (git, or a project file) sits inside that folder around the file, which wins as it does
+    for `complete`. None (the stage finds the root from the path) for a file outside every workspace folder."""
+    edited = Path(path).absolute()
+    holding = [root for root in roots if edited.is_relative_to(root)]
+    if not holding:
+        return None
+    workspace = max(holding, key=lambda root: len(root.parts))
+    found = find_root(edited)
+    marked = (found / ".git").exists() or any((found / marker).is_file() for marker in MARKERS)
+    return None if marked and found.is_relative_to(workspace) else str(workspace)
 
 
 def build_request(
-    target: Target, path: str, language: str | None, options: LspOptions, snippets: tuple[Snippet, ...] = ()
+    target: Target,
+    path: str,
+    language: str | None,
+    options: LspOptions,
+    open_documents: dict[str, str] | None = None,
+    roots: list[Path] | None = None,
 ) -> CompletionRequest:
-    """The checked CompletionRequest at the target's cursor; the core wants "\\n" newlines and 1-based lines."""
+    """The checked CompletionRequest at the target's cursor; the core wants "\\n" newlines and 1-based lines.
+
+    The core's context stage adds code from the repository (`localcoder.context`): the open documents (path -> the
+    text the editor sent, not the file on disk) rank first, and the workspace folders (`roots`) are searched."""
     prefix = normalize_newlines(target.text[: target.offset])
     text = prefix + normalize_newlines(target.text[target.offset :])
     buffer = SourceBuffer(path, text, "utf-8", False, dominant_newline(target.text))
@@ -84,8 +96,10 @@ def build_request(
         sampling=options.sampling,
         scope=options.scope,
         layout=options.layout,
-        snippets=snippets,
         language=language,
+        repo_context=options.context_budget,
+        open_documents=tuple((open_documents or {}).items()),
+        context_root=context_root(path, roots or []),
     )
 
 

@@ -35,7 +35,7 @@ class LspOptions:
     seed: int | None = None
     scope: str | None = None  # None: block on a blank line, line mid-line (as `complete`)
     layout: str = "stable"  # typing only appends to the cached prompt
-    context_budget: int = 512  # tokens of other files' code the context stage may add
+    context_budget: int | None = None  # tokens of repository context; None: the core's default share; 0: none
     debounce_ms: float = 75.0  # automatic requests wait this long for a newer keystroke
 
     @property
@@ -75,7 +75,7 @@ def _checked(field: str, name: str, value: Any) -> Any:
         return None if value is None else check_scope(str(value))
     if field == "layout":
         return check_layout(str(value))
-    if field == "seed" and value is None:
+    if field in ("seed", "context_budget") and value is None:
         return None
     if field in _WHOLE:
         if not number or value != int(value) or value < _WHOLE[field]:

@@ -221,16 +221,9 @@ class LocalcoderServer(LanguageServer):
             text = self.documents.get(uri).text
             target = self._target(text, position, selected)
             path = features.path_of(uri)
-            snippets = features.repository_snippets(
-                path,
-                target.text,
-                target.offset,
-                budget=self.options.context_budget,
-                open_documents={features.path_of(u): t for u, t in self.documents.texts().items()},
-                roots=self.roots,
-            )
             language = self.documents.get(uri).language
-            request = features.build_request(target, path, language, self.options, snippets)
+            others = {features.path_of(u): t for u, t in self.documents.texts().items() if u != uri}
+            request = features.build_request(target, path, language, self.options, others, self.roots)
             completer = await self._ready_completer()
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._work, self._complete, completer, request, ticket, loop)
