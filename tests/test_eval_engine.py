@@ -38,7 +38,10 @@ def test_eval_through_an_engine_matches_in_process_and_resumes(
     there = tmp_path / "there.jsonl"
     with engine(tiny_f32_gguf, "once") as url:  # answers one completion, then its process is gone
         broken = run_eval(*GREEDY, "--model", tiny_f32_gguf, "--out", there, "--engine", url)
-    assert broken.returncode != 0 and "not reachable" in broken.stderr and "rerun to resume" in broken.stderr
+    # Gone before the next connection ("not reachable") or after the kernel accepted it ("closed ... midway"):
+    # which one depends on how fast the process exits, and both are the engine going away.
+    assert broken.returncode != 0 and "rerun to resume" in broken.stderr
+    assert "not reachable" in broken.stderr or "midway" in broken.stderr
     assert_one_line_error(broken)
     assert len(completions(there)) == 1  # the failed request is not recorded as a failed sample
     summary = summary_of(run_eval(*GREEDY, "--model", tiny_f32_gguf, "--out", there, "--engine", server))
