@@ -83,9 +83,9 @@ def complete(
 ) -> CompletionResult:
     """Fill in code at the request's cursor; `on_text(alternative, text)` streams each alternative's final text.
 
-    `cancelled()` is asked after every token; when it says yes (a client went away, a newer keystroke),
-    GenerationCancelled is raised and the model is left ready for the next request. The request's snippets
-    (other files' code) come before the document in the prompt.
+    `cancelled()` is asked while the prompt is read and after every token; when it says yes (a client went away,
+    a newer keystroke), GenerationCancelled is raised and the model is left ready for the next request. The
+    request's snippets (other files' code) come before the document in the prompt.
     """
     started = time.perf_counter()
     suffix = request.suffix

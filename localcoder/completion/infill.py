@@ -102,8 +102,9 @@ def fill(
 ) -> FillResult:
     """`n` alternatives (alternative i seeded seed + i); `on_text(i, text)` streams what each cut lets out.
 
-    `cancelled()` is asked after every token; when it says yes, GenerationCancelled is raised and the model is
-    left ready for the next request.
+    `cancelled()` is asked while the prompt is read (between batches and inside them) and after every token;
+    when it says yes, GenerationCancelled is raised and the model is left ready for the next request, the
+    prompt batches read so far cached.
     """
     slot = model.cache.select(prompt.ids).slot
     stop = stop_ids(prompt.format, model.vocab)
@@ -118,7 +119,7 @@ def fill(
     return FillResult(prompt, slot, alternatives)
 
 
-def warm_up(model: LoadedModel, prompt: Prompt) -> FillResult:
+def warm_up(model: LoadedModel, prompt: Prompt, cancelled: Callable[[], bool] | None = None) -> FillResult:
     """Read the prompt into a cache slot and generate nothing (n_predict 0 in llama-server's terms)."""
     slot = model.cache.select(prompt.ids).slot
-    return FillResult(prompt, slot, [Filled("", read_prompt(model.llm, prompt.ids), False)])
+    return FillResult(prompt, slot, [Filled("", read_prompt(model.llm, prompt.ids, cancelled), False)])

@@ -3,7 +3,8 @@
 Which path does what is the route table (server/routes.py); this module reads requests, finds their route,
 and writes answers: compact one-line JSON, server-sent events or NDJSON streams. A request that fails
 answers with a status and a one-line message in its protocol's error shape; nothing a client sends can stop
-the server. A client that goes away mid-generation stops its generation (checked after every token).
+the server. A client that goes away stops its request's prompt reading or generation (asked between prompt
+batches, inside them through llama.cpp's abort callback, and after every token: completion/prompt_read.py).
 
 Why the standard library and not an ASGI stack: generation is a blocking llama.cpp call that must stop
 when its client hangs up. One thread per connection lets the generation loop peek at its own socket after
@@ -145,7 +146,10 @@ class HttpExchange(BaseHTTPRequestHandler):
             return
         try:
             route.handle(self, request)
-        except (GenerationCancelled, Gone, BrokenPipeError, ConnectionResetError):
+        except GenerationCancelled as exc:
+            self.close_connection = True
+            self.server.log(f"{self.address_string()} {path}: client went away; generation cancelled ({exc})")
+        except (Gone, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             self.server.log(f"{self.address_string()} {path}: client went away; generation cancelled")
         except BadRequest as exc:

@@ -96,7 +96,7 @@ class Service:
         """llama-server's /infill: n_predict 0 only reads the prompt (snippets and all) into the cache."""
         prompt = prepare(model, request.source, request.sampling.max_tokens)
         if request.n_predict == 0:
-            result = warm_up(model, prompt)
+            result = warm_up(model, prompt, cancelled)
         else:
             result = fill(model, prompt, request.sampling, request.cut, request.n_cmpl, on_text, cancelled)
         self._count(result, "/infill (llama-server)")
