@@ -42,6 +42,7 @@ class CompletionResult:
     notes: list[str] = field(default_factory=list)
     prompt_layout: str = "stable"
     cache_slot: int = 0  # which cached token sequence served it (serve --cache-slots)
+    typed_through: bool = False  # the rest of an earlier suggestion the text typed since starts (typing_through.py)
 
     @property
     def stop_reason(self) -> str:
@@ -63,6 +64,7 @@ class CompletionResult:
             "trimmed_lines": self.trimmed_lines,
             "notes": self.notes,
             "cache_slot": self.cache_slot,
+            "typed_through": self.typed_through,
         }
         if len(self.alternatives) > 1:
             data["alternatives"] = [
@@ -118,4 +120,5 @@ def complete(
         notes=prompt.notes,
         prompt_layout=request.layout,
         cache_slot=filled.slot,
+        typed_through=filled.typed_through,
     )

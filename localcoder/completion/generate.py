@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ggufkit.llamacpp import token_piece
@@ -55,6 +55,7 @@ class Generation:
     prompt_ms: float
     generate_ms: float
     cached_tokens: int = 0  # prompt tokens whose KV state was already in the context
+    ids: list[int] = field(default_factory=list)  # the tokens generated, stop token left out (in-process only)
 
 
 def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
@@ -91,6 +92,7 @@ def generate(
         llm.set_seed(sampling.seed)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []
+    generated: list[int] = []
     count = 0
     reason = "max_tokens"
     cached = cached_prefix(llm, prompt_ids)
@@ -112,6 +114,7 @@ def generate(
             reason = "eom" if token == eom_id else "end_of_text"
             break
         count += 1
+        generated.append(token)
         text = decoder.decode(token_piece(llm, token, special=False))
         pieces.append(text)
         if text and not on_text(text):
@@ -126,7 +129,13 @@ def generate(
     finished = time.perf_counter()
     first_token_at = first_token_at or finished
     return Generation(
-        "".join(pieces), count, reason, (first_token_at - started) * 1000, (finished - first_token_at) * 1000, cached
+        "".join(pieces),
+        count,
+        reason,
+        (first_token_at - started) * 1000,
+        (finished - first_token_at) * 1000,
+        cached,
+        generated,
     )
 
 

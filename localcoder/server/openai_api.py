@@ -30,6 +30,7 @@ class OpenAICompletion:
     layout: str
     model: str | None
     stream: bool
+    user: str | None = None  # whom it is for: a newer request from the same user supersedes it
 
 
 def parse_completion(body: Any) -> OpenAICompletion:
@@ -55,7 +56,15 @@ def parse_completion(body: Any) -> OpenAICompletion:
         layout=layout(fields),
         model=fields.get("model", str),
         stream=fields.get("stream", bool, False),
+        user=fields.get("user", str) or None,
     )
+
+
+def superseded_body(request: OpenAICompletion) -> dict[str, Any]:
+    """An empty completion for a request a newer one superseded (a stream's last chunk, then [DONE])."""
+    choice = {"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {"id": "cmpl-superseded", "object": "text_completion", "choices": [choice], "usage": usage}
 
 
 class Envelope:

@@ -25,20 +25,34 @@ Cancelled = Callable[[], bool]
 
 @dataclass
 class CacheStats:
-    """Prompt tokens read from the KV cache versus evaluated, over the server's life."""
+    """Prompt tokens read from the KV cache versus evaluated, over the server's life; and the requests answered
+    without the model (typed through a suggestion) or stopped because nobody waited for them any more."""
 
     requests: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    typed_through: int = 0
+    cancelled: int = 0  # the client went away
+    superseded: int = 0  # a newer request from the same client and file took its place
+    ms_for_nobody: float = 0.0  # model time spent on cancelled and superseded requests
 
     def add(self, prompt_tokens: int, cached_tokens: int) -> None:
         self.requests += 1
         self.prompt_tokens += prompt_tokens
         self.cached_tokens += cached_tokens
 
+    def stopped(self, superseded: bool, model_ms: float) -> None:
+        if superseded:
+            self.superseded += 1
+        else:
+            self.cancelled += 1
+        self.ms_for_nobody += model_ms
+
     def to_dict(self) -> dict[str, Any]:
         rate = self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-        return {**asdict(self), "evaluated_tokens": self.prompt_tokens - self.cached_tokens, "hit_rate": round(rate, 4)}
+        evaluated = self.prompt_tokens - self.cached_tokens
+        counts = {**asdict(self), "ms_for_nobody": round(self.ms_for_nobody, 1)}
+        return {**counts, "evaluated_tokens": evaluated, "hit_rate": round(rate, 4)}
 
 
 @dataclass(frozen=True)
@@ -48,9 +62,13 @@ class Served:
     slot: int
     prompt_tokens: int
     read_tokens: int
+    typed_through: bool = False
 
     def describe(self) -> str:
-        return f"cache slot {self.slot}: read {self.read_tokens} of {self.prompt_tokens} prompt tokens"
+        reused = self.prompt_tokens - self.read_tokens
+        through = "; typed through the last suggestion, model not run" if self.typed_through else ""
+        read = f"read {self.read_tokens} of {self.prompt_tokens} prompt tokens, reused {reused}"
+        return f"cache slot {self.slot}: {read}{through}"
 
 
 class Service:
@@ -59,11 +77,17 @@ class Service:
         self._stats_lock = threading.Lock()
         self._log = log
 
+    def stopped(self, superseded: bool, model_ms: float) -> None:
+        """A request stopped midway because nobody waits for it: count it and the model time it took."""
+        with self._stats_lock:
+            self.stats.stopped(superseded, model_ms)
+
     def _count(self, result: FillResult, route: str) -> Served:
         with self._stats_lock:
             for filled in result.alternatives:
                 self.stats.add(result.prompt_tokens, filled.run.cached_tokens)
-        served = Served(result.slot, result.prompt_tokens, result.read_tokens)
+            self.stats.typed_through += result.typed_through
+        served = Served(result.slot, result.prompt_tokens, result.read_tokens, result.typed_through)
         self._log(f"{route}: {served.describe()}")
         return served
 
@@ -75,8 +99,9 @@ class Service:
         with self._stats_lock:
             for alternative in result.alternatives:
                 self.stats.add(result.prompt_tokens, alternative.cached_tokens)
+            self.stats.typed_through += result.typed_through
         read = result.prompt_tokens - result.alternatives[0].cached_tokens
-        self._log(f"/infill: {Served(result.cache_slot, result.prompt_tokens, read).describe()}")
+        self._log(f"/infill: {Served(result.cache_slot, result.prompt_tokens, read, result.typed_through).describe()}")
         return result.to_dict()
 
     def completion(
