@@ -193,12 +193,12 @@ class HttpExchange(BaseHTTPRequestHandler):
             self.leased_at = time.perf_counter()
             yield model
 
-    def for_client(self, *parts: object) -> None:
-        """Say whom the request is for (a slot, a user, a file; with the client's address and the route): a newer
-        request with the same key supersedes this one. Without any part it supersedes nothing."""
-        if any(part is not None for part in parts):
+    def for_client(self, who: object, model: str | None) -> None:
+        """Say whom the request is for (a slot, a user, a file): with the client's address, the route and the
+        model, a newer request with the same key supersedes this one. `who` None or "" supersedes nothing."""
+        if who is not None and who != "":
             path = urlsplit(self.path).path
-            self.claim = self.server.claims.claim((self.client_address[0], path, *parts))
+            self.claim = self.server.claims.claim((self.client_address[0], path, model, who))
 
     def cancelled(self) -> bool:
         """The client hung up, or a newer request from it for the same file superseded this one."""

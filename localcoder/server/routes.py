@@ -21,7 +21,7 @@ from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.fields import Fields, json_object
 from localcoder.server.pool import ModelPool
 from localcoder.server.service import Service
-from localcoder.server.wire import NativeInfill, ResultEvent, TextEvent, encode_event
+from localcoder.server.wire import UNNAMED, NativeInfill, ResultEvent, TextEvent, encode_event
 
 
 class ServerState(Protocol):
@@ -48,7 +48,7 @@ class Exchange(Protocol):
 
     def gone(self) -> bool: ...
 
-    def for_client(self, *parts: object) -> None: ...
+    def for_client(self, who: object, model: str | None) -> None: ...
 
     def cancelled(self) -> bool: ...
 
@@ -84,7 +84,8 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
     if isinstance(request, llama_api.LlamaInfillRequest):
         return llama_infill(ex, request)
     on_text = None
-    ex.for_client(request.model, request.request.buffer.path)
+    named = request.request.buffer.path
+    ex.for_client(None if named == UNNAMED else named, request.model)
     with ex.model(request.model) as model:
         if request.stream:
             ex.open_stream("sse")
@@ -99,7 +100,7 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
 
 def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
     on_text = None
-    ex.for_client(request.model, request.id_slot)
+    ex.for_client(request.id_slot, request.model)
     with ex.model(ex.known_model(request.model)) as model:
         if request.stream:
             ex.open_stream("sse")
@@ -176,7 +177,7 @@ def models(ex: Exchange, _request: Any) -> None:
 
 def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
     on_text = None
-    ex.for_client(request.model, request.user)
+    ex.for_client(request.user, request.model)
     with ex.model(ex.known_model(request.model)) as model:
         envelope = openai_api.Envelope(model.path)
         if request.stream:
