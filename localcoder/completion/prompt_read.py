@@ -3,18 +3,20 @@
 llama-cpp-python's `Llama.eval` reads a whole prompt in one call (512-token batches, nothing asked between
 them), so an abandoned request used to read all of a new file before its cancellation was noticed. Here the
 prompt goes in READ_BATCH-token batches with `cancelled()` asked before each, and while a batch runs,
-llama.cpp's abort callback asks it too (at most every POLL_S), so a cancellation stops inside a batch.
+llama.cpp's abort callback asks it too (at most every POLL_S), so a cancellation stops inside a batch; the
+aborted batch's tokens are read again by whoever needs them.
 
 What was read stays exact: llama-cpp-python records a batch's tokens (`input_ids`, `n_tokens`) only after its
 decode returns, and an aborted decode raises before that, so the KV cells of a half-read batch are never
 counted as cached; the next `eval` removes them (`kv_cache_seq_rm` from `n_tokens`). Every batch that
 finished counts for the next request sharing the prefix.
 
-Why 128: on the bench model (hidden 512, 8 layers, Q4_K_M, 1 thread) a 3,000-token prompt reads at 1,290
-tokens/s in 512-token batches, 1,370 in 128, 1,310 in 64 and 1,100 in 32; the abort callback (asked ~165
-times a batch) costs nothing measurable (BENCHMARKS.md). 128 keeps full speed, and the callback, not the
-batch size, bounds how long a cancelled read goes on; a smaller batch would only lose less of the aborted
-batch's work.
+Why 128 and the callback: on the bench model (hidden 512, 8 layers, Q4_K_M, 1 thread) a 3,000-token prompt
+reads at 1,290 tokens/s in 512-token batches, 1,370 in 128, 1,310 in 64 and 1,100 in 32 (BENCHMARKS.md):
+batches small enough to stop within ~40 ms by themselves (about 50 tokens here, 1 or 2 for a 7B model on a
+CPU) cost 15% or more. The abort callback, asked between graph nodes (about 40 times a 128-token batch),
+costs nothing measurable and stops a read within a node, whatever the model's size. 128 keeps full speed;
+a smaller batch would only lose less of the aborted batch's work.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from localcoder.completion.prompt_cache import common_prefix
 
 READ_BATCH = 128
-POLL_S = 0.005  # how often the abort callback asks `cancelled()` while a batch decodes
+POLL_S = 0.002  # how often the abort callback asks `cancelled()` while a batch decodes (a select() call)
 
 
 class GenerationCancelled(Exception):
