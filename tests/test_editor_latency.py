@@ -197,3 +197,18 @@ def test_no_supersede_serves_first_come_first_served(endless: Path):
         status, newer = server.post("/infill", {**llama_body("def f():\n", id_slot=0), "n_predict": 8})
         events = read_to_end(older, received)
         assert status == 200 and events[-1]["tokens_predicted"] == 40 and not events[-1].get("superseded")
+
+
+def test_localcoders_own_infill_supersedes_by_path_and_answers_409(endless: Path):
+    def body(tokens: int) -> dict:
+        text = "def f():\n    \n"
+        return {"text": text, "line": 2, "path": "app.py", "scope": "full", "max_tokens": tokens, "temperature": 0}
+
+    with running_server("--model", str(endless), *SERVE) as server:
+        older, received = open_stream(server, "/infill", body(1024))
+        status, newer = server.post("/infill", body(4))
+        assert status == 200 and newer["tokens"]["generated"] == 4
+        events = read_to_end(older, received)
+        assert events[-2]["error"]["code"] == 409 and events[-1] == "[DONE]"
+        status, unnamed = server.post("/infill", {**body(4), "path": None})  # names no file: supersedes nothing
+        assert status == 200
