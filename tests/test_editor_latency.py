@@ -212,3 +212,21 @@ def test_localcoders_own_infill_supersedes_by_path_and_answers_409(endless: Path
         assert events[-2]["error"]["code"] == 409 and events[-1] == "[DONE]"
         status, unnamed = server.post("/infill", {**body(4), "path": None})  # names no file: supersedes nothing
         assert status == 200
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_prefetch_reads_where_accepting_the_suggestion_leads(tmp_path: Path, prefetch: bool):
+    """The model card's cursor layout: accepting a suggestion moves the split, so without look-ahead the next
+    request re-reads from the cursor on (the control); with --prefetch at most its last token."""
+    model = bigram_model(tmp_path, SUGGESTION)
+    body = {"prompt": ABOVE, "suffix": BELOW, "max_tokens": 32, "temperature": 0, "prompt_layout": "cursor"}
+    options = ("--prefetch",) if prefetch else ()
+    with running_server("--model", str(model), *SERVE, *options) as server:
+        assert server.post("/v1/completions", body)[1]["choices"][0]["text"] == SUGGESTION
+        if prefetch:
+            server.wait_for_log("prefetch: read")
+        # top_k 1 is greedy too, but another sampling: not typed through, so the model reads the prompt
+        status, accepted = server.post("/v1/completions", {**body, "prompt": ABOVE + SUGGESTION, "top_k": 1})
+    usage = accepted["usage"]
+    read = usage["prompt_tokens"] - usage["prompt_tokens_details"]["cached_tokens"]
+    assert status == 200 and (read <= 1 if prefetch else read > 4), usage

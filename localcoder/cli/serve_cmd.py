@@ -24,7 +24,8 @@ per file you switch between); each request is served from the one sharing the lo
 
 Work nobody waits for stops: a client that hangs up stops its request mid-prompt, and a newer request from
 the same client and file (llama-server's id_slot, OpenAI's user, localcoder's path) supersedes the older
-(--no-supersede: first come, first served). Typing what was just suggested is answered with its rest at once.
+(--no-supersede: first come, first served). Typing what was just suggested is answered with its rest at once;
+--prefetch reads, while the model is idle, the prompt of the position accepting a suggestion leads to.
 
 Editors: llama.vim and llama.vscode (llama-server's /infill), Continue and twinny (Ollama's API: set
 OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the openai client (/v1/completions).
@@ -82,6 +83,9 @@ def serve_command(
         "--supersede/--no-supersede",
         help="A newer request from the same client and file (id_slot, user, path) stops the older one.",
     ),
+    prefetch: bool = typer.Option(
+        False, "--prefetch", help="After answering, read the prompt of where accepting the suggestion leads."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
 ) -> None:
     """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
@@ -99,6 +103,7 @@ def serve_command(
         preload=preload,
         quiet=quiet,
         supersede=supersede,
+        prefetch=prefetch,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from localcoder import __version__
 from localcoder.completion.generate import GenerationCancelled
+from localcoder.completion.infill import InfillInput
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest
@@ -52,6 +53,7 @@ class ServeOptions:
     preload: bool = True
     quiet: bool = False
     supersede: bool = True  # a newer request from the same client and file stops the older (supersede.py)
+    prefetch: bool = False  # after answering, read the prompt of the position the suggestion leads to
 
 
 def compact(body: Any) -> bytes:
@@ -69,6 +71,7 @@ class LocalcoderServer(ThreadingHTTPServer):
         self.pool = pool
         self.service = Service(log)
         self.claims = Claims(options.supersede)
+        self.prefetch = options.prefetch
         self.log = log
         self.started = time.time()
         super().__init__((options.host, options.port), HttpExchange)
@@ -199,6 +202,25 @@ class HttpExchange(BaseHTTPRequestHandler):
         if who is not None and who != "":
             path = urlsplit(self.path).path
             self.claim = self.server.claims.claim((self.client_address[0], path, model, who))
+
+    def prefetch(self, name: str | None, source: InfillInput, text: str, max_tokens: int) -> None:
+        """serve --prefetch, after the answer went out: while the model is idle, read the prompt of the position
+        accepting `text` leads to. It gives way to any request: one queued for the model, or this client's
+        next one on this connection."""
+        if not self.server.prefetch or not text:
+            return
+        with self.server.pool.when_idle(name) as idle:
+            if idle is not None:
+                model, awaited = idle
+                self.server.service.prefetch(model, source, text, max_tokens, lambda: awaited() or self._next_request())
+
+    def _next_request(self) -> bool:
+        """Bytes of this client's next request wait on the connection (a closed connection brings none)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) != b""
+        except (OSError, ValueError):
+            return False
 
     def cancelled(self) -> bool:
         """The client hung up, or a newer request from it for the same file superseded this one."""

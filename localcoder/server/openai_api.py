@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from localcoder.completion.generate import Sampling
-from localcoder.completion.infill import FillResult
+from localcoder.completion.infill import FillResult, InfillInput
 from localcoder.server.fields import BadRequest, Fields
 from localcoder.server.wire import MAX_N, MAX_TOKENS_CAP, layout
 
@@ -31,6 +31,11 @@ class OpenAICompletion:
     model: str | None
     stream: bool
     user: str | None = None  # whom it is for: a newer request from the same user supersedes it
+
+    @property
+    def source(self) -> InfillInput:
+        """With a suffix, an infill in the model's own format; without, left to right from the prompt."""
+        return InfillInput(self.prompt, self.suffix or "", layout=self.layout, infill=self.suffix is not None)
 
 
 def parse_completion(body: Any) -> OpenAICompletion:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from localcoder import __version__
 from localcoder.completion.generate import Sampling
+from localcoder.completion.infill import InfillInput
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
@@ -51,6 +52,8 @@ class Exchange(Protocol):
     def for_client(self, who: object, model: str | None) -> None: ...
 
     def cancelled(self) -> bool: ...
+
+    def prefetch(self, name: str | None, source: InfillInput, text: str, max_tokens: int) -> None: ...
 
     def send_json(self, status: int, body: Any) -> None: ...
 
@@ -112,6 +115,8 @@ def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
             ex.event({**body, "content": ""} if "content" in body else body)
     else:
         ex.send_json(200, bodies if request.n_cmpl > 1 else bodies[0])
+    if request.n_predict > 0 and request.n_cmpl == 1:
+        ex.prefetch(ex.known_model(request.model), request.source, result.alternatives[0].text, request.n_predict)
 
 
 def superseded(ex: Exchange, request: Any) -> None:
@@ -190,6 +195,9 @@ def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
         ex.event("[DONE]")
     else:
         ex.send_json(200, body)
+    if request.n == 1:
+        text = result.alternatives[0].text
+        ex.prefetch(ex.known_model(request.model), request.source, text, request.sampling.max_tokens)
 
 
 # -- Ollama ----------------------------------------------------------------------------------------------------

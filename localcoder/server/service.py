@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from localcoder.completion.complete import complete
+from localcoder.completion.generate import GenerationCancelled, read_prompt
 from localcoder.completion.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
 from localcoder.completion.truncate import StopStrings
 from localcoder.runtime import LoadedModel
@@ -108,9 +109,7 @@ class Service:
         self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled
     ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
-        infill = request.suffix is not None
-        source = InfillInput(request.prompt, request.suffix or "", layout=request.layout, infill=infill)
-        prompt = prepare(model, source, request.sampling.max_tokens)
+        prompt = prepare(model, request.source, request.sampling.max_tokens)
         result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), request.n, on_text, cancelled)
         self._count(result, "/v1/completions")
         return result
@@ -138,3 +137,17 @@ class Service:
         result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), 1, on_text, cancelled)
         self._count(result, "/api/generate")
         return result
+
+    def prefetch(
+        self, model: LoadedModel, source: InfillInput, text: str, max_tokens: int, cancelled: Cancelled
+    ) -> None:
+        """serve --prefetch: read the prompt of the position the user reaches by accepting `text`, so that the
+        next request there finds it cached; stops as soon as `cancelled()` (a request arrived) says so."""
+        prompt = prepare(model, replace(source, prefix=source.prefix + text), max_tokens)
+        model.cache.select(prompt.ids)
+        try:
+            run = read_prompt(model.llm, prompt.ids, cancelled)
+        except GenerationCancelled as exc:
+            self._log(f"prefetch: gave way to a request ({exc})")
+            return
+        self._log(f"prefetch: read {len(prompt.ids) - run.cached_tokens} of {len(prompt.ids)} prompt tokens")
