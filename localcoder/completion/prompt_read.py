@@ -22,6 +22,7 @@ a smaller batch would only lose less of the aborted batch's work.
 from __future__ import annotations
 
 import ctypes
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -94,9 +95,15 @@ class _abort_callback:  # noqa: N801 (used as a context manager)
         return self._said_yes
 
     def __enter__(self) -> Callable[[], bool]:
+        # llama.cpp reports an aborted decode as an error on stderr ("decode: removing memory module entries");
+        # here it is the expected way to stop, and a real failure still raises.
+        self._logger = logging.getLogger("llama-cpp-python")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
         self._llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
         return lambda: self._said_yes
 
     def __exit__(self, *_exc: object) -> None:
+        self._logger.setLevel(self._level)
         none = ctypes.cast(None, self._llama_cpp.ggml_abort_callback)
         self._llama_cpp.llama_set_abort_callback(self._ctx, none, None)
