@@ -55,8 +55,8 @@ def test_a_client_that_hangs_up_frees_the_model_before_its_prompt_is_read(tiny_f
     with running_server("--model", str(tiny_f32_gguf), *SERVE) as server:
         send_and_close(server, path, abandoned)
         line = server.wait_for_log("generation cancelled")
+        assert cached_tokens(server) < READ_BATCH  # old code: all of the ~650-token prompt, then a token
         assert "cancelled after reading 0 prompt tokens" in line, line
-        assert cached_tokens(server) < READ_BATCH  # old code: the whole ~1,500-token prompt, then one token
         status, answer = server.post(path, wanted)
         assert status == 200, answer
     with running_server("--model", str(tiny_f32_gguf), *SERVE) as fresh:
