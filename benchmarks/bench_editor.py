@@ -14,6 +14,9 @@ For every request: the prompt's tokens, the tokens read (llama-server's timings.
 against "changed": the prompt tokens that no earlier request's prompt shares as a prefix, which is what a
 cache without limits would read. Target: each request reads at most changed + 8.
 
+Then the editor-latency figures (benchmarks/editor_latency.py): preemption ratios per endpoint, typing
+through, prompt-read throughput.
+
 llama.cpp's own llama-server is not run side by side: building it from source takes about 25 minutes on
 the 2 shared cores this was written on.
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import editor_latency  # noqa: E402
 from benchmarks.bench_complete import BENCH_SHAPES, bench_model  # noqa: E402
 from localcoder.bench import WINDOW, machine  # noqa: E402
 from localcoder.completion.infill import InfillInput, prepare  # noqa: E402
@@ -126,10 +130,15 @@ def main() -> None:
     parser.add_argument("--quant", default="Q4_K_M")
     parser.add_argument("--slots", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("bench-out"))
+    parser.add_argument("--latency-only", action="store_true", help="only the editor-latency figures")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     gguf = bench_model(args.shape, args.quant, args.dir)
     print(f"machine {machine()}; date {date.today().isoformat()}; model random {args.shape}, {args.quant}")
+    for line in editor_latency.report(gguf):
+        print(line, flush=True)
+    if args.latency_only:
+        return
     results = {slots: run(gguf, slots) for slots in (1, args.slots)}
     print(f"{'request':<34} {'prompt':>6} {'changed':>7} " + " ".join(f"{f'read/slot ({s})':>15}" for s in results))
     for index, row in enumerate(results[1]):

@@ -22,6 +22,11 @@ start of a cached prompt re-reads only what changed. With the default stable pro
 the cursor or pressing Enter only appends to the prompt. --cache-slots N keeps N prompts cached (say, one
 per file you switch between); each request is served from the one sharing the longest start with it.
 
+Work nobody waits for stops: a client that hangs up stops its request mid-prompt, and a newer request from
+the same client and file (llama-server's id_slot, OpenAI's user, localcoder's path) supersedes the older
+(--no-supersede: first come, first served). Typing what was just suggested is answered with its rest at once;
+--prefetch reads, while the model is idle, the prompt of the position accepting a suggestion leads to.
+
 Editors: llama.vim and llama.vscode (llama-server's /infill), Continue and twinny (Ollama's API: set
 OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the openai client (/v1/completions).
 
@@ -73,6 +78,14 @@ def serve_command(
         1, "--cache-slots", min=1, max=64, help="Prompts kept cached per model (RAM: about 0.5 MiB a token for 7B)."
     ),
     preload: bool = typer.Option(True, "--preload/--no-preload", help="Load the default model before listening."),
+    supersede: bool = typer.Option(
+        True,
+        "--supersede/--no-supersede",
+        help="A newer request from the same client and file (id_slot, user, path) stops the older one.",
+    ),
+    prefetch: bool = typer.Option(
+        False, "--prefetch", help="After answering, read the prompt of where accepting the suggestion leads."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
 ) -> None:
     """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
@@ -89,6 +102,8 @@ def serve_command(
         ),
         preload=preload,
         quiet=quiet,
+        supersede=supersede,
+        prefetch=prefetch,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
 

@@ -45,6 +45,7 @@ class CompletionResult:
     prompt_layout: str = "stable"
     cache_slot: int = 0  # which cached token sequence served it (serve --cache-slots)
     context: list[dict[str, Any]] = field(default_factory=list)  # repository context: ContextSnippet.to_dict()s
+    typed_through: bool = False  # the rest of an earlier suggestion the text typed since starts (typing_through.py)
 
     @property
     def stop_reason(self) -> str:
@@ -67,6 +68,7 @@ class CompletionResult:
             "notes": self.notes,
             "cache_slot": self.cache_slot,
             "context": self.context,
+            "typed_through": self.typed_through,
         }
         if len(self.alternatives) > 1:
             data["alternatives"] = [
@@ -87,9 +89,9 @@ def complete(
 ) -> CompletionResult:
     """Fill in code at the request's cursor; `on_text(alternative, text)` streams each alternative's final text.
 
-    `cancelled()` is asked after every token; when it says yes (a client went away, a newer keystroke),
-    GenerationCancelled is raised and the model is left ready for the next request. The request's snippets
-    (other files' code) come before the document in the prompt.
+    `cancelled()` is asked while the prompt is read and after every token; when it says yes (a client went away,
+    a newer keystroke), GenerationCancelled is raised and the model is left ready for the next request. The
+    request's snippets (other files' code) come before the document in the prompt.
     """
     started = time.perf_counter()
     suffix = request.suffix
@@ -128,4 +130,5 @@ def complete(
         prompt_layout=request.layout,
         cache_slot=filled.slot,
         context=[s.to_dict() for s in repo.snippets] if repo else [],
+        typed_through=filled.typed_through,
     )

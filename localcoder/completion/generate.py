@@ -10,11 +10,14 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ggufkit.llamacpp import token_piece
 from localcoder.completion.prompt_cache import common_prefix
+from localcoder.completion.prompt_read import GenerationCancelled, read_tokens
+
+__all__ = ["GenerationCancelled", "Generation", "Sampling", "TextCut", "generate", "generate_cut", "read_prompt"]
 
 MAX_TEMPERATURE = 2.0  # as OpenAI's API: beyond it sampling is noise
 SEED_MIN, SEED_MAX = -(2**31), 2**31 - 1  # llama.cpp's seed is 32 bits
@@ -44,10 +47,6 @@ class TextCut(Protocol):
     def finish(self) -> str: ...
 
 
-class GenerationCancelled(Exception):
-    """The caller stopped a generation midway (e.g. its HTTP client disconnected)."""
-
-
 @dataclass
 class Generation:
     text: str
@@ -56,6 +55,7 @@ class Generation:
     prompt_ms: float
     generate_ms: float
     cached_tokens: int = 0  # prompt tokens whose KV state was already in the context
+    ids: list[int] = field(default_factory=list)  # the tokens generated, stop token left out (in-process only)
 
 
 def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
@@ -66,13 +66,11 @@ def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
     return max(common - 1, 0) if common == len(prompt_ids) else common  # it re-reads one token for fresh logits
 
 
-def read_prompt(llm: Any, prompt_ids: list[int]) -> Generation:
+def read_prompt(llm: Any, prompt_ids: list[int], cancelled: Callable[[], bool] | None = None) -> Generation:
     """Read the prompt into the KV cache and generate nothing (an editor's warm-up); a held longer sequence stays."""
     started = time.perf_counter()
     common = common_prefix(llm.input_ids[: llm.n_tokens], prompt_ids)
-    if common < len(prompt_ids):
-        llm.n_tokens = common
-        llm.eval(prompt_ids[common:])
+    read_tokens(llm, prompt_ids, cancelled)
     return Generation("", 0, "warm_up", (time.perf_counter() - started) * 1000, 0.0, common)
 
 
@@ -83,17 +81,24 @@ def generate(
     sampling: Sampling,
     on_text: Callable[[str], bool],
     eom_id: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Generation:
-    """Run one generation; `on_text` gets each new piece of text and returns False to stop early."""
+    """Run one generation; `on_text` gets each new piece of text and returns False to stop early.
+
+    All of the prompt but its last token is read first through prompt_read (asking `cancelled()` between
+    batches and inside them: GenerationCancelled); llama-cpp-python's generate then reads the last token for
+    the first logits and finds the rest cached."""
     if sampling.seed is not None:
         llm.set_seed(sampling.seed)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []
+    generated: list[int] = []
     count = 0
     reason = "max_tokens"
     cached = cached_prefix(llm, prompt_ids)
     started = time.perf_counter()
     first_token_at = None
+    read_tokens(llm, prompt_ids[:-1], cancelled)
     tokens = llm.generate(
         prompt_ids,
         temp=sampling.temperature,
@@ -109,6 +114,7 @@ def generate(
             reason = "eom" if token == eom_id else "end_of_text"
             break
         count += 1
+        generated.append(token)
         text = decoder.decode(token_piece(llm, token, special=False))
         pieces.append(text)
         if text and not on_text(text):
@@ -123,7 +129,13 @@ def generate(
     finished = time.perf_counter()
     first_token_at = first_token_at or finished
     return Generation(
-        "".join(pieces), count, reason, (first_token_at - started) * 1000, (finished - first_token_at) * 1000, cached
+        "".join(pieces),
+        count,
+        reason,
+        (first_token_at - started) * 1000,
+        (finished - first_token_at) * 1000,
+        cached,
+        generated,
     )
 
 
@@ -138,9 +150,10 @@ def generate_cut(
     cancelled: Callable[[], bool] | None = None,
 ) -> Generation:
     """One generation whose text goes through `cut`: `on_text` gets only what `cut` lets out, generation ends
-    once `cut` has stopped, and `cancelled()` is asked after every token (GenerationCancelled when it says yes).
+    once `cut` has stopped, and `cancelled()` is asked while the prompt is read and after every token
+    (GenerationCancelled when it says yes).
     """
-    run = generate(llm, prompt_ids, stop, sampling, through_cut(cut, on_text, cancelled), eom_id)
+    run = generate(llm, prompt_ids, stop, sampling, through_cut(cut, on_text, cancelled), eom_id, cancelled)
     finish_cut(cut, on_text)
     return run
 

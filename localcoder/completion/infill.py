@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ggufkit.llamacpp import token_piece
 from localcoder.completion.generate import Generation, Sampling, TextCut, read_prompt
+from localcoder.completion.prompt_cache import Suggestion
 from localcoder.completion.prompts import (
     FORMATS,
     PROMPT_LAYOUTS,
@@ -23,6 +25,7 @@ from localcoder.completion.prompts import (
     stop_ids,
 )
 from localcoder.completion.snippets import SNIPPET_SHARE, Snippet, snippet_ids
+from localcoder.completion.typing_through import before_cursor, context_of, suggestion_of, type_through
 from localcoder.runtime import LoadedModel
 
 TextSink = Callable[[int, str], None]
@@ -60,6 +63,7 @@ class FillResult:
     prompt: Prompt
     slot: int
     alternatives: list[Filled]
+    typed_through: bool = False  # answered from an earlier suggestion the user typed into (typing_through.py)
 
     @property
     def prompt_tokens(self) -> int:
@@ -86,6 +90,7 @@ def prepare(model: LoadedModel, request: InfillInput, max_tokens: int) -> Prompt
     lead = snippet_ids(model.vocab, request.snippets, budget // SNIPPET_SHARE) if request.snippets else None
     stable_lines = PROMPT_LAYOUTS[request.layout]
     prompt = build_prompt(fmt, model.vocab, request.prefix, request.suffix, budget, stable_lines, lead and lead.ids)
+    prompt.lead = tuple(lead.ids) if lead is not None else ()
     if lead is not None and lead.left_out:
         prompt.notes.append(f"left out {lead.left_out} context snippet(s) that did not fit their token budget")
     return prompt
@@ -102,12 +107,18 @@ def fill(
 ) -> FillResult:
     """`n` alternatives (alternative i seeded seed + i); `on_text(i, text)` streams what each cut lets out.
 
-    `cancelled()` is asked after every token; when it says yes, GenerationCancelled is raised and the model is
-    left ready for the next request.
+    A request that types into the last suggestion given (typing_through.py) is answered with its rest, without
+    reading the prompt. `cancelled()` is asked while the prompt is read (between batches and inside them) and
+    after every token; when it says yes, GenerationCancelled is raised and the model is left ready for the
+    next request, the prompt batches read so far cached.
     """
-    slot = model.cache.select(prompt.ids).slot
     stop = stop_ids(prompt.format, model.vocab)
     eom = end_of_middle_id(prompt.format, model.vocab)
+    token_text = lambda token: token_piece(model.llm, token, special=False).decode("utf-8", "replace")  # noqa: E731
+    found = model.cache.suggestions.find(context_of(prompt, sampling), before_cursor(prompt)) if n == 1 else None
+    if found is not None:
+        return _type_through(model, prompt, sampling, make_cut(), found, on_text, cancelled, token_text)
+    slot = model.cache.select(prompt.ids).slot
     alternatives = []
     for index in range(n):
         cut = make_cut()
@@ -115,10 +126,40 @@ def fill(
         seeded = sampling.offset_seed(index)
         run = model.backend.generate(model.llm, prompt.ids, stop, seeded, cut, eom, show, cancelled)
         alternatives.append(Filled(cut.text, run, cut.stopped))  # type: ignore[attr-defined]
+    if n == 1:
+        first = alternatives[0]
+        model.cache.suggestions.remember(suggestion_of(prompt, sampling, first.text, first.run, first.cut, token_text))
     return FillResult(prompt, slot, alternatives)
 
 
-def warm_up(model: LoadedModel, prompt: Prompt) -> FillResult:
+def _type_through(
+    model: LoadedModel,
+    prompt: Prompt,
+    sampling: Sampling,
+    cut: TextCut,
+    found: tuple[Suggestion, str],
+    on_text: TextSink | None,
+    cancelled: Callable[[], bool] | None,
+    token_text: Callable[[int], str],
+) -> FillResult:
+    """The rest of the suggestion typed into; where it was cut short by its budget, the generation goes on."""
+    old, typed = found
+    stop = stop_ids(prompt.format, model.vocab)
+    eom = end_of_middle_id(prompt.format, model.vocab)
+    show = (lambda text: on_text(0, text)) if on_text else None
+
+    def go_on(ids: list[int], budget: Sampling) -> Generation:
+        model.cache.select(ids)
+        return model.backend.generate(model.llm, ids, stop, budget, cut, eom, show, cancelled)
+
+    answer, longer = type_through(old, typed, sampling, cut, show, cancelled, go_on, token_text)
+    if longer is not None:
+        model.cache.suggestions.remember(longer, replacing=old)
+    answer.run.cached_tokens = len(prompt.ids)
+    return FillResult(prompt, model.cache.live, [Filled(answer.text, answer.run, answer.cut)], typed_through=True)
+
+
+def warm_up(model: LoadedModel, prompt: Prompt, cancelled: Callable[[], bool] | None = None) -> FillResult:
     """Read the prompt into a cache slot and generate nothing (n_predict 0 in llama-server's terms)."""
     slot = model.cache.select(prompt.ids).slot
-    return FillResult(prompt, slot, [Filled("", read_prompt(model.llm, prompt.ids), False)])
+    return FillResult(prompt, slot, [Filled("", read_prompt(model.llm, prompt.ids, cancelled), False)])

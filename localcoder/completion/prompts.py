@@ -151,6 +151,7 @@ class Prompt:
     trimmed_suffix_lines: int = 0
     notes: list[str] = field(default_factory=list)
     written: str = ""  # the start of the middle, already in the file: follows the format's last part
+    lead: tuple[int, ...] = ()  # the context snippets' ids before it (infill.prepare)
 
 
 def assemble(

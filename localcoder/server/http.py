@@ -3,7 +3,8 @@
 Which path does what is the route table (server/routes.py); this module reads requests, finds their route,
 and writes answers: compact one-line JSON, server-sent events or NDJSON streams. A request that fails
 answers with a status and a one-line message in its protocol's error shape; nothing a client sends can stop
-the server. A client that goes away mid-generation stops its generation (checked after every token).
+the server. A client that goes away stops its request's prompt reading or generation (asked between prompt
+batches, inside them through llama.cpp's abort callback, and after every token: completion/prompt_read.py).
 
 Why the standard library and not an ASGI stack: generation is a blocking llama.cpp call that must stop
 when its client hangs up. One thread per connection lets the generation loop peek at its own socket after
@@ -30,12 +31,14 @@ from urllib.parse import urlsplit
 
 from localcoder import __version__
 from localcoder.completion.generate import GenerationCancelled
+from localcoder.completion.infill import InfillInput
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions
-from localcoder.server.routes import find_route, route_list
+from localcoder.server.routes import find_route, route_list, superseded
 from localcoder.server.service import Service
+from localcoder.server.supersede import Claim, Claims
 from localcoder.server.wire import DEFAULT_HOST, DEFAULT_PORT
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -49,6 +52,8 @@ class ServeOptions:
     pool: PoolOptions = PoolOptions()
     preload: bool = True
     quiet: bool = False
+    supersede: bool = True  # a newer request from the same client and file stops the older (supersede.py)
+    prefetch: bool = False  # after answering, read the prompt of the position the suggestion leads to
 
 
 def compact(body: Any) -> bytes:
@@ -65,6 +70,8 @@ class LocalcoderServer(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         self.pool = pool
         self.service = Service(log)
+        self.claims = Claims(options.supersede)
+        self.prefetch = options.prefetch
         self.log = log
         self.started = time.time()
         super().__init__((options.host, options.port), HttpExchange)
@@ -143,9 +150,13 @@ class HttpExchange(BaseHTTPRequestHandler):
         except Exception as exc:  # a parser's bug must cost one request, never the connection unanswered
             self.error(500, f"internal error: {type(exc).__name__}: {exc}")
             return
+        self.claim: Claim | None = None
+        self.leased_at: float | None = None
         try:
             route.handle(self, request)
-        except (GenerationCancelled, Gone, BrokenPipeError, ConnectionResetError):
+        except (GenerationCancelled, Gone) as exc:
+            self._stopped(path, request, exc)
+        except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             self.server.log(f"{self.address_string()} {path}: client went away; generation cancelled")
         except BadRequest as exc:
@@ -156,13 +167,64 @@ class HttpExchange(BaseHTTPRequestHandler):
             self._fail(400, str(exc))
         except Exception as exc:  # a bug must cost one request, never the server
             self._fail(500, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if self.claim is not None:
+                self.server.claims.release(self.claim)
+
+    def _stopped(self, path: str, request: Any, exc: Exception) -> None:
+        """The request stopped because nobody waits for it: count the model time it took, and answer it as its
+        protocol expects where it was superseded (its client is still there)."""
+        model_ms = (time.perf_counter() - self.leased_at) * 1000 if self.leased_at is not None else 0.0
+        was_superseded = self.claim is not None and self.claim.superseded
+        self.server.service.stopped(was_superseded, model_ms)
+        how = f"({exc}; {model_ms:.0f} ms of model time for nobody)" if isinstance(exc, GenerationCancelled) else ""
+        if not was_superseded or self.gone():
+            self.close_connection = True
+            self.server.log(f"{self.address_string()} {path}: client went away; generation cancelled {how}".rstrip())
+            return
+        self.server.log(f"{self.address_string()} {path}: superseded by a newer request {how}".rstrip())
+        try:
+            superseded(self, request)
+        except OSError:
+            self.close_connection = True
 
     # -- for route handlers ------------------------------------------------------------------------------
 
     @contextmanager
     def model(self, name: str | None, keep_alive: float | None = None) -> Iterator[LoadedModel]:
-        with self.server.pool.lease(name, self.gone, keep_alive) as model:
+        with self.server.pool.lease(name, self.cancelled, keep_alive) as model:
+            self.leased_at = time.perf_counter()
             yield model
+
+    def for_client(self, who: object, model: str | None) -> None:
+        """Say whom the request is for (a slot, a user, a file): with the client's address, the route and the
+        model, a newer request with the same key supersedes this one. `who` None or "" supersedes nothing."""
+        if who is not None and who != "":
+            path = urlsplit(self.path).path
+            self.claim = self.server.claims.claim((self.client_address[0], path, model, who))
+
+    def prefetch(self, name: str | None, source: InfillInput, text: str, max_tokens: int) -> None:
+        """serve --prefetch, after the answer went out: while the model is idle, read the prompt of the position
+        accepting `text` leads to. It gives way to any request: one queued for the model, or this client's
+        next one on this connection."""
+        if not self.server.prefetch or not text:
+            return
+        with self.server.pool.when_idle(name) as idle:
+            if idle is not None:
+                model, awaited = idle
+                self.server.service.prefetch(model, source, text, max_tokens, lambda: awaited() or self._next_request())
+
+    def _next_request(self) -> bool:
+        """Bytes of this client's next request wait on the connection (a closed connection brings none)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) != b""
+        except (OSError, ValueError):
+            return False
+
+    def cancelled(self) -> bool:
+        """The client hung up, or a newer request from it for the same file superseded this one."""
+        return (self.claim is not None and self.claim.superseded) or self.gone()
 
     def known_model(self, name: str | None) -> str | None:
         """Plugins send names like "gpt-3.5-turbo-instruct" or "codellama:7b": unknown means the default model."""

@@ -4,9 +4,10 @@ The body: input_prefix (the lines above the cursor's), prompt (the cursor's line
 input_suffix (the rest), input_extra ([{text, filename, time}] chunks from other files, placed before the
 prefix as snippets), n_predict (0: read the prompt into the cache and generate nothing, a warm-up), n_indent,
 t_max_predict_ms, top_k, top_p, temperature, stop, n_cmpl (that many alternatives, answered as an array) and
-response_fields (answer only those keys, flat: "timings/prompt_n"). samplers, cache_prompt, id_slot,
+response_fields (answer only those keys, flat: "timings/prompt_n"). samplers, cache_prompt,
 t_max_prompt_ms and lora are accepted and have no effect: the prompt is always cached, and the cache slot
-is the one holding the longest prefix of the prompt (serve --cache-slots), whatever id_slot asks.
+is the one holding the longest prefix of the prompt (serve --cache-slots), whatever id_slot asks. id_slot
+says whom the request is for: a newer one with the same id_slot supersedes it (server/supersede.py).
 
 Answers are compact JSON on one line: llama.vim checks them with the regex "content"\\s*:" before decoding.
 """
@@ -37,6 +38,7 @@ class LlamaInfillRequest:
     response_fields: tuple[str, ...] | None
     model: str | None
     stream: bool
+    id_slot: int | None = None  # whom it is for: a newer request with the same id_slot supersedes it
 
     def cut(self) -> Chained:
         cuts: list[Any] = [StopStrings(self.stop)]
@@ -74,7 +76,20 @@ def parse_llama_infill(body: Any) -> LlamaInfillRequest:
         response_fields=tuple(fields_wanted) if fields_wanted is not None else None,
         model=model,
         stream=fields.get("stream", bool, False),
+        id_slot=_id_slot(fields),
     )
+
+
+def _id_slot(fields: Fields) -> int | None:
+    value = fields.body.get("id_slot")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def superseded_body(request: LlamaInfillRequest) -> dict[str, Any]:
+    """llama-server's last answer of a completion that ended with nothing: what a superseded request gets."""
+    timings = {"prompt_n": 0, "prompt_ms": 0.0, "predicted_n": 0, "predicted_ms": 0.0}
+    body = {"index": 0, "content": "", "tokens": [], "stop": True, "stop_type": "none", "tokens_predicted": 0}
+    return _only({**body, "superseded": True, "timings": timings}, request.response_fields)
 
 
 def _stop_type(filled: Filled) -> str:
@@ -111,6 +126,7 @@ def completion_bodies(request: LlamaInfillRequest, result: FillResult, model_nam
             "tokens_predicted": run.tokens,
             "tokens_evaluated": result.prompt_tokens,
             "tokens_cached": result.cached_tokens,
+            "typed_through": result.typed_through,  # localcoder's: the rest of an earlier suggestion, model not run
             "truncated": bool(result.prompt.trimmed_prefix_lines or result.prompt.trimmed_suffix_lines),
             "has_new_line": "\n" in filled.text,
             "stop_type": "limit" if request.n_predict == 0 else _stop_type(filled),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from localcoder.completion.generate import Sampling
-from localcoder.completion.infill import FillResult
+from localcoder.completion.infill import FillResult, InfillInput
 from localcoder.server.fields import BadRequest, Fields
 from localcoder.server.wire import MAX_N, MAX_TOKENS_CAP, layout
 
@@ -30,6 +30,12 @@ class OpenAICompletion:
     layout: str
     model: str | None
     stream: bool
+    user: str | None = None  # whom it is for: a newer request from the same user supersedes it
+
+    @property
+    def source(self) -> InfillInput:
+        """With a suffix, an infill in the model's own format; without, left to right from the prompt."""
+        return InfillInput(self.prompt, self.suffix or "", layout=self.layout, infill=self.suffix is not None)
 
 
 def parse_completion(body: Any) -> OpenAICompletion:
@@ -55,7 +61,15 @@ def parse_completion(body: Any) -> OpenAICompletion:
         layout=layout(fields),
         model=fields.get("model", str),
         stream=fields.get("stream", bool, False),
+        user=fields.get("user", str) or None,
     )
+
+
+def superseded_body(request: OpenAICompletion) -> dict[str, Any]:
+    """An empty completion for a request a newer one superseded (a stream's last chunk, then [DONE])."""
+    choice = {"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {"id": "cmpl-superseded", "object": "text_completion", "choices": [choice], "usage": usage}
 
 
 class Envelope:

@@ -79,6 +79,14 @@ class FairLock:
             self._waiters.popleft()
             self._held = True
 
+    def try_acquire(self) -> bool:
+        """Take it only if nobody holds it or waits for it (work that must never delay a request)."""
+        with self._condition:
+            if self._held or self._waiters:
+                return False
+            self._held = True
+            return True
+
     def release(self) -> None:
         with self._condition:
             self._held = False
@@ -174,6 +182,21 @@ class ModelPool:
                 slot.keep_alive = keep_alive
             if self._keep_alive(slot) == 0:
                 self._unload(slot)
+            slot.lock.release()
+
+    @contextlib.contextmanager
+    def when_idle(self, name: str | None) -> Iterator[tuple[LoadedModel, Callable[[], bool]] | None]:
+        """The loaded model and "does a request wait for it now?", or None when it is busy, awaited or not
+        loaded: for look-ahead work (serve --prefetch) that must give way to any request."""
+        path = self.resolve(name)
+        with self._guard:
+            slot = self._slots.get(path)
+        if slot is None or slot.model is None or not slot.lock.try_acquire():
+            yield None
+            return
+        try:
+            yield slot.model, lambda: slot.lock.waiting > 0  # type: ignore[union-attr]
+        finally:
             slot.lock.release()
 
     def _keep_alive(self, slot: Slot) -> float:

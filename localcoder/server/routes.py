@@ -15,13 +15,14 @@ from typing import Any, Protocol
 
 from localcoder import __version__
 from localcoder.completion.generate import Sampling
+from localcoder.completion.infill import InfillInput
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.fields import Fields, json_object
 from localcoder.server.pool import ModelPool
 from localcoder.server.service import Service
-from localcoder.server.wire import NativeInfill, ResultEvent, TextEvent, encode_event
+from localcoder.server.wire import UNNAMED, NativeInfill, ResultEvent, TextEvent, encode_event
 
 
 class ServerState(Protocol):
@@ -36,7 +37,8 @@ class Exchange(Protocol):
     """One request's conversation with its client, as handlers see it; http.HttpExchange is the real one.
 
     A handler answers with `send_json`/`send_text`, or opens a stream and sends `event`s; `gone()` says whether
-    the client hung up (it is the `cancelled` every generation asks after each token).
+    the client hung up; `for_client(...)` says whom the request is for, and `cancelled()` (the client hung up or
+    a newer request superseded this one: supersede.py) is what every generation asks while it reads and writes.
     """
 
     server: ServerState
@@ -46,6 +48,12 @@ class Exchange(Protocol):
     def known_model(self, name: str | None) -> str | None: ...
 
     def gone(self) -> bool: ...
+
+    def for_client(self, who: object, model: str | None) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+    def prefetch(self, name: str | None, source: InfillInput, text: str, max_tokens: int) -> None: ...
 
     def send_json(self, status: int, body: Any) -> None: ...
 
@@ -79,11 +87,13 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
     if isinstance(request, llama_api.LlamaInfillRequest):
         return llama_infill(ex, request)
     on_text = None
+    named = request.request.buffer.path
+    ex.for_client(None if named == UNNAMED else named, request.model)
     with ex.model(request.model) as model:
         if request.stream:
             ex.open_stream("sse")
             on_text = lambda index, text: ex.event(encode_event(TextEvent(index, text)))  # noqa: E731
-        result = ex.server.service.native_infill(model, request, on_text, ex.gone)
+        result = ex.server.service.native_infill(model, request, on_text, ex.cancelled)
     if request.stream:
         ex.event(encode_event(ResultEvent(result)))
         ex.event("[DONE]")
@@ -93,17 +103,45 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
 
 def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
     on_text = None
+    ex.for_client(request.id_slot, request.model)
     with ex.model(ex.known_model(request.model)) as model:
         if request.stream:
             ex.open_stream("sse")
             on_text = lambda index, text: ex.event({"index": index, "content": text, "stop": False})  # noqa: E731
-        result = ex.server.service.llama_infill(model, request, on_text, ex.gone)
+        result = ex.server.service.llama_infill(model, request, on_text, ex.cancelled)
         bodies = llama_api.completion_bodies(request, result, model.path.name)
     if request.stream:
         for body in bodies:
             ex.event({**body, "content": ""} if "content" in body else body)
     else:
         ex.send_json(200, bodies if request.n_cmpl > 1 else bodies[0])
+    if request.n_predict > 0 and request.n_cmpl == 1:
+        ex.prefetch(ex.known_model(request.model), request.source, result.alternatives[0].text, request.n_predict)
+
+
+def superseded(ex: Exchange, request: Any) -> None:
+    """The answer to a request a newer one from the same client and file took the place of: llama-server's and
+    OpenAI's an empty completion (closing a stream that was open), localcoder's own a 409 with the reason."""
+    if isinstance(request, llama_api.LlamaInfillRequest):
+        body = llama_api.superseded_body(request)
+    elif isinstance(request, openai_api.OpenAICompletion):
+        body = openai_api.superseded_body(request)
+    else:
+        message = "superseded by a newer request for the same file"
+        if getattr(ex, "stream_kind", None):
+            ex.event({"error": {"message": message, "code": 409}})
+            ex.event("[DONE]")
+        else:
+            ex.send_json(409, {"error": {"message": message, "type": "superseded", "code": 409}})
+        return
+    if not request.stream:
+        ex.send_json(200, body)
+        return
+    if not getattr(ex, "stream_kind", None):
+        ex.open_stream("sse")
+    ex.event(body)
+    if isinstance(request, openai_api.OpenAICompletion):
+        ex.event("[DONE]")
 
 
 def health(ex: Exchange, _request: Any) -> None:
@@ -144,18 +182,22 @@ def models(ex: Exchange, _request: Any) -> None:
 
 def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
     on_text = None
+    ex.for_client(request.user, request.model)
     with ex.model(ex.known_model(request.model)) as model:
         envelope = openai_api.Envelope(model.path)
         if request.stream:
             ex.open_stream("sse")
             on_text = lambda index, text: ex.event(envelope.chunk(index, text))  # noqa: E731
-        result = ex.server.service.completion(model, request, on_text, ex.gone)
+        result = ex.server.service.completion(model, request, on_text, ex.cancelled)
     body = openai_api.completion_body(envelope, result)
     if request.stream:
         ex.event({**body, "choices": [{**choice, "text": ""} for choice in body["choices"]]})
         ex.event("[DONE]")
     else:
         ex.send_json(200, body)
+    if request.n == 1:
+        text = result.alternatives[0].text
+        ex.prefetch(ex.known_model(request.model), request.source, text, request.sampling.max_tokens)
 
 
 # -- Ollama ----------------------------------------------------------------------------------------------------
@@ -173,7 +215,7 @@ def generate(ex: Exchange, request: ollama_api.GenerateRequest) -> None:
         if request.stream:
             ex.open_stream("ndjson")
             on_text = lambda _index, text: ex.event(ollama_api.chunk(path, text))  # noqa: E731
-        result = ex.server.service.generate(model, request, on_text, ex.gone)
+        result = ex.server.service.generate(model, request, on_text, ex.cancelled)
     text = "" if request.stream or result is None else result.alternatives[0].text
     total_ns = int((time.perf_counter() - started) * 1e9)
     final = ollama_api.final_chunk(path, result, 0.0, total_ns, text)

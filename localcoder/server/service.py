@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from localcoder.completion.complete import complete
+from localcoder.completion.generate import GenerationCancelled, read_prompt
 from localcoder.completion.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
 from localcoder.completion.truncate import StopStrings
 from localcoder.runtime import LoadedModel
@@ -25,20 +26,34 @@ Cancelled = Callable[[], bool]
 
 @dataclass
 class CacheStats:
-    """Prompt tokens read from the KV cache versus evaluated, over the server's life."""
+    """Prompt tokens read from the KV cache versus evaluated, over the server's life; and the requests answered
+    without the model (typed through a suggestion) or stopped because nobody waited for them any more."""
 
     requests: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    typed_through: int = 0
+    cancelled: int = 0  # the client went away
+    superseded: int = 0  # a newer request from the same client and file took its place
+    ms_for_nobody: float = 0.0  # model time spent on cancelled and superseded requests
 
     def add(self, prompt_tokens: int, cached_tokens: int) -> None:
         self.requests += 1
         self.prompt_tokens += prompt_tokens
         self.cached_tokens += cached_tokens
 
+    def stopped(self, superseded: bool, model_ms: float) -> None:
+        if superseded:
+            self.superseded += 1
+        else:
+            self.cancelled += 1
+        self.ms_for_nobody += model_ms
+
     def to_dict(self) -> dict[str, Any]:
         rate = self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-        return {**asdict(self), "evaluated_tokens": self.prompt_tokens - self.cached_tokens, "hit_rate": round(rate, 4)}
+        evaluated = self.prompt_tokens - self.cached_tokens
+        counts = {**asdict(self), "ms_for_nobody": round(self.ms_for_nobody, 1)}
+        return {**counts, "evaluated_tokens": evaluated, "hit_rate": round(rate, 4)}
 
 
 @dataclass(frozen=True)
@@ -48,9 +63,13 @@ class Served:
     slot: int
     prompt_tokens: int
     read_tokens: int
+    typed_through: bool = False
 
     def describe(self) -> str:
-        return f"cache slot {self.slot}: read {self.read_tokens} of {self.prompt_tokens} prompt tokens"
+        reused = self.prompt_tokens - self.read_tokens
+        through = "; typed through the last suggestion, model not run" if self.typed_through else ""
+        read = f"read {self.read_tokens} of {self.prompt_tokens} prompt tokens, reused {reused}"
+        return f"cache slot {self.slot}: {read}{through}"
 
 
 class Service:
@@ -59,11 +78,17 @@ class Service:
         self._stats_lock = threading.Lock()
         self._log = log
 
+    def stopped(self, superseded: bool, model_ms: float) -> None:
+        """A request stopped midway because nobody waits for it: count it and the model time it took."""
+        with self._stats_lock:
+            self.stats.stopped(superseded, model_ms)
+
     def _count(self, result: FillResult, route: str) -> Served:
         with self._stats_lock:
             for filled in result.alternatives:
                 self.stats.add(result.prompt_tokens, filled.run.cached_tokens)
-        served = Served(result.slot, result.prompt_tokens, result.read_tokens)
+            self.stats.typed_through += result.typed_through
+        served = Served(result.slot, result.prompt_tokens, result.read_tokens, result.typed_through)
         self._log(f"{route}: {served.describe()}")
         return served
 
@@ -75,17 +100,16 @@ class Service:
         with self._stats_lock:
             for alternative in result.alternatives:
                 self.stats.add(result.prompt_tokens, alternative.cached_tokens)
+            self.stats.typed_through += result.typed_through
         read = result.prompt_tokens - result.alternatives[0].cached_tokens
-        self._log(f"/infill: {Served(result.cache_slot, result.prompt_tokens, read).describe()}")
+        self._log(f"/infill: {Served(result.cache_slot, result.prompt_tokens, read, result.typed_through).describe()}")
         return result.to_dict()
 
     def completion(
         self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled
     ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
-        infill = request.suffix is not None
-        source = InfillInput(request.prompt, request.suffix or "", layout=request.layout, infill=infill)
-        prompt = prepare(model, source, request.sampling.max_tokens)
+        prompt = prepare(model, request.source, request.sampling.max_tokens)
         result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), request.n, on_text, cancelled)
         self._count(result, "/v1/completions")
         return result
@@ -96,7 +120,7 @@ class Service:
         """llama-server's /infill: n_predict 0 only reads the prompt (snippets and all) into the cache."""
         prompt = prepare(model, request.source, request.sampling.max_tokens)
         if request.n_predict == 0:
-            result = warm_up(model, prompt)
+            result = warm_up(model, prompt, cancelled)
         else:
             result = fill(model, prompt, request.sampling, request.cut, request.n_cmpl, on_text, cancelled)
         self._count(result, "/infill (llama-server)")
@@ -113,3 +137,17 @@ class Service:
         result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), 1, on_text, cancelled)
         self._count(result, "/api/generate")
         return result
+
+    def prefetch(
+        self, model: LoadedModel, source: InfillInput, text: str, max_tokens: int, cancelled: Cancelled
+    ) -> None:
+        """serve --prefetch: read the prompt of the position the user reaches by accepting `text`, so that the
+        next request there finds it cached; stops as soon as `cancelled()` (a request arrived) says so."""
+        prompt = prepare(model, replace(source, prefix=source.prefix + text), max_tokens)
+        model.cache.select(prompt.ids)
+        try:
+            run = read_prompt(model.llm, prompt.ids, cancelled)
+        except GenerationCancelled as exc:
+            self._log(f"prefetch: gave way to a request ({exc})")
+            return
+        self._log(f"prefetch: read {len(prompt.ids) - run.cached_tokens} of {len(prompt.ids)} prompt tokens")

@@ -27,6 +27,9 @@ MAX_TOKENS_CAP = 1024
 MAX_SNIPPETS = 64
 
 
+UNNAMED = "<request>"  # the path of a buffer whose request names none
+
+
 def snippets_from(fields: Fields, key: str, text_key: str = "text", name_key: str = "filename") -> tuple[Snippet, ...]:
     """A list of {text, filename} objects (llama.vim's input_extra, localcoder's context)."""
     chunks = fields.get(key, list, [])
@@ -78,7 +81,7 @@ class NativeInfill:
                 "an infill request needs text (the file's contents) and line (1-based),"
                 " or llama-server's input_prefix and input_suffix"
             )
-        path = fields.get("path", str, "<request>")
+        path = fields.get("path", str, UNNAMED)
         text = fields.get("text", str)
         line = fields.integer("line", None, 1, 10**9)
         col = fields.integer("col", None, 1, 10**9)
