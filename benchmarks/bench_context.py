@@ -13,7 +13,9 @@ gold, 0 when none does), and the time per call, for `localcoder.context.gather` 
 windows of the package's other files, stride 30, ranked by identifier Jaccard similarity with the 60 lines before
 the cursor, best first until the budget is full), in the same run. Then the cold `localcoder context` command
 (a new process, start-up included) on a git repository of about 3,000 files (a copy of an installed package), and
-the same call warm in one resident process (what `serve` and the language server pay per request).
+the same call warm in one resident process (what `serve` and the language server pay per request), and inside a
+running `localcoder serve` (its POST /infill reports the context stage's own time; a random-weight model of the
+bench shape, built once into --dir; --no-serve skips it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -184,7 +187,7 @@ def run_package(package: Path, limit: int, budget: int) -> dict[str, list[float]
     return out
 
 
-def cold_and_warm(package: Path, runs: int) -> None:
+def cold_and_warm(package: Path, runs: int, serve_model: Path | None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         repo = Path(scratch) / package.name
         shutil.copytree(package, repo, ignore=shutil.ignore_patterns("__pycache__"))
@@ -223,9 +226,52 @@ def cold_and_warm(package: Path, runs: int) -> None:
             started = time.perf_counter()
             gather(file, text, offset, budget=1024)
             warm.append(time.perf_counter() - started)
+        served = served_context_ms(cases, serve_model) if serve_model else []
         print(f"\nrepository: a git copy of {package.name} ({len(files)} files)")
         print(f"  localcoder context, cold:   median {statistics.median(cold):.2f} s over {len(cold)}")
         print(f"  gather() warm, one process: median {statistics.median(warm) * 1000:.1f} ms over {len(warm)}")
+        if served:
+            print(
+                f"  inside serve, warm (POST /infill's timings_ms.context, the model's tokenizer counting):"
+                f" median {statistics.median(served):.1f} ms over {len(served)}"
+            )
+
+
+def served_context_ms(cases: list[Case], gguf: Path) -> list[float]:
+    """The context stage's time per request inside a running `localcoder serve` (a random-weight model of the
+    bench shape; one token generated): each case's buffer POSTed to /infill with its absolute path, once to warm
+    up, once measured; the figure is the server's own `timings_ms.context` for the second."""
+    from localcoder.server.http import LocalcoderServer, ServeOptions
+    from localcoder.server.pool import ModelPool, PoolOptions
+    from tests.server_run import Server
+
+    pool = ModelPool(PoolOptions(str(gguf), 2048, keep_alive=-1))
+    server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    client = Server(f"http://127.0.0.1:{server.server_address[1]}", None)  # type: ignore[arg-type]
+    pool.preload(None)
+    times = []
+    try:
+        for case in cases:
+            text, offset = case.buffer()
+            col = offset - text.rfind("\n", 0, offset)
+            body = {
+                "text": text,
+                "path": str(case.file),
+                "line": case.line,
+                "col": col,
+                "max_tokens": 1,
+                "temperature": 0,
+                "repo_context": 1024,
+            }
+            for _ in range(2):
+                status, answer = client.post("/infill", body)
+                assert status == 200, answer
+            times.append(answer["timings_ms"]["context"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    return times
 
 
 def other_language(folder: Path, suffix: str, runs: int) -> None:
@@ -269,6 +315,8 @@ def main() -> None:
     parser.add_argument("--big", default="transformers", help="package copied into a git repo for the cold timing")
     parser.add_argument("--runs", type=int, default=7, help="cold CLI runs")
     parser.add_argument("--headers", default="torch/include/torch", help="a C++ tree for the windows' path")
+    parser.add_argument("--no-serve", action="store_true", help="skip the timing inside serve (needs no model)")
+    parser.add_argument("--dir", type=Path, default=Path("bench-out"), help="where the bench model is kept")
     args = parser.parse_args()
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"budget {args.budget} tokens; recall = a snippet covers the definition's first line\n")
@@ -288,9 +336,17 @@ def main() -> None:
     ours, base = recall(total["ours"]), recall(total["base"])
     print(f"\nrecall@{args.budget}: {ours:.0%} vs {base:.0%} for the baseline ({(ours - base) * 100:+.0f} points)")
     if args.big and (SITE / args.big).is_dir():
-        cold_and_warm(SITE / args.big, args.runs)
+        cold_and_warm(SITE / args.big, args.runs, None if args.no_serve else serve_model(args.dir))
     if args.headers and (SITE / args.headers).is_dir():
         other_language(SITE / args.headers, ".h", args.runs)
+
+
+def serve_model(directory: Path) -> Path:
+    """The random-weight GGUF of the bench shape that bench-complete and bench-editor use (built once)."""
+    from benchmarks.bench_complete import bench_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return bench_model("bench", "Q4_K_M", directory)
 
 
 def recall(scores: list[float]) -> float:
