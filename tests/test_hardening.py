@@ -277,7 +277,7 @@ def test_chat_script_fails_when_every_line_failed(answer_model: Path) -> None:
 
 
 COMMANDS = ["complete", "chat", "serve", "eval", "pull", "convert", "models", "rm", "inspect", "verify", "bench"]
-COMMANDS += ["doctor", "demo"]
+COMMANDS += ["doctor", "demo", "context", "lsp"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
