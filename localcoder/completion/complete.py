@@ -96,7 +96,7 @@ def complete(
     started = time.perf_counter()
     suffix = request.suffix
     window = prompt_budget(model.n_ctx, request.sampling.max_tokens)
-    repo = request_context(request, lambda text: len(model.vocab.tokenize(text)), window)
+    repo = request_context(request, model.vocab.count_tokens, window)
     context_ms = (time.perf_counter() - started) * 1000
     snippets = repo.to_snippets() if repo is not None else request.snippets
     source = InfillInput(request.prefix, suffix, snippets, request.layout)

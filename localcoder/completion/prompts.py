@@ -90,6 +90,12 @@ class Vocabulary:
         """Asked of llama.cpp only when a format needs it: it means one call per vocabulary entry."""
         return self.find_end_of_generation()
 
+    @functools.cached_property
+    def count_tokens(self) -> Callable[[str], int]:
+        """A text's length in tokens, remembered for recent texts: the context stage weighs the same snippets at
+        every keystroke, and llama.cpp's tokenizer behind `tokenize` is the slow part of a warm request."""
+        return functools.lru_cache(maxsize=8192)(lambda text: len(self.tokenize(text)))
+
     def single_token(self, text: str) -> int | None:
         ids = self.tokenize(text)
         return ids[0] if len(ids) == 1 else None
