@@ -18,6 +18,7 @@ from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import Snippet, render
 from localcoder.context import bundled_counter, find_root, gather
 from localcoder.runtime import load_model
+from localcoder.server.http import ServeOptions
 from localcoder.source import read_source_bytes
 from tests.helpers import assert_one_line_error, checked_document, localcoder
 from tests.server_run import running_server
@@ -303,6 +304,11 @@ def test_serve_infill_gathers_context_for_an_absolute_path(tmp_path: Path, tiny_
         for other in ({"path": "pkg/app.py"}, {"path": str(root / "pkg" / "app.py"), "repo_context": 0}):
             status, answer = server.post("/infill", {**body, **other})
             assert status == 200 and answer["context"] == [], answer
+    # A server that does not read repositories (the default off loopback, where whoever asks would see its files).
+    with running_server("--model", str(tiny_f32_gguf), "--quiet", "--no-repo-context") as server:
+        status, answer = server.post("/infill", {**body, "path": str(root / "pkg" / "app.py")})
+        assert status == 200 and answer["context"] == [], answer
+    assert not ServeOptions(host="0.0.0.0").reads_repositories and ServeOptions(host="::1").reads_repositories
 
 
 def test_a_huge_buffer_is_read_around_the_cursor(tmp_path: Path) -> None:

@@ -86,6 +86,13 @@ def serve_command(
     prefetch: bool = typer.Option(
         False, "--prefetch", help="After answering, read the prompt of where accepting the suggestion leads."
     ),
+    repo_context: Optional[bool] = typer.Option(
+        None,
+        "--repo-context/--no-repo-context",
+        help="Add context from the repository of the file a POST /infill names (default: on when listening on"
+        " loopback only: a public server would show its own files to whoever asks).",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
 ) -> None:
     """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
@@ -104,6 +111,7 @@ def serve_command(
         quiet=quiet,
         supersede=supersede,
         prefetch=prefetch,
+        repo_context=repo_context,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
 

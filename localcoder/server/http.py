@@ -54,6 +54,13 @@ class ServeOptions:
     quiet: bool = False
     supersede: bool = True  # a newer request from the same client and file stops the older (supersede.py)
     prefetch: bool = False  # after answering, read the prompt of the position the suggestion leads to
+    # Repository context read around the file a POST /infill names (its absolute path, on this machine). None: on
+    # when listening on loopback only, since the prompt built from the server's files is then the client's own.
+    repo_context: bool | None = None
+
+    @property
+    def reads_repositories(self) -> bool:
+        return self.host in LOOPBACK if self.repo_context is None else self.repo_context
 
 
 def compact(body: Any) -> bytes:
@@ -72,6 +79,7 @@ class LocalcoderServer(ThreadingHTTPServer):
         self.service = Service(log)
         self.claims = Claims(options.supersede)
         self.prefetch = options.prefetch
+        self.repo_context = options.reads_repositories
         self.log = log
         self.started = time.time()
         super().__init__((options.host, options.port), HttpExchange)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ class ServerState(Protocol):
     pool: ModelPool
     service: Service
     started: float
+    repo_context: bool  # whether a request naming a file on this machine gets context from its repository
 
 
 class Exchange(Protocol):
@@ -87,6 +88,8 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
     if isinstance(request, llama_api.LlamaInfillRequest):
         return llama_infill(ex, request)
     on_text = None
+    if not ex.server.repo_context:
+        request = replace(request, request=replace(request.request, repo_context=0))
     named = request.request.buffer.path
     ex.for_client(None if named == UNNAMED else named, request.model)
     with ex.model(request.model) as model:
