@@ -29,7 +29,7 @@ PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context lsp-client clean
+	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context bench-llama-server lsp-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -150,6 +150,11 @@ bench-engine: $(VENV)/.test system-deps
 	$(BIN)/python benchmarks/bench_engine.py
 
 # Repository context: recall@1024 and MRR on installed packages beside Copilot's Jaccard windows; cold and warm time.
+# The editor-latency trace against llama.cpp's own llama-server, side by side (LLAMA_SERVER=path to its binary,
+# built from the llama.cpp sources in llama-cpp-python's sdist; see the script's --help).
+bench-llama-server: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_llama_server.py --llama-server $(LLAMA_SERVER) --shape $(COMPLETE_SHAPE)
+
 bench-context: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_context.py
 
