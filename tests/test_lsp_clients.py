@@ -253,3 +253,22 @@ def test_neovim_builtin_client_asks_textdocument_completion(model: Path, tmp_pat
     assert seen["exit_code"] == 0
     assert seen["shown"] in ([], {}), seen["shown"]  # no complaint about Neovim's (empty) settings
     assert source.read_text(encoding="utf-8") == TEXT  # nothing was written to the file
+
+
+def frame(message: bytes) -> bytes:
+    return b"Content-Length: %d\r\n\r\n%s" % (len(message), message)
+
+
+def test_malformed_messages_get_a_line_each_and_the_session_goes_on(model: Path) -> None:
+    def rpc(**message: object) -> bytes:
+        return frame(json.dumps({"jsonrpc": "2.0", **message}).encode())
+
+    stream = frame(b"{not json}") + rpc(id=1, method="nope")  # broken JSON, then a request without params
+    stream += rpc(id=2, method="initialize", params={"capabilities": {}}) + rpc(method="initialized", params={})
+    stream += rpc(id=3, method="shutdown") + rpc(method="exit")
+    done = subprocess.run(lsp_command(model), input=stream, capture_output=True, env=server_env(), timeout=120)
+    assert done.returncode == 0, done.stderr  # it went on to shutdown and exit
+    assert b'"inlineCompletionProvider"' in done.stdout  # and answered initialize after the bad messages
+    errors = done.stderr.decode().splitlines()
+    assert errors and all(line.startswith("localcoder lsp: ") for line in errors), errors
+    assert "Traceback" not in done.stderr.decode()

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import select
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -365,9 +366,27 @@ def build_server(
     return server
 
 
+class OneLineLog(logging.Formatter):
+    """Log records on stderr (the editor's LSP log) as one line each: a malformed message from the client, which
+    pygls reports with its traceback, is said in a line; the client is also told (window/showMessage)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        head, traceback, trace = message.partition("Traceback (most recent call last):")
+        if traceback:  # pygls puts some tracebacks in the message itself: keep their last line, the error
+            message = f"{head.strip()}: {trace.strip().splitlines()[-1]}"
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            message = f"{message}: {type(error).__name__}: {error}"
+        return "localcoder lsp: " + " ".join(message.split())
+
+
 def serve_stdio(options: LspOptions, open_completer: OpenCompleter, stdout: BinaryIO) -> int:
     """Speak LSP on stdin and `stdout` until the client says exit or hangs up; the exit status (0 after a
     shutdown request, 1 without one, as the spec says)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineLog())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     reader = StdinReader()
     server = build_server(options, open_completer, reader)
     server.start_io(reader, stdout)  # type: ignore[arg-type]
