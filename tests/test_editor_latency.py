@@ -124,6 +124,15 @@ def test_typing_through_a_suggestion_cut_by_its_budget_goes_on_generating(typing
     assert answer["tokens_predicted"] == 3 and answer["timings"]["prompt_n"] == 0 and answer["typed_through"]
 
 
+def test_typing_through_with_a_smaller_budget_answers_only_as_many_tokens(typing_server):
+    tokens = chain_for(SUGGESTION)[1:-2]
+    piece = codegen25_tokenizer().decode
+    assert typing_server.post("/infill", typed_body(""))[1]["content"] == SUGGESTION
+    status, answer = typing_server.post("/infill", typed_body("tot", n_predict=2))  # "tot" is inside token 1
+    assert status == 200 and answer["typed_through"] and answer["content"] == piece(tokens[:2])[3:], answer
+    assert answer["tokens_predicted"] == 2 and answer["stop_type"] == "limit"
+
+
 def test_openai_completions_type_through_too(typing_server):
     body = {"prompt": ABOVE, "suffix": BELOW, "max_tokens": 32, "temperature": 0}
     assert typing_server.post("/v1/completions", body)[1]["choices"][0]["text"] == SUGGESTION
@@ -189,6 +198,29 @@ def test_a_newer_request_for_the_same_slot_supersedes_the_one_in_flight(endless:
         assert not any(isinstance(e, dict) and e.get("superseded") for e in events)
         stats = server.request("GET", "/health")[1]["cache"]
         assert stats["superseded"] == 1 and stats["ms_for_nobody"] > 0
+
+
+def streamed(received: bytes) -> str:
+    """The text of the whole events received so far on a llama-server stream."""
+    events = [line[6:] for line in received.decode().split("\n")[:-1] if line.startswith("data: ")]
+    return "".join(json.loads(event).get("content", "") for event in events if event != "[DONE]")
+
+
+def test_typing_into_the_suggestion_being_generated_waits_for_it_and_types_through(endless: Path):
+    """The user types what the stream shows while it is still coming: no superseding; the rest, at once."""
+    older_body = {**llama_body("def f():\n", id_slot=0), "n_predict": 1024}  # seconds of tokens here
+    with running_server("--model", str(endless), *SERVE) as server:
+        older, received = open_stream(server, "/infill", older_body)
+        while len(streamed(received)) < 3:
+            received += older.recv(65536)
+        typed = streamed(received)[:3]
+        status, newer = server.post("/infill", {**older_body, "prompt": typed})  # sent while the older streams
+        events = read_to_end(older, received)
+        assert not events[-1].get("superseded") and events[-1]["tokens_predicted"] == 1024  # the older ran to its end
+        whole = "".join(e.get("content", "") for e in events)
+        assert status == 200 and newer["typed_through"] is True, newer
+        assert newer["content"].startswith(whole[len(typed) :]), newer  # its rest, then on from its KV state
+        assert server.request("GET", "/health")[1]["cache"]["superseded"] == 0
 
 
 def test_no_supersede_serves_first_come_first_served(endless: Path):

@@ -80,11 +80,15 @@ def type_through(
     started = time.perf_counter()
     rest = old.text[len(typed) :]
     rest_tokens = old.tokens_after(len(typed))
+    shortened = rest_tokens > sampling.max_tokens and bool(old.ends)
+    if shortened:  # a smaller budget than the suggestion had: as many of its tokens as this one allows
+        rest = old.text[len(typed) : old.ends[len(old.ends) - rest_tokens + sampling.max_tokens - 1]]
+        rest_tokens = sampling.max_tokens
     going = through_cut(cut, on_text, cancelled)(rest) if rest else True
     budget = sampling.max_tokens - rest_tokens
     if not (going and old.continuable and budget > 0):
         finish_cut(cut, on_text)
-        reason = old.stop_reason if not cut.stopped else "scope"
+        reason = "scope" if cut.stopped else "max_tokens" if shortened else old.stop_reason
         run = Generation(rest, rest_tokens, reason, 0.0, (time.perf_counter() - started) * 1000)
         return TypedThrough(cut.text, run, cut.stopped, False), None  # type: ignore[attr-defined]
     more = go_on([*old.prompt_ids, *old.generated], replace(sampling, max_tokens=budget))

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from localcoder import __version__
 from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import InfillInput
+from localcoder.completion.request import CompletionRequest
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest
@@ -204,12 +205,19 @@ class HttpExchange(BaseHTTPRequestHandler):
             self.leased_at = time.perf_counter()
             yield model
 
-    def for_client(self, who: object, model: str | None) -> None:
+    def for_client(
+        self, who: object, model: str | None, source: InfillInput | CompletionRequest | None = None
+    ) -> Callable[[int, str], None] | None:
         """Say whom the request is for (a slot, a user, a file): with the client's address, the route and the
-        model, a newer request with the same key supersedes this one. `who` None or "" supersedes nothing."""
-        if who is not None and who != "":
-            path = urlsplit(self.path).path
-            self.claim = self.server.claims.claim((self.client_address[0], path, model, who))
+        model, a newer request with the same key supersedes this one. `who` None or "" supersedes nothing.
+        With the request's text around the cursor (`source`), a newer request that types into what this one
+        has generated so far waits for it instead; the callable returned is what the generation shows."""
+        if who is None or who == "":
+            return None
+        path = urlsplit(self.path).path
+        before, after = (source.prefix, source.suffix) if source is not None else (None, None)
+        claim = self.claim = self.server.claims.claim((self.client_address[0], path, model, who), before, after)
+        return lambda index, text: claim.show(text) if index == 0 else None
 
     def prefetch(self, name: str | None, source: InfillInput, text: str, max_tokens: int) -> None:
         """serve --prefetch, after the answer went out: while the model is idle, read the prompt of the position

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from localcoder import __version__
 from localcoder.completion.generate import Sampling
-from localcoder.completion.infill import InfillInput
+from localcoder.completion.infill import InfillInput, TextSink
+from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
@@ -50,7 +51,9 @@ class Exchange(Protocol):
 
     def gone(self) -> bool: ...
 
-    def for_client(self, who: object, model: str | None) -> None: ...
+    def for_client(
+        self, who: object, model: str | None, source: InfillInput | CompletionRequest | None = None
+    ) -> TextSink | None: ...
 
     def cancelled(self) -> bool: ...
 
@@ -87,15 +90,14 @@ def parse_infill(body: Any) -> NativeInfill | llama_api.LlamaInfillRequest:
 def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -> None:
     if isinstance(request, llama_api.LlamaInfillRequest):
         return llama_infill(ex, request)
-    on_text = None
     if not ex.server.repo_context:
         request = replace(request, request=replace(request.request, repo_context=0))
     named = request.request.buffer.path
-    ex.for_client(None if named == UNNAMED else named, request.model)
+    on_text = ex.for_client(None if named == UNNAMED else named, request.model, request.request)
     with ex.model(request.model) as model:
         if request.stream:
             ex.open_stream("sse")
-            on_text = lambda index, text: ex.event(encode_event(TextEvent(index, text)))  # noqa: E731
+            on_text = both(on_text, lambda index, text: ex.event(encode_event(TextEvent(index, text))))
         result = ex.server.service.native_infill(model, request, on_text, ex.cancelled)
     if request.stream:
         ex.event(encode_event(ResultEvent(result)))
@@ -105,12 +107,11 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
 
 
 def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
-    on_text = None
-    ex.for_client(request.id_slot, request.model)
+    on_text = ex.for_client(request.id_slot, request.model, request.source)
     with ex.model(ex.known_model(request.model)) as model:
         if request.stream:
             ex.open_stream("sse")
-            on_text = lambda index, text: ex.event({"index": index, "content": text, "stop": False})  # noqa: E731
+            on_text = both(on_text, lambda index, text: ex.event({"index": index, "content": text, "stop": False}))
         result = ex.server.service.llama_infill(model, request, on_text, ex.cancelled)
         bodies = llama_api.completion_bodies(request, result, model.path.name)
     if request.stream:
@@ -120,6 +121,18 @@ def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
         ex.send_json(200, bodies if request.n_cmpl > 1 else bodies[0])
     if request.n_predict > 0 and request.n_cmpl == 1:
         ex.prefetch(ex.known_model(request.model), request.source, result.alternatives[0].text, request.n_predict)
+
+
+def both(first: TextSink | None, second: TextSink) -> TextSink:
+    """One sink that feeds `first` (what the request's claim has shown so far) and `second` (the stream)."""
+    if first is None:
+        return second
+
+    def show(index: int, text: str) -> None:
+        first(index, text)
+        second(index, text)
+
+    return show
 
 
 def superseded(ex: Exchange, request: Any) -> None:
@@ -184,13 +197,12 @@ def models(ex: Exchange, _request: Any) -> None:
 
 
 def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
-    on_text = None
-    ex.for_client(request.user, request.model)
+    on_text = ex.for_client(request.user, request.model, request.source)
     with ex.model(ex.known_model(request.model)) as model:
         envelope = openai_api.Envelope(model.path)
         if request.stream:
             ex.open_stream("sse")
-            on_text = lambda index, text: ex.event(envelope.chunk(index, text))  # noqa: E731
+            on_text = both(on_text, lambda index, text: ex.event(envelope.chunk(index, text)))
         result = ex.server.service.completion(model, request, on_text, ex.cancelled)
     body = openai_api.completion_body(envelope, result)
     if request.stream:

@@ -6,6 +6,10 @@ OpenAI's `user`, localcoder's own `path`; with the client's address, the route a
 key. A newer request with the same key marks the older superseded: it stops at its next check (prompt batch,
 abort callback, token) or leaves the queue, and is answered as its protocol expects (routes.superseded).
 Requests without such a field, and other clients' requests, keep their first-come order.
+
+One newer request does not supersede: the one whose text before the cursor is the older's plus the start of
+what the older has generated so far (the user is typing the suggestion as it appears). It waits for the older
+instead, and is answered with the rest of that suggestion (completion/typing_through.py) the moment it ends.
 """
 
 from __future__ import annotations
@@ -15,11 +19,25 @@ from collections.abc import Hashable
 
 
 class Claim:
-    """One request's hold on its key."""
+    """One request's hold on its key: the text around its cursor, and the text it has generated so far."""
 
-    def __init__(self, key: Hashable) -> None:
+    def __init__(self, key: Hashable, before: str | None = None, after: str | None = None) -> None:
         self.key = key
+        self.before, self.after = before, after
+        self._shown: list[str] = []
         self._superseded = threading.Event()
+
+    def show(self, text: str) -> None:
+        """More of the suggestion (its first alternative, as the stop rules let it out)."""
+        self._shown.append(text)
+
+    def typed_into_by(self, before: str | None, after: str | None) -> bool:
+        """A request at `before`|`after` is this one with some of what it has generated so far typed (at least
+        one character: the same request again supersedes, as any other)."""
+        if self.before is None or before is None or after != self.after or not before.startswith(self.before):
+            return False
+        typed = before[len(self.before) :]
+        return bool(typed) and "".join(self._shown).startswith(typed)
 
     @property
     def superseded(self) -> bool:
@@ -35,13 +53,14 @@ class Claims:
         self._latest: dict[Hashable, Claim] = {}
         self._lock = threading.Lock()
 
-    def claim(self, key: Hashable) -> Claim:
-        """The caller's claim on `key`; the previous holder, if any, is superseded (when superseding is on)."""
-        claim = Claim(key)
+    def claim(self, key: Hashable, before: str | None = None, after: str | None = None) -> Claim:
+        """The caller's claim on `key`; the previous holder, if any, is superseded (when superseding is on)
+        unless the caller is typing into its suggestion: then the caller waits for it and types through."""
+        claim = Claim(key, before, after)
         with self._lock:
             previous = self._latest.get(key)
             self._latest[key] = claim
-        if previous is not None and self.enabled:
+        if previous is not None and self.enabled and not previous.typed_into_by(before, after):
             previous.supersede()
         return claim
 
