@@ -69,9 +69,8 @@ def cached_prefix(llm: Any, prompt_ids: list[int]) -> int:
 def read_prompt(llm: Any, prompt_ids: list[int], cancelled: Callable[[], bool] | None = None) -> Generation:
     """Read the prompt into the KV cache and generate nothing (an editor's warm-up); a held longer sequence stays."""
     started = time.perf_counter()
-    common = common_prefix(llm.input_ids[: llm.n_tokens], prompt_ids)
-    read_tokens(llm, prompt_ids, cancelled)
-    return Generation("", 0, "warm_up", (time.perf_counter() - started) * 1000, 0.0, common)
+    read = read_tokens(llm, prompt_ids, cancelled)
+    return Generation("", 0, "warm_up", (time.perf_counter() - started) * 1000, 0.0, len(prompt_ids) - read)
 
 
 def generate(

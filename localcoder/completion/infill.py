@@ -117,7 +117,7 @@ def fill(
     token_text = lambda token: token_piece(model.llm, token, special=False).decode("utf-8", "replace")  # noqa: E731
     found = model.cache.suggestions.find(context_of(prompt, sampling), before_cursor(prompt)) if n == 1 else None
     if found is not None:
-        return _type_through(model, prompt, sampling, make_cut(), found, on_text, cancelled, token_text)
+        return _type_through(model, prompt, sampling, make_cut(), found, on_text, cancelled, token_text, stop, eom)
     slot = model.cache.select(prompt.ids).slot
     alternatives = []
     for index in range(n):
@@ -141,11 +141,11 @@ def _type_through(
     on_text: TextSink | None,
     cancelled: Callable[[], bool] | None,
     token_text: Callable[[int], str],
+    stop: frozenset[int],
+    eom: int | None,
 ) -> FillResult:
     """The rest of the suggestion typed into; where it was cut short by its budget, the generation goes on."""
     old, typed = found
-    stop = stop_ids(prompt.format, model.vocab)
-    eom = end_of_middle_id(prompt.format, model.vocab)
     show = (lambda text: on_text(0, text)) if on_text else None
 
     def go_on(ids: list[int], budget: Sampling) -> Generation:

@@ -116,7 +116,7 @@ def gather(
         candidates += _definitions(repository, edited, text, offset, overlay)
     heads = _choose_heads(candidates, room, count, kept_extra)
     chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
-    room = budget - sum(count(render(s)) for s in kept_extra) - sum(c.tokens for c in chosen)
+    room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
         chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress, notes)
     chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]

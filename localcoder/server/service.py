@@ -84,11 +84,16 @@ class Service:
             self.stats.stopped(superseded, model_ms)
 
     def _count(self, result: FillResult, route: str) -> Served:
+        cached = [filled.run.cached_tokens for filled in result.alternatives]
+        return self._tally(route, result.slot, result.prompt_tokens, cached, result.typed_through)
+
+    def _tally(self, route: str, slot: int, prompt_tokens: int, cached: list[int], typed_through: bool) -> Served:
+        """Count one request (each alternative's cached prompt tokens) and log what it read."""
         with self._stats_lock:
-            for filled in result.alternatives:
-                self.stats.add(result.prompt_tokens, filled.run.cached_tokens)
-            self.stats.typed_through += result.typed_through
-        served = Served(result.slot, result.prompt_tokens, result.read_tokens, result.typed_through)
+            for tokens in cached:
+                self.stats.add(prompt_tokens, tokens)
+            self.stats.typed_through += typed_through
+        served = Served(slot, prompt_tokens, prompt_tokens - (cached[0] if cached else 0), typed_through)
         self._log(f"{route}: {served.describe()}")
         return served
 
@@ -97,12 +102,8 @@ class Service:
     ) -> dict[str, Any]:
         """Exactly what `localcoder complete --json` prints for the same buffer and cursor."""
         result = complete(model, request.request, on_text, cancelled)
-        with self._stats_lock:
-            for alternative in result.alternatives:
-                self.stats.add(result.prompt_tokens, alternative.cached_tokens)
-            self.stats.typed_through += result.typed_through
-        read = result.prompt_tokens - result.alternatives[0].cached_tokens
-        self._log(f"/infill: {Served(result.cache_slot, result.prompt_tokens, read, result.typed_through).describe()}")
+        cached = [alternative.cached_tokens for alternative in result.alternatives]
+        self._tally("/infill", result.cache_slot, result.prompt_tokens, cached, result.typed_through)
         return result.to_dict()
 
     def completion(
