@@ -27,6 +27,9 @@ the same client and file (llama-server's id_slot, OpenAI's user, localcoder's pa
 (--no-supersede: first come, first served). Typing what was just suggested is answered with its rest at once;
 --prefetch reads, while the model is idle, the prompt of the position accepting a suggestion leads to.
 
+A POST /infill that names a file's absolute path gets context from that file's repository (see `localcoder
+context`), while the server listens on loopback; --repo-context / --no-repo-context say otherwise.
+
 Editors: llama.vim and llama.vscode (llama-server's /infill), Continue and twinny (Ollama's API: set
 OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the openai client (/v1/completions).
 
@@ -38,6 +41,8 @@ OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the
   localcoder serve                                  [dim]# http://{DEFAULT_HOST}:{DEFAULT_PORT}[/]
   localcoder serve --model codegen25-7b-mono_P.Q4_K_M --keep-alive 30m --lookup 10
   localcoder serve --cache-slots 4                  [dim]# four files' prompts stay cached[/]
+  localcoder serve --prefetch --no-supersede        [dim]# read ahead; first come, first served[/]
+  localcoder serve --host 0.0.0.0 --no-repo-context  [dim]# public: none of this machine's files in prompts[/]
   localcoder complete app.py:42                     [dim]# uses the running server[/]
   curl -s localhost:{DEFAULT_PORT}/v1/completions -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
 """
