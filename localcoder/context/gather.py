@@ -20,8 +20,8 @@ from typing import Any
 
 from localcoder.completion.snippets import Snippet, render
 from localcoder.context.index import stamp
-from localcoder.context.python import Definition, PythonResolver, names_near, scan_view, shadowed_names
 from localcoder.context.repository import Repository, find_root, repository_at
+from localcoder.context.resolver import Deadline, resolver_for
 from localcoder.context.windows import WINDOW_LINES, Prepared, line_sets, prepare, query_of, windows
 from localcoder.context.windows import ranked as ranked_windows
 
@@ -33,7 +33,6 @@ MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
 INDEX_SECONDS = 3  # a first index of a huge tree is built over several calls, each waiting this long at most
 PROGRESS_AFTER = 200  # files to index before a progress callback is worth it
-PYTHON = (".py", ".pyi")
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,7 @@ def gather(
     root: str | Path | None = None,
     extra: tuple[Snippet, ...] = (),
     progress: Progress | None = None,
+    deadline: Deadline | None = None,
 ) -> RepoContext:
     """The context for a cursor at `offset` in `text` (the buffer as the editor has it; `path` need not exist)."""
     count = counter or bundled_counter()
@@ -111,14 +111,22 @@ def gather(
     kept_extra, room = _fit_extra(extra, budget, count)
     notes: list[str] = []  # per call: a resident server gathers for several requests at once
 
+    deadline = deadline or Deadline.never()
+    resolver = resolver_for(edited)
     candidates: list[_Candidate] = []
-    if edited.suffix in PYTHON:
-        candidates += _definitions(repository, edited, text, offset, overlay)
+    if resolver is not None:
+        found = resolver.candidates(repository, edited, text, offset, overlay, deadline)
+        candidates = [
+            _Candidate(f.score, f.path, repository.relative(f.path), f.text.split("\n"), f.start_line, f.head_end,
+                       f.end_line, f.why)
+            for f in found
+        ]  # fmt: skip
     heads = _choose_heads(candidates, room, count, kept_extra)
     chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
-        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress, notes)
+        indexed = resolver is None  # a language that resolves its imports needs no windows of the whole tree
+        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress, notes, indexed)
     chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
     return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(notes))
@@ -137,58 +145,6 @@ def _fit_extra(extra: tuple[Snippet, ...], budget: int, count: Counter) -> tuple
         kept.append(snippet)
         room -= tokens
     return tuple(reversed(kept)), room
-
-
-def _definitions(
-    repository: Repository, edited: Path, text: str, offset: int, overlay: dict[Path, str]
-) -> list[_Candidate]:
-    resolver = PythonResolver(repository, edited, overlay)
-    head, text, cursor_line = scan_view(text, offset)
-    imports = resolver.buffer_imports(head, cursor_line if head is text else 0)
-    if not imports:
-        return []
-    shadowed = shadowed_names(text, cursor_line)
-    used = names_near(text, cursor_line)
-    seen_heads = {chain[0] for chain, _ in used}
-    stars = any(key.startswith("*") for key in imports)
-    uses = [(c, d) for c, d in used if (stars or c[0] in imports) and c[0] not in shadowed]
-    # An imported name used nowhere yet is about to be: as if on the cursor's line.
-    uses += [([name], 0) for name, t in imports.items() if t.name and name not in seen_heads and name not in shadowed]
-    scores: dict[tuple[Path, int], float] = {}
-    found: dict[tuple[Path, int], tuple[Definition, str]] = {}
-    resolved: dict[tuple[str, ...], Any] = {}
-    for chain, distance in uses:
-        key = tuple(chain)
-        if key not in resolved:
-            resolved[key] = resolver.resolve(chain, imports)
-        hit = resolved[key]
-        if hit is None:
-            continue
-        definition, target = hit
-        where = (definition.path, definition.start_line)
-        weight = 1.0 / (1 + abs(distance)) if distance <= 0 else 0.5 / (1 + distance)
-        scores[where] = scores.get(where, 0.0) + weight + (1.0 if definition.path in resolver.overlay else 0.0)
-        found.setdefault(where, (definition, f"{'.'.join(chain)}: {target.statement}"))
-    candidates = []
-    for where, score in scores.items():
-        definition, why = found[where]
-        source = resolver.text_of(definition.path)
-        if source is None:
-            continue
-        candidates.append(
-            _Candidate(
-                score,
-                definition.path,
-                repository.relative(definition.path),
-                source.split("\n"),
-                definition.start_line,
-                definition.head_end,
-                definition.end_line,
-                f"definition of {why}",
-            )
-        )
-    candidates.sort(key=lambda c: (-c.score, c.relative, c.start))
-    return candidates
 
 
 def _snippet(candidate: _Candidate, end: int, count: Counter) -> ContextSnippet:
@@ -255,6 +211,7 @@ def _windows(
     count: Counter,
     progress: Progress | None,
     notes: list[str],
+    indexed: bool,
 ) -> list[ContextSnippet]:
     query = query_of(text, offset)
     if not query:
@@ -262,7 +219,7 @@ def _windows(
     ranked = []
     for file, source in sorted(overlay.items()):
         ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query)]
-    if edited.suffix and edited.suffix not in PYTHON:  # Python's context comes from its imports
+    if indexed and edited.suffix:
         for file, prepared in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress, notes):
             ranked += [(w.score, file, w) for w in ranked_windows(prepared, query)]
     ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localcoder.context.repository import Repository
+from localcoder.context.resolver import Deadline, Found, register
 
 MAX_REEXPORT_DEPTH = 4
 MAX_SCAN_CHARS = 1 << 20  # a larger buffer is read around the cursor only
@@ -333,3 +334,60 @@ def _source_roots(repository: Repository, path: Path) -> list[Path]:
     if folder not in roots and (folder == root or root in folder.parents):
         roots.append(folder)
     return roots
+
+
+class PythonLanguage:
+    """Python's `Resolver`: imports resolved like Python's, uses near the cursor ranked by their distance to it."""
+
+    suffixes = (".py", ".pyi")
+
+    def candidates(
+        self,
+        repository: Repository,
+        edited: Path,
+        text: str,
+        offset: int,
+        overlay: dict[Path, str],
+        deadline: Deadline,
+    ) -> list[Found]:
+        resolver = PythonResolver(repository, edited, overlay)
+        head, text, cursor_line = scan_view(text, offset)
+        imports = resolver.buffer_imports(head, cursor_line if head is text else 0)
+        if not imports:
+            return []
+        shadowed = shadowed_names(text, cursor_line)
+        used = names_near(text, cursor_line)
+        seen_heads = {chain[0] for chain, _ in used}
+        stars = any(key.startswith("*") for key in imports)
+        uses = [(c, d) for c, d in used if (stars or c[0] in imports) and c[0] not in shadowed]
+        # An imported name used nowhere yet is about to be: as if on the cursor's line.
+        uses += [([n], 0) for n, t in imports.items() if t.name and n not in seen_heads and n not in shadowed]
+        scores: dict[tuple[Path, int], float] = {}
+        found: dict[tuple[Path, int], tuple[Definition, str]] = {}
+        resolved: dict[tuple[str, ...], tuple[Definition, Target] | None] = {}
+        for chain, distance in uses:
+            if deadline.expired():
+                break
+            key = tuple(chain)
+            if key not in resolved:
+                resolved[key] = resolver.resolve(chain, imports)
+            hit = resolved[key]
+            if hit is None:
+                continue
+            definition, target = hit
+            where = (definition.path, definition.start_line)
+            weight = 1.0 / (1 + abs(distance)) if distance <= 0 else 0.5 / (1 + distance)
+            scores[where] = scores.get(where, 0.0) + weight + (1.0 if definition.path in resolver.overlay else 0.0)
+            found.setdefault(where, (definition, f"{'.'.join(chain)}: {target.statement}"))
+        candidates = []
+        for where, score in scores.items():
+            definition, why = found[where]
+            source = resolver.text_of(definition.path)
+            if source is not None:
+                start, head_end, end = definition.start_line, definition.head_end, definition.end_line
+                candidates.append(Found(score, definition.path, source, start, head_end, end, f"definition of {why}"))
+        candidates.sort(key=lambda c: (-c.score, repository.relative(c.path), c.start_line))
+        return candidates
+
+
+register(PythonLanguage())
