@@ -8,10 +8,10 @@ held as root. So a run started by root first leaves root, in the child, before b
 and RLIMIT_NPROC binds it.
 
 Nobody may not be able to reach the Python installation (pyenv keeps it in /root, which is mode 700), so before
-leaving root the child makes itself a private mount namespace (unshared, propagation private: the host sees
-nothing of it) and bind-mounts each Python directory onto an empty directory in /tmp that nobody can reach
-(`stage_dirs`: made once per process, removed at exit; each run's binds live only in its own namespace), where
-bwrap, as nobody, binds it from. It reads those directories as nobody, which their modes (0755, 0644 as pip and
+leaving root the child, already in a private mount namespace of its own (scratch.py makes it, and the run's
+tmpfs in it: the host sees nothing of either), bind-mounts each Python directory onto an empty directory in /tmp
+that nobody can reach (`stage_dirs`: made once per process, removed at exit; each run's binds live only in its
+own namespace), where bwrap, as nobody, binds it from. It reads those directories as nobody, which their modes (0755, 0644 as pip and
 pyenv make them) allow.
 """
 
@@ -24,10 +24,9 @@ import shutil
 import tempfile
 
 from localcoder.sandbox.process import ChildSetup
+from localcoder.sandbox.scratch import NOBODY
 
-NOBODY = 65534
-_CLONE_NEWNS = 0x00020000
-_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+_MS_BIND, _MS_REC = 0x1000, 0x4000
 
 
 @functools.cache
@@ -43,7 +42,8 @@ def stage_dirs(count: int) -> list[str]:
 
 
 def leave_root(python_dirs: list[str], stages: list[str]) -> ChildSetup:
-    """The child's setup, run as root before exec: bind the Python directories onto `stages`, become nobody.
+    """The child's setup, run as root before exec and after scratch.mount_scratch: bind the Python directories onto
+    `stages`, become nobody.
 
     Any failure raises, which makes Popen fail in the parent: a program never starts as root.
     """
@@ -57,8 +57,6 @@ def leave_root(python_dirs: list[str], stages: list[str]) -> ChildSetup:
             raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
     def setup() -> list[str]:
-        check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-        check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
         for path, stage in zip(python_dirs, stages, strict=True):
             check(libc.mount(path.encode(), stage.encode(), None, _MS_BIND | _MS_REC, None), f"binding {path}")
         os.setgroups([])

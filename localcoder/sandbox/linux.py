@@ -55,7 +55,8 @@ from dataclasses import dataclass
 
 from localcoder.sandbox import SandboxFailed, seccomp
 from localcoder.sandbox.as_root import leave_root, stage_dirs
-from localcoder.sandbox.process import NPROC_LIMIT, Limits, RunResult, python_roots, run_process
+from localcoder.sandbox.process import NPROC_LIMIT, ChildSetup, Limits, RunResult, python_roots, run_process
+from localcoder.sandbox.scratch import SCRATCH_BYTES, mount_scratch, scratch_point, scratch_works
 
 INSTALL_HINT = "install bubblewrap (Debian, Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
 REFUSED_HINT = (
@@ -70,8 +71,8 @@ LIMIT_HINT = (
 WORKDIR = "/tmp/run"  # inside the sandbox
 PROGRAM = f"{WORKDIR}/main.py"
 _SANDBOX_ID = "65534"  # uid and gid inside: "nobody"
-_TMP_BYTES = 128 << 20  # /tmp, which holds the working directory: what the program may write in all
-_SHM_BYTES = 16 << 20
+_TMP_BYTES = 128 << 20  # where there is no bounded scratch (scratch.py): bwrap's own tmpfs for /tmp, and /dev/shm
+_SHM_BYTES = SCRATCH_BYTES - _TMP_BYTES
 _TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # links into /usr on merged-/usr systems
 _ETC = ("/etc/ld.so.cache", "/etc/localtime")  # what the dynamic loader and time zones read; nothing about users
 _PROBE_SECONDS = 10.0
@@ -137,14 +138,17 @@ def run_in_bwrap(bwrap: Bwrap, source: str, limits: Limits, stdin: str = "") -> 
     as_root = os.geteuid() == 0
     roots = python_roots()
     sources = stage_dirs(len(roots)) if as_root else roots
+    scratch = scratch_point() if scratch_works(as_root) else None
     started_read, started_write = os.pipe()
     os.set_blocking(started_read, False)
     command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, str(started_write), str(NPROC_LIMIT), PROGRAM]
     try:
         with _Inputs(source) as inputs:
             argv = bwrap_argv(bwrap, inputs.program_fd, inputs.seccomp_fd, list(zip(sources, roots, strict=True)),
-                              command)  # fmt: skip
-            setup = leave_root(roots, sources) if as_root else None
+                              command, scratch)  # fmt: skip
+            steps = [mount_scratch(as_root, scratch)] if scratch else []
+            steps += [leave_root(roots, sources)] if as_root else []
+            setup = _in_turn(steps) if steps else None
             fds = (*inputs.fds, started_write)
             try:
                 result = run_process(argv, "/", {}, limits, stdin, fds, setup, signal_exit_codes=True, nproc=None)
@@ -159,7 +163,12 @@ def run_in_bwrap(bwrap: Bwrap, source: str, limits: Limits, stdin: str = "") -> 
         if started_write >= 0:
             os.close(started_write)
     held = ["bwrap", *(["seccomp"] if seccomp.supported() else []), f"nproc {NPROC_LIMIT} per run"]
+    held += [] if scratch else ["tmp without inode cap"]
     return RunResult(**{**result.__dict__, "sandbox": [*held, *result.sandbox]})
+
+
+def _in_turn(steps: list[ChildSetup]) -> ChildSetup:
+    return lambda: [held for step in steps for held in step()]
 
 
 _REPORT_HINT = "run `localcoder doctor`, and report it with what it prints"
@@ -201,10 +210,17 @@ def _read_all(fd: int) -> bytes:
 
 
 def bwrap_argv(
-    bwrap: Bwrap, program_fd: int, seccomp_fd: int | None, python_binds: list[tuple[str, str]], command: list[str]
+    bwrap: Bwrap,
+    program_fd: int,
+    seccomp_fd: int | None,
+    python_binds: list[tuple[str, str]],
+    command: list[str],
+    scratch: str | None = None,
 ) -> list[str]:
     """The whole bwrap command line; the module docstring says what each part is for.
 
+    scratch: where the child mounted the run's bounded tmpfs (scratch.py), bound in as /tmp and /dev/shm; None:
+    bwrap's own tmpfs mounts, bounded in bytes only.
     Order matters: bwrap mounts in argument order, so the fresh /tmp comes before the Python directories (one of
     them may live under /tmp) and the program's file after both.
     """
@@ -225,8 +241,11 @@ def bwrap_argv(
     for path in _ETC:
         argv += ["--ro-bind-try", path, path]
     argv += ["--dev", "/dev"]
-    argv += [*_sized(bwrap, _SHM_BYTES), "--tmpfs", "/dev/shm"]
-    argv += [*_sized(bwrap, _TMP_BYTES), "--tmpfs", "/tmp"]
+    if scratch:
+        argv += ["--bind", f"{scratch}/shm", "/dev/shm", "--bind", f"{scratch}/tmp", "/tmp"]
+    else:
+        argv += [*_sized(bwrap, _SHM_BYTES), "--tmpfs", "/dev/shm"]
+        argv += [*_sized(bwrap, _TMP_BYTES), "--tmpfs", "/tmp"]
     for source, root in python_binds:
         argv += ["--ro-bind", source, root]
     argv += ["--dir", WORKDIR, "--file", str(program_fd), PROGRAM]
@@ -271,7 +290,7 @@ class _Inputs:
     def __enter__(self) -> _Inputs:
         self.program_fd = _memfd("main.py", self.source.encode("utf-8"))
         if seccomp.supported():
-            self.seccomp_fd = _memfd("seccomp", seccomp.no_new_processes_filter())
+            self.seccomp_fd = _memfd("seccomp", seccomp.sandbox_filter())
         return self
 
     def __exit__(self, *exc: object) -> None:
