@@ -11,8 +11,8 @@ Nobody may not be able to reach the Python installation (pyenv keeps it in /root
 leaving root the child, already in a private mount namespace of its own (scratch.py makes it, and the run's
 tmpfs in it: the host sees nothing of either), bind-mounts each Python directory onto an empty directory in /tmp
 that nobody can reach (`stage_dirs`: made once per process, removed at exit; each run's binds live only in its
-own namespace), where bwrap, as nobody, binds it from. It reads those directories as nobody, which their modes (0755, 0644 as pip and
-pyenv make them) allow.
+own namespace), where bwrap, as nobody, binds it from. It reads those directories as nobody, which their modes
+(0755, 0644 as pip and pyenv make them) allow.
 """
 
 from __future__ import annotations
