@@ -1,26 +1,27 @@
 """Run one completion's program in the sandbox and say whether it passed.
 
-HumanEval: prompt + completion + "\\n" + test + "\\n" + check(entry_point) (human-eval's execution.py);
-HumanEval-Infilling: the same with the suffix after the completion (human-eval-infilling's). MTPB: the whole
-program written turn by turn, scored by the value it prints last (see mtpb_harness.py).
+HumanEval: prompt + completion (+ suffix, for HumanEval-Infilling) is the program, as in human-eval's
+execution.py; its tests (`check(entry_point)`) run in localcoder's own process and call the program's function
+across the sandbox's stdin and stdout (oracle.py, checks.py). MTPB: the whole program written turn by turn runs
+in the sandbox and reports the value it printed last, which is judged here (mtpb_harness.py).
 
 Each program gets its own process in the OS sandbox through localcoder.sandbox (bubblewrap on Linux: nothing
 of the host writable, no network, no new processes; time and memory limits), or, with `--unsafe-no-sandbox`,
-unconfined with only the limits and a guard. A program passes only if it reaches a line appended after the
-tests, which prints a marker it cannot guess: a completion that calls sys.exit(0) or os._exit(0) before the
-tests run fails, as it does in human-eval, whose guard makes exit() fail.
+unconfined with only the limits and a guard. The program holds no verdict and no marker: a pass is decided
+here, from its function's answers (or its last printed value), and a program that exits early, before the tests
+are done, fails.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import secrets
 from dataclasses import dataclass
 
-from localcoder.evaluate import mtpb_harness
+from localcoder.evaluate import mtpb_harness, oracle
+from localcoder.evaluate.checks import Verdict, run_tests
 from localcoder.evaluate.datasets import MultiTurnTask, Task
-from localcoder.sandbox import Limits, RunResult, run_program
+from localcoder.sandbox import Channel, Limits, RunResult, run_program
 
 MEMORY_MB = 1024
 _REASON_CHARS = 300
@@ -37,7 +38,7 @@ def program_for(task: Task, completion: str) -> str:
     """The program the benchmark runs for `completion` (MTPB: the completion is the whole program)."""
     if isinstance(task, MultiTurnTask):
         return completion
-    return task.prompt + completion + task.suffix + "\n" + task.test + "\n" + f"check({task.entry_point})"
+    return task.prompt + completion + task.suffix
 
 
 def check(
@@ -55,27 +56,46 @@ def check(
     if seconds is None:
         seconds = 20.0 if isinstance(task, MultiTurnTask) else 3.0
     limits = Limits(seconds=seconds, memory_mb=memory_mb)
-    marker = f"#localcoder-eval-{secrets.token_hex(12)}:"
     if isinstance(task, MultiTurnTask):
-        call = f"run({completion!r}, {json.dumps(task.expected)!r}, {marker!r})\n"
+        call = f"run({completion!r})\n"
         result = run_program(inspect.getsource(mtpb_harness) + "\n\n" + call, limits, "", unsafe_no_sandbox)
-        return _multi_turn_outcome(result, marker, seconds)
-    result = run_program(program_for(task, completion) + f"\n\nprint({marker!r})\n", limits, "", unsafe_no_sandbox)
-    return _code_outcome(result, marker, seconds)
+        return _multi_turn_outcome(result, task.expected, seconds)
+    verdict = Verdict()
 
+    def converse(channel: Channel) -> None:
+        run_tests(task, channel, verdict)
 
-def _code_outcome(result: RunResult, marker: str, seconds: float) -> Outcome:
-    lines = result.stdout.splitlines()
-    if result.exit_code == 0 and lines and lines[-1] == marker:
+    result = run_program(_served(program_for(task, completion), task.entry_point), limits, "", unsafe_no_sandbox,
+                         converse)  # fmt: skip
+    if verdict.passed:
         return Outcome(True, "passed", result.seconds)
+    if verdict.reason and not result.timed_out:
+        return Outcome(False, verdict.reason[:_REASON_CHARS], result.seconds)
     return Outcome(False, _failure(result, seconds), result.seconds)
 
 
-def _multi_turn_outcome(result: RunResult, marker: str, seconds: float) -> Outcome:
-    verdicts = [line[len(marker) :] for line in result.stdout.splitlines() if line.startswith(marker)]
-    if result.exit_code == 0 and verdicts:
-        verdict = json.loads(verdicts[-1])
-        return Outcome(bool(verdict["passed"]), str(verdict["reason"])[:_REASON_CHARS], result.seconds)
+def _served(program: str, entry_point: str) -> str:
+    """The program, then oracle.py in a module of its own (its names must not replace the program's), serving
+    the function."""
+    return (
+        f"{program}\n\n"
+        "import types as __localcoder_types\n"
+        "__localcoder_oracle = __localcoder_types.ModuleType('localcoder_oracle')\n"
+        f"exec({inspect.getsource(oracle)!r}, __localcoder_oracle.__dict__)\n"
+        f"__localcoder_oracle.serve({entry_point})\n"
+    )
+
+
+def _multi_turn_outcome(result: RunResult, expected: object, seconds: float) -> Outcome:
+    records = [line for line in result.stdout.splitlines() if line.startswith(mtpb_harness.RECORD)]
+    if result.exit_code == 0 and records:
+        try:
+            record = json.loads(records[-1][len(mtpb_harness.RECORD) :])
+        except ValueError:
+            return Outcome(False, "an unreadable record", result.seconds)
+        if isinstance(record, dict):
+            passed, reason = mtpb_harness.verdict(record, expected, oracle.literal)
+            return Outcome(passed, reason[:_REASON_CHARS], result.seconds)
     return Outcome(False, _failure(result, seconds), result.seconds)
 
 

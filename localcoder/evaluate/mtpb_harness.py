@@ -1,4 +1,6 @@
-"""MTPB's scoring, run inside the sandbox in front of the program: the last printed value against the expected one.
+"""MTPB's scoring: the last printed value against the expected one. `run` records it inside the sandbox;
+`verdict` judges it here, in localcoder's own process, so that the program never sees the expected value and
+cannot print a verdict of its own (oracle.py says why).
 
 execution.py sends this file's source, followed by a call of `run`, as the program the sandbox runs, so it uses
 only the standard library. It follows CodeGen's executor (salesforce/CodeGen, codegen1/benchmark/mtpb_exec.py):
@@ -8,6 +10,10 @@ only the standard library. It follows CodeGen's executor (salesforce/CodeGen, co
 - an exception after the last print does not matter: the first argument of the last print call is what counts;
 - it is cast towards the expected value's type as `check_equivalence` does (a bool compared as text, a str
   expected compares `str(value)`, numpy and pandas values become lists and Python numbers).
+
+The value crosses as its repr() and its str(): read back as a plain literal where it is one (a tuple stays a
+tuple), else as a value whose str() is what the program's was. A program that exits (os._exit) before `run`
+writes its record has printed no answer, and fails.
 
 Where `check_equivalence` cannot be right, this differs, on purpose:
 
@@ -109,11 +115,14 @@ def _short(value, limit=200):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run(program, expected_json, marker):
-    """Run `program`, then write one line: `marker` followed by the verdict as JSON."""
+RECORD = "#localcoder-record:"
+
+
+def run(program):
+    """Run `program`, then write one line: RECORD followed by what it printed last, as JSON:
+    {"repr": ..., "str": ..., "error": ...} or {"error": why nothing was printed}."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"  # as mtpb_exec.py's guard does: one BLAS thread per program
-    expected = json.loads(expected_json)
     printed = []
 
     def recording_print(*args, **kwargs):
@@ -127,17 +136,46 @@ def run(program, expected_json, marker):
     except BaseException as exc:  # noqa: B036 -- SystemExit too: the last value printed before it still counts
         error = f"{type(exc).__name__}: {exc}"
     if not printed or not printed[-1]:
-        verdict = {"passed": False, "reason": error or "printed nothing"}
+        record = {"error": error or "printed nothing"}
     else:
         try:
-            passed = equivalent(printed[-1][0], expected)
-        except Exception as exc:  # a value whose comparison raises counts as a wrong answer
-            passed, error = False, f"{type(exc).__name__} comparing the output: {exc}"
-        reason = "passed" if passed else f"printed {_short(printed[-1][0])}, expected {_short(expected)}"
-        verdict = {"passed": passed, "reason": reason if passed or not error else f"{reason} ({error})"}
+            value = plain(printed[-1][0])
+            record = {"repr": repr(value), "str": str(value), "error": error}
+        except Exception as exc:  # a value whose conversion raises counts as a wrong answer
+            record = {"error": f"{type(exc).__name__} reading the output: {exc}"}
     try:
         sys.stdout.flush()
     except Exception:
         pass
-    os.write(1, ("\n" + marker + json.dumps(verdict) + "\n").encode())
+    os.write(1, ("\n" + RECORD + json.dumps(record) + "\n").encode())
     os._exit(0)
+
+
+class Printed:
+    """A printed value that is not a plain literal: only its str() crossed."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return self.text
+
+
+def verdict(record, expected, literal):
+    """(passed, reason) for the record `run` wrote; `literal` reads a repr back (oracle.literal)."""
+    if "repr" not in record:
+        return False, str(record.get("error"))
+    try:
+        value = literal(str(record["repr"]))
+    except Exception:
+        value = Printed(str(record.get("str")))
+    try:
+        passed = equivalent(value, expected)
+        error = record.get("error")
+    except Exception as exc:  # a value whose comparison raises counts as a wrong answer
+        passed, error = False, f"{type(exc).__name__} comparing the output: {exc}"
+    reason = "passed" if passed else f"printed {_short(value)}, expected {_short(expected)}"
+    return passed, reason if passed or not error else f"{reason} ({error})"

@@ -22,9 +22,10 @@ import threading
 from dataclasses import dataclass
 
 from localcoder.errors import LocalcoderError
-from localcoder.sandbox.process import Limits, RunResult
+from localcoder.sandbox.process import Channel, Conversation, Limits, RunResult
 
-__all__ = ["Limits", "RunResult", "SandboxFailed", "SandboxStatus", "SandboxUnavailable", "require", "run_program",
+__all__ = ["Channel", "Conversation", "Limits", "RunResult",
+           "SandboxFailed", "SandboxStatus", "SandboxUnavailable", "require", "run_program",
            "status"]  # fmt: skip
 
 
@@ -118,24 +119,31 @@ def require(unsafe_no_sandbox: bool = False) -> None:
         )
 
 
-def run_program(source: str, limits: Limits = Limits(), stdin: str = "", unsafe_no_sandbox: bool = False) -> RunResult:
+def run_program(
+    source: str,
+    limits: Limits = Limits(),
+    stdin: str = "",
+    unsafe_no_sandbox: bool = False,
+    converse: Conversation | None = None,
+) -> RunResult:
     """Run `source` as a Python program in the OS sandbox under `limits`.
 
     unsafe_no_sandbox: run it without the OS sandbox, unconfined as the user (see unsafe.py).
+    converse: talk with the program while it runs, over its stdin and stdout, instead of writing `stdin`.
     Raises SandboxUnavailable where there is no sandbox, SandboxFailed where it could not start this program.
     """
     if unsafe_no_sandbox:
         from localcoder.sandbox.unsafe import run_unconfined
 
-        return run_unconfined(source, limits, stdin)
+        return run_unconfined(source, limits, stdin, converse)
     require()
     found, runner = _detect()
     if found.kind == "bwrap":
         from localcoder.sandbox.linux import run_in_bwrap
 
-        return run_in_bwrap(runner, source, limits, stdin)  # type: ignore[arg-type]
+        return run_in_bwrap(runner, source, limits, stdin, converse)  # type: ignore[arg-type]
     if found.kind == "sandbox-exec":
         from localcoder.sandbox.macos import run_in_sandbox_exec
 
-        return run_in_sandbox_exec(source, limits, stdin)
+        return run_in_sandbox_exec(source, limits, stdin, converse)
     raise AssertionError(f"unknown sandbox {found.kind!r}")

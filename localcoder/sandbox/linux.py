@@ -55,7 +55,15 @@ from dataclasses import dataclass
 
 from localcoder.sandbox import SandboxFailed, seccomp
 from localcoder.sandbox.as_root import leave_root, stage_dirs
-from localcoder.sandbox.process import NPROC_LIMIT, ChildSetup, Limits, RunResult, python_roots, run_process
+from localcoder.sandbox.process import (
+    NPROC_LIMIT,
+    ChildSetup,
+    Conversation,
+    Limits,
+    RunResult,
+    python_roots,
+    run_process,
+)
 from localcoder.sandbox.scratch import SCRATCH_BYTES, mount_scratch, scratch_point, scratch_works
 
 INSTALL_HINT = "install bubblewrap (Debian, Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
@@ -133,7 +141,9 @@ def probe(bwrap: Bwrap) -> SandboxFailed | None:
     return None
 
 
-def run_in_bwrap(bwrap: Bwrap, source: str, limits: Limits, stdin: str = "") -> RunResult:
+def run_in_bwrap(
+    bwrap: Bwrap, source: str, limits: Limits, stdin: str = "", converse: Conversation | None = None
+) -> RunResult:
     """Run `source` in the sandbox; SandboxFailed where the sandbox could not start it."""
     as_root = os.geteuid() == 0
     roots = python_roots()
@@ -151,7 +161,8 @@ def run_in_bwrap(bwrap: Bwrap, source: str, limits: Limits, stdin: str = "") -> 
             setup = _in_turn(steps) if steps else None
             fds = (*inputs.fds, started_write)
             try:
-                result = run_process(argv, "/", {}, limits, stdin, fds, setup, signal_exit_codes=True, nproc=None)
+                result = run_process(argv, "/", {}, limits, stdin, fds, setup, signal_exit_codes=True, nproc=None,
+                                     converse=converse)  # fmt: skip
             except (OSError, subprocess.SubprocessError) as exc:  # bwrap gone, or leaving root failed
                 raise _start_failure(exc) from None
         os.close(started_write)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-from localcoder.sandbox.process import Limits, RunResult, minimal_env, python_roots, run_process
+from localcoder.sandbox.process import Conversation, Limits, RunResult, minimal_env, python_roots, run_process
 
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
 _PROBE_SECONDS = 10.0
@@ -82,14 +82,16 @@ def available() -> str | None:
     return None
 
 
-def run_in_sandbox_exec(source: str, limits: Limits, stdin: str = "") -> RunResult:
+def run_in_sandbox_exec(
+    source: str, limits: Limits, stdin: str = "", converse: Conversation | None = None
+) -> RunResult:
     workdir = os.path.realpath(tempfile.mkdtemp(prefix="localcoder-run-"))  # /var is a link to /private/var
     try:
         program = os.path.join(workdir, "main.py")
         with open(program, "w", encoding="utf-8") as f:
             f.write(source)
         argv = [SANDBOX_EXEC, "-p", _profile_for(workdir), sys.executable, "-I", "-B", program]
-        result = run_process(argv, workdir, minimal_env(workdir), limits, stdin)
+        result = run_process(argv, workdir, minimal_env(workdir), limits, stdin, converse=converse)
         return RunResult(**{**result.__dict__, "sandbox": ["sandbox-exec", "tempdir", *result.sandbox]})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -52,6 +53,35 @@ class RunResult:
 ChildSetup = Callable[[], list[str]]
 
 
+class Channel:
+    """A conversation with the running program over its stdin and stdout, a line at a time, within the run's time
+    limit (eval asks the program for its function's answers this way: execution.py)."""
+
+    def __init__(self, stdin, lines: queue.Queue, deadline: float) -> None:
+        self._stdin = stdin
+        self._lines = lines
+        self.deadline = deadline  # time.monotonic() at which the run's time is up
+
+    def send(self, line: bytes) -> bool:
+        """Write one line to the program; False when it no longer reads (exited, or closed its stdin)."""
+        try:
+            self._stdin.write(line + b"\n")
+            self._stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def receive(self) -> bytes | None:
+        """The program's next line of output, without its newline; None at its end or when the time is up."""
+        try:
+            return self._lines.get(timeout=max(0.0, self.deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+
+Conversation = Callable[[Channel], None]
+
+
 def run_process(
     argv: list[str],
     cwd: str,
@@ -62,12 +92,15 @@ def run_process(
     child_setup: ChildSetup | None = None,
     signal_exit_codes: bool = False,
     nproc: int | None = NPROC_LIMIT,
+    converse: Conversation | None = None,
 ) -> RunResult:
     """Start argv in its own process group under the OS limits, collect capped output, kill the group at the end.
 
     signal_exit_codes: the program's exit status comes through a supervisor (bwrap) that reports a death by
     signal N as exit code 128 + N; read it back as that signal.
     nproc: RLIMIT_NPROC for the child, or None to leave it as it is (the caller bounds processes another way).
+    converse: instead of writing `stdin`, talk with the program while it runs (its stdout still comes back whole);
+    its stdin is closed when the conversation returns.
     """
     posix = os.name == "posix"
     status_read, status_write = os.pipe() if posix else (None, None)
@@ -93,16 +126,23 @@ def run_process(
         sandbox.insert(0, "process-group")
 
     stdout, stderr = bytearray(), bytearray()
+    lines: queue.Queue | None = queue.Queue() if converse else None
     threads = [
-        threading.Thread(target=_drain, args=(proc.stdout, stdout, limits.output_bytes), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stdout, stdout, limits.output_bytes, lines), daemon=True),
         threading.Thread(target=_drain, args=(proc.stderr, stderr, limits.output_bytes), daemon=True),
-        threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()), daemon=True),
     ]
+    if converse is None:
+        threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()), daemon=True))
     for thread in threads:
         thread.start()
+    if converse is not None and lines is not None:
+        try:
+            converse(Channel(proc.stdin, lines, start + limits.seconds))
+        finally:
+            _feed(proc.stdin, b"")
     timed_out = False
     try:
-        proc.wait(timeout=limits.seconds)
+        proc.wait(timeout=max(0.0, start + limits.seconds - time.monotonic()))
     except subprocess.TimeoutExpired:
         timed_out = True
     kill_group(proc)  # also after a normal exit: forks left behind must not outlive the run
@@ -170,11 +210,19 @@ def rlimit_pair(which: int, value: int, hard: int) -> tuple[int, int]:
     return soft, soft + 1 if hard == resource.RLIM_INFINITY else min(hard, soft + 1)
 
 
-def _drain(stream, buffer: bytearray, cap: int) -> None:
+def _drain(stream, buffer: bytearray, cap: int, lines: queue.Queue | None = None) -> None:
     # Keep reading past the cap so that the program never blocks on a full pipe; just stop keeping it.
+    pending = b""
     while chunk := stream.read1(65536):
         if len(buffer) < cap:
             buffer.extend(chunk[: cap - len(buffer)])
+        if lines is not None:
+            *complete, pending = (pending + chunk).split(b"\n")
+            for line in complete:
+                lines.put(line)
+            pending = pending[:cap]
+    if lines is not None:
+        lines.put(None)
     stream.close()
 
 

@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 
-from localcoder.sandbox.process import Limits, RunResult, minimal_env, run_process
+from localcoder.sandbox.process import Conversation, Limits, RunResult, minimal_env, run_process
 
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -95,7 +95,7 @@ exec(code, {"__name__": "__main__", "__file__": program, "__builtins__": builtin
 """
 
 
-def run_unconfined(source: str, limits: Limits, stdin: str = "") -> RunResult:
+def run_unconfined(source: str, limits: Limits, stdin: str = "", converse: Conversation | None = None) -> RunResult:
     """Run `source` in a fresh working directory under `limits` and the guard, without an OS sandbox."""
     workdir = tempfile.mkdtemp(prefix="localcoder-run-")
     try:
@@ -103,7 +103,8 @@ def run_unconfined(source: str, limits: Limits, stdin: str = "") -> RunResult:
         with open(program, "w", encoding="utf-8") as f:
             f.write(source)
         argv = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, workdir, program]
-        result = run_process(argv, workdir, minimal_env(workdir), limits, stdin, child_setup=_network_namespace())
+        result = run_process(argv, workdir, minimal_env(workdir), limits, stdin, child_setup=_network_namespace(),
+                             converse=converse)  # fmt: skip
         return RunResult(**{**result.__dict__, "sandbox": ["NO OS SANDBOX", "tempdir", *result.sandbox, "guard"]})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
