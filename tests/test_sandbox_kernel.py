@@ -223,8 +223,12 @@ TOKENS: dict[str, str] = {}
 
 def run_probes(python: Path, env: dict[str, str]) -> dict:
     jobs = {}
-    for name, source, memory_mb in (("socket buffers", SOCKET_BUFFERS, 256), ("empty files", EMPTY_FILES, 256),
-                                    ("risky calls", RISKY_CALLS, 1024), ("other processes", OTHER_PROCESSES, 1024)):
+    for name, source, memory_mb in (
+        ("socket buffers", SOCKET_BUFFERS, 256),
+        ("empty files", EMPTY_FILES, 256),
+        ("risky calls", RISKY_CALLS, 1024),
+        ("other processes", OTHER_PROCESSES, 1024),
+    ):
         TOKENS[name], program = with_token(source)
         jobs[name] = {"kind": "program", "source": program, "memory_mb": memory_mb}
     humaneval, mtpb = load_tasks("humaneval", 1)[0], load_tasks("mtpb", 1)[0]

@@ -17,16 +17,19 @@ What the program sees and may do, and why each argument is there (see `bwrap_arg
   and with a /proc the program could write that process's memory (/proc/1/mem) and start processes through it;
   without one there is also no /proc/sys to write and nothing of the host's /proc to read. Python and numpy
   do not need it;
-- a minimal /dev, and fresh tmpfs mounts of bounded size: /tmp (the working directory /tmp/run is in it, so is
-  the program, copied in from a memfd) and /dev/shm. Nothing it writes reaches the host's disk; all of it is
-  gone when the run ends;
+- a minimal /dev, and one fresh tmpfs bounded in bytes and in inodes, mounted by the child before bwrap runs
+  (scratch.py says why bwrap's own --tmpfs is not enough) and bound in as /tmp (the working directory /tmp/run
+  is in it, so is the program, copied in from a memfd) and /dev/shm. Nothing it writes reaches the host's disk;
+  all of it is gone when the run ends;
 - a clean environment (`--clearenv`): nothing of the user's variables;
 - its own session (`--new-session`), so it has no controlling terminal to push keystrokes into (TIOCSTI);
 - `--die-with-parent` and the PID namespace: when the run ends, bwrap goes and every process inside with it;
-- a seccomp filter refusing new processes, namespaces, keyrings, memory that escapes RLIMIT_AS (memfd, SysV
-  shared memory) and every way to reach pid 1 (ptrace, pidfd, process_vm): seccomp.py;
-- from process.py, the rlimits (memory, CPU time, file size; hard limits fixed, so the program cannot raise
-  them) and the process-group kill at the end;
+- a seccomp filter refusing new processes, namespaces, keyrings, the kernel's riskiest interfaces (io_uring,
+  userfaultfd, perf_event_open, bpf, aio), memory that escapes RLIMIT_AS (memfd, SysV IPC), sockets other than
+  Unix ones, and every way to act on pid 1 (ptrace, pidfd, process_vm, and the pid-taking calls for any pid but
+  the program's own): seccomp.py;
+- from process.py, the rlimits (memory, CPU time, file size, 64 open files; hard limits fixed, so the program
+  cannot raise them) and the process-group kill at the end;
 - a process budget of its own: RLIMIT_NPROC is set by the bootstrap (below) inside the run's user namespace,
   where Linux 5.14 and later count the run's processes and threads apart from every other process of the
   same user. Set outside, before bwrap, it would count all of them: one run's thread bomb would starve the
@@ -41,7 +44,8 @@ eval check). The word proves the sandbox was built and the interpreter started i
 bwrap printed is the sandbox's failure (SandboxFailed), never a result of the program, and never a run that
 "passed" or "failed".
 
-Started by root, the child becomes uid 65534 before bwrap runs (as_root.py says why and how).
+Started by root, the child becomes uid 65534 before bwrap runs (as_root.py says why and how), after mounting the
+run's tmpfs (scratch.py).
 """
 
 from __future__ import annotations
