@@ -295,3 +295,29 @@ def test_a_forged_pass_fails(interpreter: tuple[str, dict]) -> None:
     for name in ("forged humaneval", "forged mtpb"):
         assert not results[name]["passed"], results[name]
         assert TOKENS[name] in results[name]["reason"], results[name]  # the forger ran, and exited early
+
+
+def test_a_conversation_ends_with_the_time_limit_when_the_program_stops_reading() -> None:
+    """eval talks with the program over stdin and stdout; a program that stops reading must not hold it."""
+    import threading
+
+    from localcoder.sandbox import Channel, Limits, run_program
+
+    token = secrets.token_hex(12)
+    heard: list = []
+
+    def echo(channel: Channel) -> None:  # the control: a program that reads answers
+        heard.append((channel.send(token.encode()), channel.receive()))
+
+    def flood(channel: Channel) -> None:  # a megabyte to a program that never reads: more than a pipe holds
+        heard.append(channel.send(b"x" * (1 << 20)))
+
+    answered = run_program("import sys\nprint(sys.stdin.readline().strip()[::-1])", Limits(seconds=10), converse=echo)
+    assert heard == [(True, token[::-1].encode())] and answered.exit_code == 0
+    stuck: list = []
+    runner = threading.Thread(target=lambda: stuck.append(run_program("import time\ntime.sleep(60)", Limits(seconds=2),
+                                                                      converse=flood)))  # fmt: skip
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "the conversation outlived the run's time limit"
+    assert heard[1] is False and stuck[0].timed_out

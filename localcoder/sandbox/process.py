@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -61,12 +62,26 @@ class Channel:
         self._stdin = stdin
         self._lines = lines
         self.deadline = deadline  # time.monotonic() at which the run's time is up
+        if os.name == "posix":  # a program that stops reading must not hold the writer past the deadline
+            os.set_blocking(stdin.fileno(), False)
 
     def send(self, line: bytes) -> bool:
-        """Write one line to the program; False when it no longer reads (exited, or closed its stdin)."""
+        """Write one line to the program; False when it no longer reads (exited, closed its stdin, or did not
+        take the line before the time was up)."""
+        data = line + b"\n"
         try:
-            self._stdin.write(line + b"\n")
-            self._stdin.flush()
+            if os.name != "posix":
+                self._stdin.write(data)
+                self._stdin.flush()
+                return True
+            while data:
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0 or not select.select([], [self._stdin], [], remaining)[1]:
+                    return False
+                try:
+                    data = data[os.write(self._stdin.fileno(), data) :]
+                except BlockingIOError:
+                    continue
             return True
         except (OSError, ValueError):
             return False
