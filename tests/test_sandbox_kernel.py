@@ -155,6 +155,7 @@ print(json.dumps({
     "own": {"pid": os.getpid(), **acts_on(os.getpid())},
     "pid 1": acts_on(1),
     "every process of the user": {"setpriority": attempt(lambda: os.setpriority(os.PRIO_USER, 0, 1))},
+    "its process group, which holds pid 1": {"kill": attempt(lambda: os.kill(0, 0))},
 }))
 """
 
@@ -286,6 +287,7 @@ def test_no_call_acts_on_pid_1(interpreter: tuple[str, dict]) -> None:
     assert own == {"pid": own["pid"], **dict.fromkeys(set(own) - {"pid"}, "ok")}, own  # its own pid: allowed
     assert seen["pid 1"] == dict.fromkeys(own.keys() - {"pid"}, "EPERM"), seen["pid 1"]
     assert seen["every process of the user"] == {"setpriority": "EPERM"}
+    assert seen["its process group, which holds pid 1"] == {"kill": "EPERM"}
 
 
 def test_a_forged_pass_fails(interpreter: tuple[str, dict]) -> None:

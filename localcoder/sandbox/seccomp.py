@@ -28,9 +28,11 @@ and inet, which only had the run's own loopback anyway) fails with EAFNOSUPPORT,
 Other processes: in the PID namespace pid 1 is bwrap's reaper, which this filter does not cover. ptrace,
 process_vm_*, kcmp, pidfd_open / pidfd_getfd / pidfd_send_signal and process_madvise act on another process and
 are refused. Calls that name a process by pid (prlimit64, the sched_set* calls, migrate_pages, move_pages,
-get_robust_list, kill and the other signal senders) are allowed only for pid 0 or the program's own pid;
-setpriority and ioprio_set only for a single process (not a group or a user: the reaper shares the program's
-user) that is the program. The program's pid is fixed: bwrap's child of its pid 1, pid 2 (PROGRAM_PID).
+get_robust_list) are allowed only for pid 0 (the caller) or the program's own pid; signals (kill, tkill, tgkill,
+rt_sigqueueinfo, rt_tgsigqueueinfo) only to the program's own pid, since kill's 0 means its process group, which
+the reaper is in; setpriority and ioprio_set only for a single process (not a group or a user: the reaper shares
+the program's user) that is the program. The program's pid is fixed: bwrap's child of its pid 1, pid 2
+(PROGRAM_PID).
 
 The filter is classic BPF over `struct seccomp_data` (nr at offset 0, arch at 4, args[i] at 16 + 8 i, of which
 the low 32 bits are read: pids, families and flags are ints; little-endian):
@@ -43,6 +45,7 @@ the low 32 bits are read: pids, families and flags are ints; little-endian):
                                                 then falls back to clone, which the next rule judges)
     nr == clone and CLONE_THREAD not in flags -> EPERM
     nr in _OWN_PID_FIRST, arg0 not 0 or PROGRAM_PID -> EPERM
+    nr in _SIGNALS, arg0 not PROGRAM_PID     -> EPERM
     nr == setpriority / ioprio_set, arg0 not "one process" or arg1 not 0 or PROGRAM_PID -> EPERM
     otherwise                                -> allow
 """
@@ -115,8 +118,8 @@ _REFUSED = (
     "io_setup", "io_destroy", "io_getevents", "io_submit", "io_cancel", "io_pgetevents",
 )  # fmt: skip
 _OWN_PID_FIRST = ("prlimit64", "sched_setparam", "sched_setscheduler", "sched_setaffinity", "sched_setattr",
-                  "migrate_pages", "move_pages", "get_robust_list", "kill", "tkill", "tgkill", "rt_sigqueueinfo",
-                  "rt_tgsigqueueinfo")  # fmt: skip
+                  "migrate_pages", "move_pages", "get_robust_list")  # fmt: skip
+_SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 _ONE_PROCESS = {"setpriority": _PRIO_PROCESS, "ioprio_set": _IOPRIO_WHO_PROCESS}  # call -> its "which" for a pid
 
 
@@ -153,6 +156,7 @@ def sandbox_filter() -> bytes:
     program += [(_JEQ, numbers[name], "family", None) for name in ("socket", "socketpair")]
     program += [(_JEQ, numbers["clone3"], "no such call", None), (_JEQ, numbers["clone"], "clone", None)]
     program += [(_JEQ, numbers[name], "own pid in arg0", None) for name in _OWN_PID_FIRST]
+    program += [(_JEQ, numbers[name], "program in arg0", None) for name in _SIGNALS]
     program += [(_JEQ, numbers[name], name, None) for name in _ONE_PROCESS]
     program += [(_RET, _ALLOW, None, None)]
     program += ["family", (_LD_W_ABS, _arg(0), None, None), (_JEQ, _AF_UNIX, "allow", "no such family")]
@@ -162,6 +166,7 @@ def sandbox_filter() -> bytes:
     for index in (0, 1):
         program += [f"own pid in arg{index}", (_LD_W_ABS, _arg(index), None, None), (_JEQ, 0, "allow", None),
                     (_JEQ, PROGRAM_PID, "allow", "refuse")]  # fmt: skip
+    program += ["program in arg0", (_LD_W_ABS, _arg(0), None, None), (_JEQ, PROGRAM_PID, "allow", "refuse")]
     program += ["allow", (_RET, _ALLOW, None, None)]
     program += ["refuse", (_RET, _ERRNO | errno.EPERM, None, None)]
     program += ["no such call", (_RET, _ERRNO | errno.ENOSYS, None, None)]
