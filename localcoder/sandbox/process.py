@@ -25,8 +25,8 @@ FILE_SIZE_LIMIT = 64 << 20
 # (5.14 and later) counts each run's processes apart from the user's others (linux.py says how).
 NPROC_LIMIT = 256
 # Open files, sockets and pipes at once. Each descriptor can pin kernel memory that RLIMIT_AS does not see: an
-# AF_UNIX socket pair holds about 200 KiB of queued data, so with the host's 20,000 descriptors a program held
-# 1.5 GB past a 256 MiB limit. 64 bounds that near 13 MiB (descriptors in flight in Unix sockets count against
+# AF_UNIX socket pair holds about 230 KiB of queued data, so with the host's 20,000 descriptors a program held
+# 1.5 GB past a 256 MiB limit. With 64, 30 pairs held 7 MB (descriptors in flight in Unix sockets count against
 # the same limit); CPython and numpy need fewer than ten.
 OPEN_FILES_LIMIT = 64
 _GRACE_SECONDS = 5.0
