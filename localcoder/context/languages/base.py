@@ -241,8 +241,18 @@ class TreeSitterLanguage:
                     return hit
             return None
         if target.name is not None:
-            return self.lookup(request, target.file, target.name)
+            hit = self.lookup(request, target.file, target.name)
+            module = self.reexported_module(request, target) if hit is None and len(chain) > 1 else None
+            return self.member(request, module, chain[1:]) if module is not None else hit
         return self.member(request, target, chain[1:]) if len(chain) > 1 else self.whole(request, target)
+
+    def reexported_module(self, request: Request, target: Imported, depth: int = 0) -> Imported | None:
+        """A name that a file re-exports as a module (`export * as ns from`), followed to that module."""
+        summary = self.summary(request, target.file)
+        found = summary.exports.get(target.name or "") if summary is not None else None
+        if found is None or depth > MAX_REEXPORT_DEPTH:
+            return None
+        return found if found.name is None else self.reexported_module(request, found, depth + 1)
 
     def _outline(self, request: Request, file: Path, weight: float, near: set[str], why: str, add) -> None:  # noqa: ANN001
         summary = self.summary(request, file)

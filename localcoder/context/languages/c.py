@@ -1,9 +1,9 @@
 """C and C++: `#include "..."` to the declarations of the headers it names.
 
 A quoted include is looked up as the compiler's `-iquote` would: beside the including file, then in each folder
-above it up to the root, and in their include/ and src/ folders, then any header of the repository whose path ends in what
-was written (a build's -I flags are not known here). Headers included by an included header count too, two levels
-deep. Every top-level declaration of those headers is visible unqualified (functions, prototypes, structs,
+above it up to the root and in their include/ and src/ folders, then any header of the repository whose path ends
+in what was written (a build's -I flags are not known here). Headers included by an included header count too,
+two levels deep. Every top-level declaration of those headers is visible unqualified (functions, prototypes, structs,
 unions, enums, classes, typedefs, macros, and what namespaces and `extern "C"` blocks hold), so a name the buffer
 uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is the
 system's or a library's and is left alone.
@@ -17,7 +17,7 @@ from pathlib import Path
 from tree_sitter import Tree
 
 from localcoder.context.languages.base import Imported, Request, TreeSitterLanguage
-from localcoder.context.languages.definitions import node_text, parse, walk
+from localcoder.context.languages.definitions import Definition, node_text, parse, walk
 
 HEADERS = (".h", ".hh", ".hpp", ".hxx", ".h++", ".inl")
 SOURCES = (".c", ".cc", ".cpp", ".cxx", ".c++")
@@ -60,6 +60,14 @@ class CLanguage(TreeSitterLanguage):
                     return found
             level = [(h, None) for h in deeper]
         return found
+
+    def _resolve(
+        self, request: Request, chain: list[str], target: Imported | None, scope_files: list[Path]
+    ) -> tuple[Path, Definition] | None:
+        hit = super()._resolve(request, chain, target, scope_files)
+        if hit is None and len(chain) > 1:  # C++'s `ns::Name`: a namespace's names are kept unqualified
+            hit = super()._resolve(request, chain[-1:], target, scope_files)
+        return hit
 
     def _included_by(self, request: Request, header: Path) -> list[Path]:
         """The headers a header includes, kept per version of it."""
