@@ -208,8 +208,9 @@ class TreeSitterLanguage:
                     modules[head] = max(modules.get(head, 0.0), weight)
                 add(resolved[key], weight, f"{'.'.join(key)}: {target.statement if target else self.scope_why}")
         for name, target in imports.items():  # imported, used nowhere yet: about to be
-            if target.name is not None and name not in seen and not deadline.expired():
-                add(self.lookup(request, target.file, target.name), 1.0, f"{name}: {target.statement}")
+            if name not in seen and not deadline.expired():
+                hit = self._resolve(request, [name], target, [])
+                add(hit, 1.0, f"{name}: {target.statement}")
         if not lines[cursor_line - 1].strip():
             near = _words(" ".join(lines[max(cursor_line - NEAR_LINES, 0) : cursor_line + NEAR_LINES]))
             for name, target in imports.items():
@@ -223,11 +224,14 @@ class TreeSitterLanguage:
         for where, score in scores.items():
             definition, why = found[where]
             source = request.text(where[0])
-            if source is not None:
-                ranked.append(
-                    Found(score, where[0], source, definition.start_line, definition.head_end, definition.end_line,
-                          why if why.startswith("outline") else f"definition of {why}")
-                )  # fmt: skip
+            if source is None:
+                continue
+            if why.startswith("outline"):  # one line each, so that many fit: the signature, not its doc or body
+                line = definition.signature
+                ranked.append(Found(score, where[0], source, line, line, line, why))
+            else:
+                start, head_end, end = definition.start_line, definition.head_end, definition.end_line
+                ranked.append(Found(score, where[0], source, start, head_end, end, f"definition of {why}"))
         ranked.sort(key=lambda c: (-c.score, repository.relative(c.path), c.start_line))
         return ranked
 

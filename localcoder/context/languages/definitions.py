@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tree_sitter import Language, Node, Parser, Tree
 
@@ -48,6 +48,11 @@ class Definition:
     start_line: int  # 1-based; doc comments and attributes above included
     head_end: int  # last line of the signature (and doc)
     end_line: int  # last line of the whole definition
+    own_line: int = 0  # where the declaration itself starts, below its doc (0: start_line)
+
+    @property
+    def signature(self) -> int:
+        return self.own_line or self.start_line
 
 
 @functools.cache
@@ -84,7 +89,7 @@ def definition(name: str, node: Node, outer: Node | None = None) -> Definition:
         end -= 1  # a preprocessor line's node takes in its newline
     body = _body(node)
     head = body.start_point.row if body is not None else end
-    return Definition(name, start + 1, max(head, top.start_point.row) + 1, end + 1)
+    return Definition(name, start + 1, max(head, top.start_point.row) + 1, end + 1, top.start_point.row + 1)
 
 
 def _body(node: Node) -> Node | None:
@@ -116,7 +121,7 @@ def _script(node: Node, outer: Node | None = None) -> list[Definition]:
         value = node.child_by_field_name("value")
         is_default = any(c.type == "default" for c in node.children)
         if is_default and found:
-            found.append(Definition("default", *_lines(found[0])))
+            found.append(replace(found[0], name="default"))
         elif is_default and value is not None and value.type in ("class", "function_expression", "arrow_function"):
             found.append(definition("default", value, node))
         return found
@@ -141,10 +146,6 @@ SCRIPT_NAMED = frozenset(
         "internal_module",
     }
 )  # fmt: skip
-
-
-def _lines(found: Definition) -> tuple[int, int, int]:
-    return found.start_line, found.head_end, found.end_line
 
 
 def _rust(node: Node, outer: Node | None = None) -> list[Definition]:

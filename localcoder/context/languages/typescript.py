@@ -63,7 +63,15 @@ class ScriptLanguage(TreeSitterLanguage):
         return GRAMMAR_OF.get(path.suffix.lower(), "javascript")
 
     def imports(self, request: Request, tree: Tree, text: str) -> dict[str, Imported]:
-        return self._bindings(request, request.edited, tree)
+        found = self._bindings(request, request.edited, tree)
+        for name, target in found.items():  # `export default {a, b}`: the default import is a module's namespace
+            if target.name == "default" and self._exports_an_object(request, target.file):
+                found[name] = Imported(target.file, None, target.statement)
+        return found
+
+    def _exports_an_object(self, request: Request, file: Path) -> bool:
+        summary = self.summary(request, file)
+        return summary is not None and "default" not in summary.definitions and "default" not in summary.exports
 
     def _bindings(self, request: Request, file: Path, tree: Tree) -> dict[str, Imported]:
         found: dict[str, Imported] = {}
@@ -143,6 +151,8 @@ class ScriptLanguage(TreeSitterLanguage):
         value = node.child_by_field_name("value")
         if value is not None and value.type == "identifier" and "default" not in summary.definitions:
             summary.exports["default"] = bound(node_text(value))
+        elif value is not None and value.type == "object":
+            _object_exports(value, summary, bound)
 
 
 def _import_clause(node: Node, target: Path) -> dict[str, Imported]:
@@ -176,18 +186,7 @@ def _commonjs(request: Request, file: Path, statement: Node, node: Node, summary
         if right.type == "identifier":
             summary.exports["default"] = bound(node_text(right))
         elif right.type == "object":
-            for pair in right.named_children:
-                if pair.type == "shorthand_property_identifier":
-                    summary.exports[node_text(pair)] = bound(node_text(pair))
-                elif pair.type in ("pair", "method_definition"):
-                    key, value = (
-                        pair.child_by_field_name("key") or pair.child_by_field_name("name"),
-                        pair.child_by_field_name("value"),
-                    )
-                    if value is not None and value.type == "identifier":
-                        summary.exports[node_text(key)] = bound(node_text(value))
-                    elif key is not None:
-                        _define(summary, definition(node_text(key), pair))
+            _object_exports(right, summary, bound)
         elif (specifier := _required(right)) is not None:
             target = resolve_specifier(request, file.parent, specifier)
             if target is not None:
@@ -202,6 +201,20 @@ def _commonjs(request: Request, file: Path, statement: Node, node: Node, summary
             summary.exports[name] = bound(node_text(right))
         else:
             _define(summary, definition(name, right, statement))
+
+
+def _object_exports(node: Node, summary: Summary, bound) -> None:  # noqa: ANN001
+    """`{a, b: c, d() {...}}` exported whole: each key is a name of the module."""
+    for pair in node.named_children:
+        if pair.type == "shorthand_property_identifier":
+            summary.exports[node_text(pair)] = bound(node_text(pair))
+        elif pair.type in ("pair", "method_definition"):
+            key = pair.child_by_field_name("key") or pair.child_by_field_name("name")
+            value = pair.child_by_field_name("value")
+            if value is not None and value.type == "identifier":
+                summary.exports[node_text(key)] = bound(node_text(value))
+            elif key is not None:
+                _define(summary, definition(node_text(key), pair))
 
 
 def _define(summary: Summary, found: Definition) -> None:
