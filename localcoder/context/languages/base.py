@@ -14,6 +14,7 @@ for a 1,000-line file).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,10 +29,14 @@ from localcoder.context.resolver import Deadline, Found
 MAX_REEXPORT_DEPTH = 6
 MAX_BUFFER_CHARS = 1 << 20  # a larger buffer is read in its first lines and around the cursor only
 SCAN_LINES = 2000
+USES_ABOVE, USES_BELOW = 400, 100  # uses farther from the cursor weigh under 1/400: not worth reading
 NEAR_LINES = 15  # the lines around the cursor whose words rank an outline
+MAX_CANDIDATES = 64  # more than a prompt's budget can show, even as one-line outline entries
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
 _CHAIN = re.compile(r"(?<![\w$.:])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
+_HEAD = re.compile(r"[\w$]+")
+_SEPARATOR = re.compile(r"\.|::")
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
@@ -43,6 +48,7 @@ class Imported:
     name: str | None
     statement: str  # the import as written, for `why`
     files: tuple[Path, ...] = ()  # a package spread over several files (Go): all of them, `file` first
+    alone: str | None = None  # what the module's name used alone stands for (CommonJS: its `module.exports`)
 
 
 @dataclass
@@ -64,11 +70,15 @@ class Request:
     overlay: dict[Path, str]
     deadline: Deadline
     summaries: dict[Path, Summary | None] = field(default_factory=dict)  # this call's, so a file is stat'ed once
+    texts: dict[Path, str | None] = field(default_factory=dict)
 
     def text(self, file: Path) -> str | None:
-        if file in self.overlay and self.repository.allowed(file) is not None:
-            return self.overlay[file]
-        return self.repository.read(file)
+        if file not in self.texts:
+            if file in self.overlay and self.repository.allowed(file) is not None:
+                self.texts[file] = self.overlay[file]
+            else:
+                self.texts[file] = self.repository.read(file)
+        return self.texts[file]
 
     def exists(self, file: Path) -> Path | None:
         """The resolved file when it is one the context may read, else None."""
@@ -109,7 +119,7 @@ class TreeSitterLanguage:
 
     def whole(self, request: Request, target: Imported) -> tuple[Path, Definition] | None:
         """A module's name used alone (`new Foo()` after `const Foo = require('./foo')`): what it stands for."""
-        return None
+        return self.lookup(request, target.file, target.alone) if target.alone else None
 
     # --- shared --------------------------------------------------------------------------------------------------
 
@@ -186,30 +196,33 @@ class TreeSitterLanguage:
             found.setdefault(where, (hit[1], why))
 
         modules: dict[str, float] = {}  # a module imported whole -> its nearest use's weight
-        seen: set[str] = set()
         scope_files = self.scope(request, tree)
+        scope = self._scope_names(request, scope_files, own)
         resolved: dict[tuple[str, ...], tuple[Path, Definition] | None] = {}
-        for number, line in enumerate(lines, 1):
+        used = [line for number, line in enumerate(lines, 1) if number not in skipped]
+        seen: set[str] = set(_HEAD.findall("\n".join(used)))
+        first = max(cursor_line - USES_ABOVE, 1)
+        for number, line in enumerate(lines[first - 1 : cursor_line + USES_BELOW], first):
             if number in skipped or deadline.expired():
                 continue
             distance = number - cursor_line
             weight = 1.0 / (1 + abs(distance)) if distance <= 0 else 0.5 / (1 + distance)
             for match in _CHAIN.finditer(line):
-                chain = re.split(r"\.|::", match.group())
-                head = chain[0]
-                seen.add(head)
+                written = match.group()
+                head = _HEAD.match(written).group()  # type: ignore[union-attr]
                 target = imports.get(head)
-                if target is None and (head in own or not scope_files):
+                if target is None and head not in scope and written.rsplit(".", 1)[-1].rsplit(":", 1)[-1] not in scope:
                     continue
-                key = tuple(chain)
+                chain = _SEPARATOR.split(written)
+                key = tuple(chain) if target is not None else (head, chain[-1])
                 if key not in resolved:
-                    resolved[key] = self._resolve(request, chain, target, scope_files)
+                    resolved[key] = self._resolve(request, chain, target, scope)
                 if target is not None and target.name is None:
                     modules[head] = max(modules.get(head, 0.0), weight)
                 add(resolved[key], weight, f"{'.'.join(key)}: {target.statement if target else self.scope_why}")
         for name, target in imports.items():  # imported, used nowhere yet: about to be
             if name not in seen and not deadline.expired():
-                hit = self._resolve(request, [name], target, [])
+                hit = self._resolve(request, [name], target, {})
                 add(hit, 1.0, f"{name}: {target.statement}")
         if not lines[cursor_line - 1].strip():
             near = _words(" ".join(lines[max(cursor_line - NEAR_LINES, 0) : cursor_line + NEAR_LINES]))
@@ -232,18 +245,28 @@ class TreeSitterLanguage:
             else:
                 start, head_end, end = definition.start_line, definition.head_end, definition.end_line
                 ranked.append(Found(score, where[0], source, start, head_end, end, f"definition of {why}"))
-        ranked.sort(key=lambda c: (-c.score, repository.relative(c.path), c.start_line))
-        return ranked
+        names = {path: _relative(repository, path) for path in {path for path, _line in scores}}
+        ranked.sort(key=lambda c: (-c.score, names[c.path], c.start_line))
+        return ranked[:MAX_CANDIDATES]
+
+    def _scope_names(self, request: Request, files: list[Path], own: set[str]) -> dict[str, Path]:
+        """Each name the scope's files define or re-export (the first file wins), less those the buffer defines."""
+        names: dict[str, Path] = {}
+        for file in files:
+            summary = self.summary(request, file)
+            if summary is None or request.deadline.expired():
+                continue
+            for name in (*summary.definitions, *summary.exports):
+                if name not in own:
+                    names.setdefault(name, file)
+        return names
 
     def _resolve(
-        self, request: Request, chain: list[str], target: Imported | None, scope_files: list[Path]
+        self, request: Request, chain: list[str], target: Imported | None, scope: dict[str, Path]
     ) -> tuple[Path, Definition] | None:
         if target is None:
-            for file in scope_files:
-                hit = self.lookup(request, file, chain[0])
-                if hit is not None:
-                    return hit
-            return None
+            file = scope.get(chain[0])
+            return self.lookup(request, file, chain[0]) if file is not None else None
         if target.name is not None:
             hit = self.lookup(request, target.file, target.name)
             module = self.reexported_module(request, target) if hit is None and len(chain) > 1 else None
@@ -268,8 +291,16 @@ class TreeSitterLanguage:
             add((file, definition), weight * (0.25 + share), why)
 
 
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORDS.findall(text) if len(w) > 1}
+def _relative(repository: Repository, path: Path) -> str:
+    try:
+        return path.relative_to(repository.real_root).as_posix()  # resolved already: no need to resolve again
+    except ValueError:
+        return repository.relative(path)
+
+
+@functools.lru_cache(maxsize=16384)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _WORDS.findall(text) if len(w) > 1)
 
 
 def _view(text: str, offset: int) -> tuple[str, int]:

@@ -62,11 +62,11 @@ class CLanguage(TreeSitterLanguage):
         return found
 
     def _resolve(
-        self, request: Request, chain: list[str], target: Imported | None, scope_files: list[Path]
+        self, request: Request, chain: list[str], target: Imported | None, scope: dict[str, Path]
     ) -> tuple[Path, Definition] | None:
-        hit = super()._resolve(request, chain, target, scope_files)
+        hit = super()._resolve(request, chain, target, scope)
         if hit is None and len(chain) > 1:  # C++'s `ns::Name`: a namespace's names are kept unqualified
-            hit = super()._resolve(request, chain[-1:], target, scope_files)
+            hit = super()._resolve(request, chain[-1:], target, scope)
         return hit
 
     def _included_by(self, request: Request, header: Path) -> list[Path]:

@@ -51,8 +51,14 @@ class GoLanguage(TreeSitterLanguage):
     def scope(self, request: Request, tree: Tree) -> list[Path]:
         clause = next((n for n in tree.root_node.named_children if n.type == "package_clause"), None)
         own = node_text(clause.named_children[0]) if clause is not None and clause.named_children else ""
-        files = _package_files(request, request.edited.parent, test=request.edited.name.endswith("_test.go"))
-        return [f for f in files if _package_name(request, [f]) == own]
+        folder = request.edited.parent
+        files = set(_package_files(request, folder, test=request.edited.name.endswith("_test.go")))
+        try:
+            when = folder.stat().st_mtime_ns
+        except OSError:
+            return []
+        listed = request.repository.stamped("go-package", str(folder), (when, 0), lambda: _listing(request, folder))
+        return [f for f, package in listed if f in files and package == own]
 
 
 def _go_module(request: Request) -> tuple[Path, str] | None:
@@ -69,15 +75,30 @@ def _go_module(request: Request) -> tuple[Path, str] | None:
 
 
 def _package_files(request: Request, folder: Path, test: bool) -> list[Path]:
-    """The package's .go files in `folder` that may be read, in name order (no test files unless `test`)."""
+    """The package's .go files in `folder` that may be read, in name order (no test files unless `test`); the
+    listing is kept until the folder changes."""
+    try:
+        when = folder.stat().st_mtime_ns
+    except OSError:
+        return []
+    listed = request.repository.stamped("go-package", str(folder), (when, 0), lambda: _listing(request, folder))
+    return [f for f, _ in listed if (test or not f.name.endswith("_test.go")) and f != request.edited]
+
+
+def _listing(request: Request, folder: Path) -> list[tuple[Path, str]]:
+    """Each readable .go file of a folder, with its package clause's name (kept with the listing: a file's package
+    changes far more rarely than its text)."""
     try:
         names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".go"))
     except OSError:
         return []
     found = []
     for name in names[:MAX_PACKAGE_FILES]:
-        if (test or not name.endswith("_test.go")) and (real := request.exists(folder / name)) is not None:
-            found.append(real)
+        real = request.repository.allowed(folder / name)
+        text = request.text(real) if real is not None else None
+        if real is not None and text is not None:
+            match = _PACKAGE.search(text)
+            found.append((real, match.group(1) if match else ""))
     return found
 
 

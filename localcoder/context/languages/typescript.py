@@ -99,7 +99,7 @@ class ScriptLanguage(TreeSitterLanguage):
             return {}
         written = node_text(declarator)[:120]
         if name.type == "identifier":
-            return {node_text(name): Imported(target, member, written)}
+            return {node_text(name): Imported(target, member, written, alone="default")}
         found = {}
         if name.type == "object_pattern":
             for part in name.named_children:
@@ -110,9 +110,6 @@ class ScriptLanguage(TreeSitterLanguage):
                     if bound is not None and bound.type == "identifier":
                         found[node_text(bound)] = Imported(target, node_text(key), written)
         return found
-
-    def whole(self, request: Request, target: Imported) -> tuple[Path, Definition] | None:
-        return self.lookup(request, target.file, "default")
 
     def reexports(self, request: Request, file: Path, tree: Tree, summary: Summary) -> None:
         local = self._bindings(request, file, tree)
