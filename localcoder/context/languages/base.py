@@ -31,7 +31,11 @@ MAX_BUFFER_CHARS = 1 << 20  # a larger buffer is read in its first lines and aro
 SCAN_LINES = 2000
 USES_ABOVE, USES_BELOW = 400, 100  # uses farther from the cursor weigh under 1/400: not worth reading
 NEAR_LINES = 15  # the lines around the cursor whose words rank an outline
+MANIFEST_BYTES = 1 << 16
 MAX_CANDIDATES = 64  # more than a prompt's budget can show, even as one-line outline entries
+FULL_HEADS = 4  # the best definitions come with their doc comments (and may grow their bodies); the rest compact
+COMPACT_LINES = 3
+MAX_DOC_LINES = 6  # of a long doc comment, the lines right above the signature (a head shows 12 lines at most)
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
 _CHAIN = re.compile(r"(?<![\w$.:])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
@@ -79,6 +83,18 @@ class Request:
             else:
                 self.texts[file] = self.repository.read(file)
         return self.texts[file]
+
+    def manifest(self, file: Path) -> str | None:
+        """A build manifest's text (go.mod, Cargo.toml), read even where it says it is generated (Cargo writes that
+        into every published crate's Cargo.toml), but only when the context may read it."""
+        real = self.repository.allowed(file)
+        if real is None:
+            return None
+        try:
+            with real.open("rb") as handle:
+                return handle.read(MANIFEST_BYTES).decode("utf-8", "replace")
+        except OSError:
+            return None
 
     def exists(self, file: Path) -> Path | None:
         """The resolved file when it is one the context may read, else None."""
@@ -233,21 +249,23 @@ class TreeSitterLanguage:
                         self._outline(request, file, weight, near, f"outline of {name}: {target.statement}", add)
             for file in scope_files:
                 self._outline(request, file, SCOPE_WEIGHT, near, f"outline ({self.scope_why})", add)
+        names = {path: _relative(repository, path) for path in {path for path, _line in scores}}
+        order = sorted(scores, key=lambda where: (-scores[where], names[where[0]], where[1]))
         ranked = []
-        for where, score in scores.items():
+        for rank, where in enumerate(order[:MAX_CANDIDATES]):
             definition, why = found[where]
             source = request.text(where[0])
             if source is None:
                 continue
-            if why.startswith("outline"):  # one line each, so that many fit: the signature, not its doc or body
-                line = definition.signature
-                ranked.append(Found(score, where[0], source, line, line, line, why))
-            else:
-                start, head_end, end = definition.start_line, definition.head_end, definition.end_line
-                ranked.append(Found(score, where[0], source, start, head_end, end, f"definition of {why}"))
-        names = {path: _relative(repository, path) for path in {path for path, _line in scores}}
-        ranked.sort(key=lambda c: (-c.score, names[c.path], c.start_line))
-        return ranked[:MAX_CANDIDATES]
+            if rank < FULL_HEADS and not why.startswith("outline"):
+                start = max(definition.start_line, definition.signature - MAX_DOC_LINES)  # the signature must show
+                head_end, end = definition.head_end, definition.end_line
+            else:  # the signature alone, without the doc above it, so that many fit
+                start = definition.signature
+                head_end = end = max(start, min(definition.head_end, start + COMPACT_LINES - 1))
+            prefix = "" if why.startswith("outline") else "definition of "
+            ranked.append(Found(scores[where], where[0], source, start, head_end, end, prefix + why))
+        return ranked
 
     def _scope_names(self, request: Request, files: list[Path], own: set[str]) -> dict[str, Path]:
         """Each name the scope's files define or re-export (the first file wins), less those the buffer defines."""

@@ -66,7 +66,7 @@ def _go_module(request: Request) -> tuple[Path, str] | None:
     root = request.repository.real_root
     folder = request.edited.parent
     while folder == root or root in folder.parents:
-        text = request.repository.read(folder / "go.mod")
+        text = request.manifest(folder / "go.mod")
         if text is not None:
             match = _MODULE.search(text)
             return (folder, match.group(1)) if match else None

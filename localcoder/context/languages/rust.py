@@ -170,7 +170,7 @@ def _crate(request: Request, file: Path) -> tuple[Path, str] | None:
     root = request.repository.real_root
     folder = file.parent
     while folder == root or root in folder.parents:
-        text = request.repository.read(folder / "Cargo.toml")
+        text = request.manifest(folder / "Cargo.toml")
         if text is not None and (folder / "src").is_dir():
             match = _PACKAGE_NAME.search(text)
             return folder, (match.group(1).replace("-", "_") if match else "")
