@@ -5,8 +5,9 @@ above it up to the root and in their include/ and src/ folders, then any header 
 in what was written (a build's -I flags are not known here). Headers included by an included header count too,
 two levels deep. Every top-level declaration of those headers is visible unqualified (functions, prototypes, structs,
 unions, enums, classes, typedefs, macros, and what namespaces and `extern "C"` blocks hold), so a name the buffer
-uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is the
-system's or a library's and is left alone.
+uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is
+looked up in those include/ and src/ folders only, and with a folder in its path (`<brotli/encode.h>`) anywhere:
+many projects include their own public headers so; `<stdio.h>` is the system's.
 """
 
 from __future__ import annotations
@@ -82,23 +83,27 @@ def _includes(request: Request, file: Path, tree: Tree) -> list[Path]:
     found = []
     for node in walk(tree.root_node, _INCLUDES, _NOT_INTO):
         path = node.child_by_field_name("path")
-        if path is None or path.type != "string_literal":
+        if path is None or path.type not in ("string_literal", "system_lib_string"):
             continue
-        header = _header(request, file, node_text(path).strip('"'))
+        header = _header(request, file, node_text(path)[1:-1], quoted=path.type == "string_literal")
         if header is not None:
             found.append(header)
     return found
 
 
-def _header(request: Request, including: Path, written: str) -> Path | None:
+def _header(request: Request, including: Path, written: str, quoted: bool) -> Path | None:
+    """The repository's header an include names; `<...>` only from include folders, or a path with a folder in it
+    (`<brotli/encode.h>`): `<stdio.h>` is the system's even where the repository has a stdio.h of its own."""
     root = request.repository.real_root
     folder = including.parent
     while folder == root or root in folder.parents:
-        for base in INCLUDE_FOLDERS:
+        for base in INCLUDE_FOLDERS if quoted else INCLUDE_FOLDERS[1:]:
             real = request.repository.allowed(Path(os.path.normpath(folder / base / written)))
             if real is not None:
                 return real
         folder = folder.parent
+    if not quoted and "/" not in written:
+        return None
     tail = "/" + written.lstrip("./")
     listed, _notes = request.repository.listed(HEADERS, MAX_LISTED)
     for file, relative in listed:
