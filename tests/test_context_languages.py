@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from localcoder.context import gather
+from localcoder.context.languages.definitions import parse, parse_buffer, top_level
 from localcoder.context.repository import repository_at
 from localcoder.context.resolver import Deadline, resolver_for
 
@@ -276,10 +277,10 @@ def test_files_are_parsed_once_per_version(tmp_path: Path) -> None:
     text = "import { add } from './util';\n\nadd("
     assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 2)
     repository = repository_at(root)
-    kept = {key: value for key, value in repository._memo.items() if key[0].startswith("summary")}
+    kept = {key: value for key, value in repository._stamped.items() if key[0].startswith("summary")}
     assert kept  # parsed summaries are kept
     context_at(root, "src/app.ts", text)
-    assert all(repository._memo[key][1] is value[1] for key, value in kept.items())  # a warm call reuses them
+    assert all(repository._stamped[key][1] is value[1] for key, value in kept.items())  # a warm call reuses them
     (root / "src/util.ts").write_text("\n\n\nexport function add(a: number) {\n  return a;\n}\n")
     assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 4)  # a changed file is parsed again
 
@@ -302,3 +303,20 @@ def test_a_language_without_a_grammar_keeps_windows(tmp_path: Path) -> None:
     context = context_at(root, "lib/app.rb", "key, value = parse_header(line.split(':')")
     assert [s.path for s in context.snippets] == ["lib/headers.rb"]
     assert "identifier Jaccard" in context.snippets[0].why
+
+
+def test_the_buffer_is_reparsed_incrementally_to_the_same_tree() -> None:
+    first = "import { add } from './util';\n\nconst é = add(1, 2);\n\nexport function f() {\n  return é;\n}\n"
+    edits = [
+        first.replace("add(1, 2)", "add(1, 2) + add(3, 4)"),  # typed in the middle
+        first.replace("const é", "// ünïcode\nconst é"),  # a line with multi-byte characters added above
+        first[:40],  # most of it deleted
+        "",
+    ]
+    parse_buffer("buffer.ts", "typescript", first)
+    for text in edits:
+        kept = parse_buffer("buffer.ts", "typescript", text)
+        fresh = parse("typescript", text)
+        assert kept is not None and fresh is not None
+        assert str(kept.root_node) == str(fresh.root_node)
+        assert [d.name for d in top_level("typescript", kept)] == [d.name for d in top_level("typescript", fresh)]

@@ -19,10 +19,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tree_sitter import Tree
 
-from localcoder.context.languages.definitions import Definition, parse, top_level
+from localcoder.context.languages.definitions import Definition, parse, parse_buffer, top_level
 from localcoder.context.repository import Repository
 from localcoder.context.resolver import Deadline, Found
 
@@ -63,6 +64,7 @@ class Summary:
     order: list[Definition]
     exports: dict[str, Imported] = field(default_factory=dict)
     stars: list[Path] = field(default_factory=list)
+    text: str = ""  # the text it was made from (so a warm call shows a definition without reading its file again)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Request:
     deadline: Deadline
     summaries: dict[Path, Summary | None] = field(default_factory=dict)  # this call's, so a file is stat'ed once
     texts: dict[Path, str | None] = field(default_factory=dict)
+    known: dict[Any, Any] = field(default_factory=dict)  # what a language works out once per call (Rust's crates)
 
     def text(self, file: Path) -> str | None:
         if file not in self.texts:
@@ -87,6 +90,14 @@ class Request:
     def manifest(self, file: Path) -> str | None:
         """A build manifest's text (go.mod, Cargo.toml), read even where it says it is generated (Cargo writes that
         into every published crate's Cargo.toml), but only when the context may read it."""
+        try:
+            stat = os.stat(file)
+        except OSError:
+            return None
+        when = (stat.st_size, stat.st_mtime_ns)
+        return self.repository.stamped("manifest", str(file), when, lambda: self._read(file))
+
+    def _read(self, file: Path) -> str | None:
         real = self.repository.allowed(file)
         if real is None:
             return None
@@ -96,9 +107,19 @@ class Request:
         except OSError:
             return None
 
+    def allowed(self, file: Path) -> Path | None:
+        """`Repository.allowed`, remembered until the file's folder changes: resolving imports asks about the same
+        few hundred paths on every keystroke, and a full check resolves every link on the way (about 0.3 ms). Only
+        decisions use this; every read checks again."""
+        try:
+            when = os.stat(file.parent).st_mtime_ns
+        except OSError:
+            return None
+        return self.repository.stamped("allowed", str(file), (when, 0), lambda: self.repository.allowed(file))
+
     def exists(self, file: Path) -> Path | None:
-        """The resolved file when it is one the context may read, else None."""
-        real = self.repository.allowed(file)
+        """The resolved file when it is one the context may read (and not the buffer's own), else None."""
+        real = self.allowed(file)
         return real if real is not None and real != self.edited else None
 
 
@@ -140,26 +161,38 @@ class TreeSitterLanguage:
     # --- shared --------------------------------------------------------------------------------------------------
 
     def summary(self, request: Request, file: Path) -> Summary | None:
+        """A file's summary, kept per version of it (size and mtime: one stat on a warm call, no read)."""
         if file in request.summaries:
             return request.summaries[file]
-        text = request.text(file)
         summary = None
-        if text is not None:
-            make = lambda: self._summarize(request, file, text)  # noqa: E731
-            kind = f"summary-{self.grammar(file)}"
-            summary = make() if file in request.overlay else request.repository.memo((kind, file), make)
+        if file in request.overlay:
+            text = request.text(file)
+            summary = self._summarize(request, file, text) if text is not None else None
+        else:
+            try:
+                stat = os.stat(file)
+            except OSError:
+                stat = None
+            if stat is not None:
+                when = (stat.st_size, stat.st_mtime_ns)
+                make = lambda: self._summarize_file(request, file)  # noqa: E731
+                summary = request.repository.stamped(f"summary-{self.grammar(file)}", str(file), when, make)
         request.summaries[file] = summary
         return summary
+
+    def _summarize_file(self, request: Request, file: Path) -> Summary | None:
+        text = request.text(file)  # through Repository.read: allowed, not binary or huge
+        return self._summarize(request, file, text) if text is not None else None
 
     def _summarize(self, request: Request, file: Path, text: str) -> Summary:
         tree = parse(self.grammar(file), text)
         if tree is None:
-            return Summary({}, [])
+            return Summary({}, [], text=text)
         order = top_level(self.grammar(file), tree)
         definitions: dict[str, Definition] = {}
         for found in order:
             definitions.setdefault(found.name, found)
-        summary = Summary(definitions, order)
+        summary = Summary(definitions, order, text=text)
         self.reexports(request, file, tree, summary)
         return summary
 
@@ -192,7 +225,7 @@ class TreeSitterLanguage:
     ) -> list[Found]:
         request = Request(repository, Path(os.path.realpath(edited)), overlay, deadline)
         text, offset = _view(text, offset)
-        tree = parse(self.grammar(edited), text)
+        tree = parse_buffer(str(request.edited), self.grammar(edited), text)
         if tree is None:
             return []
         lines = text.split("\n")
@@ -254,7 +287,8 @@ class TreeSitterLanguage:
         ranked = []
         for rank, where in enumerate(order[:MAX_CANDIDATES]):
             definition, why = found[where]
-            source = request.text(where[0])
+            summary = request.summaries.get(where[0])
+            source = summary.text if summary is not None else request.text(where[0])
             if source is None:
                 continue
             if rank < FULL_HEADS and not why.startswith("outline"):

@@ -98,7 +98,7 @@ def _header(request: Request, including: Path, written: str, quoted: bool) -> Pa
     folder = including.parent
     while folder == root or root in folder.parents:
         for base in INCLUDE_FOLDERS if quoted else INCLUDE_FOLDERS[1:]:
-            real = request.repository.allowed(Path(os.path.normpath(folder / base / written)))
+            real = request.allowed(Path(os.path.normpath(folder / base / written)))
             if real is not None:
                 return real
         folder = folder.parent

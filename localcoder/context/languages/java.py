@@ -97,18 +97,26 @@ def _class_file(request: Request, roots: list[Path], parts: list[str]) -> Path |
 
 
 def _package_files(request: Request, roots: list[Path], parts: list[str]) -> list[Path]:
+    """The .java files of a package in every root, the listing kept until the folder changes."""
     found = []
     for root in roots:
         folder = root.joinpath(*parts)
         try:
-            names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".java"))
+            when = folder.stat().st_mtime_ns
         except OSError:
             continue
-        for name in names[:MAX_PACKAGE_FILES]:
-            real = request.exists(folder / name)
-            if real is not None:
-                found.append(real)
+        make = lambda folder=folder: _listing(request, folder)  # noqa: E731
+        listed = request.repository.stamped("java-package", str(folder), (when, 0), make)
+        found += [f for f in listed if f != request.edited]
     return found
+
+
+def _listing(request: Request, folder: Path) -> list[Path]:
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".java"))
+    except OSError:
+        return []
+    return [real for name in names[:MAX_PACKAGE_FILES] if (real := request.allowed(folder / name)) is not None]
 
 
 LANGUAGE = JavaLanguage()

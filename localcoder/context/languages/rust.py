@@ -153,13 +153,19 @@ class RustLanguage(TreeSitterLanguage):
         return Imported(module, None, written) if module is not None else None
 
     def _module_file(self, request: Request, crate: tuple[Path, str], parts: list[str]) -> Path | None:
+        key = ("module", crate[0], tuple(parts))
+        if key not in request.known:
+            request.known[key] = self._find_module_file(request, crate, parts)
+        return request.known[key]  # type: ignore[no-any-return]
+
+    def _find_module_file(self, request: Request, crate: tuple[Path, str], parts: list[str]) -> Path | None:
         source = crate[0] / "src"
         if not parts:
             tries = [source / name for name in ROOT_FILES]
         else:
             tries = [source.joinpath(*parts[:-1], parts[-1] + ".rs"), source.joinpath(*parts, "mod.rs")]
         for file in tries:
-            real = request.repository.allowed(file)
+            real = request.allowed(file)
             if real is not None:
                 return real
         return None
@@ -167,6 +173,13 @@ class RustLanguage(TreeSitterLanguage):
 
 def _crate(request: Request, file: Path) -> tuple[Path, str] | None:
     """The folder of the Cargo.toml above `file` (inside the repository) and the crate's name as code spells it."""
+    key = ("crate", file.parent)
+    if key not in request.known:
+        request.known[key] = _find_crate(request, file)
+    return request.known[key]  # type: ignore[no-any-return]
+
+
+def _find_crate(request: Request, file: Path) -> tuple[Path, str] | None:
     root = request.repository.real_root
     folder = file.parent
     while folder == root or root in folder.parents:
