@@ -81,7 +81,7 @@ CORPORA = [
     Corpus("java", "capacitor", "npm:@capacitor/android@8.6.0", "package/capacitor", "held-out"),
     Corpus("java", "react-native-svg", "npm:react-native-svg@15.16.1", "package/android", "held-out"),
     Corpus("c", "brotli", "pypi:brotli==1.2.1", "brotli-*/c", "tuning"),
-    Corpus("c", "zstandard", "pypi:zstandard==0.25.0", "zstandard-*/zstd", "held-out"),
+    Corpus("c", "psutil", "pypi:psutil==7.2.2", "psutil-*/psutil", "held-out"),
     Corpus("c", "pycryptodome", "pypi:pycryptodome==3.23.0", "pycryptodome-*/src", "held-out"),
 ]  # fmt: skip
 SUFFIXES = {
