@@ -12,6 +12,7 @@ from localcoder.context import gather
 from localcoder.context.languages.definitions import parse, parse_buffer, top_level
 from localcoder.context.repository import repository_at
 from localcoder.context.resolver import Deadline, resolver_for
+from tests.helpers import checked_document, localcoder
 
 
 def make_repo(root: Path, files: dict[str, str]) -> Path:
@@ -320,3 +321,14 @@ def test_the_buffer_is_reparsed_incrementally_to_the_same_tree() -> None:
         assert kept is not None and fresh is not None
         assert str(kept.root_node) == str(fresh.root_node)
         assert [d.name for d in top_level("typescript", kept)] == [d.name for d in top_level("typescript", fresh)]
+
+
+def test_the_context_command_resolves_other_languages(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, GO)
+    run = root / "cmd" / "serve" / "run.go"
+    run.write_text('package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tstore.Open("x")\n}\n')
+    done = localcoder("context", f"{run}:6", "--json", "--budget", "300")
+    assert done.returncode == 0, done.stderr
+    snippets = checked_document("context", done.stdout)["snippets"]
+    assert ("store/store.go", 3) in [(s["path"], s["start_line"]) for s in snippets]
+    assert any(s["why"].startswith("definition of store.Open") for s in snippets)
