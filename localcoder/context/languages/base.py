@@ -130,6 +130,7 @@ class TreeSitterLanguage:
     name = ""
     import_nodes: frozenset[str] = frozenset()  # statements whose names are not uses
     scope_why = "same package"  # what makes `scope`'s names visible
+    scope_public = False  # whether only a scope file's public names are visible (Rust's globs) or all (a package)
 
     def grammar(self, path: Path) -> str:
         return self.name
@@ -279,9 +280,10 @@ class TreeSitterLanguage:
                 if target.name is None:
                     weight = OUTLINE_WEIGHT * modules.get(name, 1.0)
                     for file in target.files or (target.file,):
-                        self._outline(request, file, weight, near, f"outline of {name}: {target.statement}", add)
+                        why = f"outline of {name}: {target.statement}"
+                        self._outline(request, file, weight, near, why, add, public=True)
             for file in scope_files:
-                self._outline(request, file, SCOPE_WEIGHT, near, f"outline ({self.scope_why})", add)
+                self._outline(request, file, SCOPE_WEIGHT, near, f"outline ({self.scope_why})", add, self.scope_public)
         names = {path: _relative(repository, path) for path in {path for path, _line in scores}}
         order = sorted(scores, key=lambda where: (-scores[where], names[where[0]], where[1]))
         ranked = []
@@ -333,14 +335,23 @@ class TreeSitterLanguage:
             return None
         return found if found.name is None else self.reexported_module(request, found, depth + 1)
 
-    def _outline(self, request: Request, file: Path, weight: float, near: set[str], why: str, add) -> None:  # noqa: ANN001
+    def _outline(  # noqa: ANN001
+        self, request: Request, file: Path, weight: float, near: frozenset[str], why: str, add, public: bool, depth=0
+    ) -> None:
+        """Each definition of a file, ranked by the words of its name found near the cursor; `public`: only what
+        another file can reach (exported, `pub`, capitalised), and what the file re-exports."""
         summary = self.summary(request, file)
-        if summary is None or request.deadline.expired():
+        if summary is None or request.deadline.expired() or depth > 1:
             return
-        for definition in summary.order:
-            words = _words(definition.name)
+        hits = [(file, d) for d in summary.order if d.exported or not public]
+        if public:
+            hits += [hit for name in summary.exports if (hit := self.lookup(request, file, name)) is not None]
+        for hit in hits:
+            words = _words(hit[1].name)
             share = len(words & near) / len(words) if words else 0.0
-            add((file, definition), weight * (0.25 + share), why)
+            add(hit, weight * (0.25 + share), why)
+        for star in summary.stars if public else ():
+            self._outline(request, star, weight, near, why, add, public, depth + 1)
 
 
 def _relative(repository: Repository, path: Path) -> str:

@@ -51,6 +51,7 @@ class Definition:
     head_end: int  # last line of the signature (and doc)
     end_line: int  # last line of the whole definition
     own_line: int = 0  # where the declaration itself starts, below its doc (0: start_line)
+    exported: bool = True  # reachable from another file: `export`ed, `pub`, a capitalised Go name
 
     @property
     def signature(self) -> int:
@@ -297,9 +298,26 @@ EXTRACTORS: dict[str, Callable[[Node], list[Definition]]] = {
 
 
 def top_level(grammar: str, tree: Tree) -> list[Definition]:
-    """The file's top-level definitions in file order."""
+    """The file's top-level definitions in file order, each marked whether another file can reach it."""
     extract = EXTRACTORS[grammar]
-    return [d for node in tree.root_node.named_children for d in extract(node) if d.name]
+    found = []
+    for node in tree.root_node.named_children:
+        for one in extract(node):
+            if one.name and not _exported(grammar, node, one):
+                one = replace(one, exported=False)
+            if one.name:
+                found.append(one)
+    return found
+
+
+def _exported(grammar: str, node: Node, found: Definition) -> bool:
+    if grammar in ("typescript", "tsx", "javascript"):
+        return node.type == "export_statement"
+    if grammar == "go":
+        return found.name[:1].isupper()
+    if grammar == "rust":
+        return any(child.type == "visibility_modifier" for child in node.children)
+    return True
 
 
 def walk(node: Node, types: frozenset[str], stop: frozenset[str] = frozenset()) -> Iterator[Node]:
