@@ -182,6 +182,8 @@ def declared_names(node: Node) -> list[Node]:
     """The name nodes a top-level node declares (this file's own reading, for choosing cases)."""
     if node.type in WRAPPERS:
         return [n for child in node.named_children for n in declared_names(child)]
+    if node.type == "method_declaration":
+        return []  # a Go method is reached through its receiver, not by its name
     value = node.child_by_field_name("value")
     if value is not None and (value.text or b"").startswith(b"require("):
         return []  # a binding of another file's export, not a definition
