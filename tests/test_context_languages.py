@@ -257,13 +257,17 @@ def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
     outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
     (outside / "secret.h").write_text("int secret(void);\n")
-    root = make_repo(tmp_path / "repo", {"src/util.ts": SCRIPT["src/util.ts"]})
+    (outside / "secret.go").write_text("package outside\n\nfunc Secret() {}\n")
+    root = make_repo(tmp_path / "repo", {"src/util.ts": SCRIPT["src/util.ts"], "go.mod": "module example.com/m\n"})
+    (root / "linked").symlink_to(outside, target_is_directory=True)
     (root / "src" / "escape.ts").symlink_to(outside / "secret.ts")
     (root / "src" / "escape.h").symlink_to(outside / "secret.h")
     uses = {
         "src/app.ts": "import { secret } from './escape';\nimport { add } from './util';\n\nsecret(",  # a link out
         "src/b.ts": "import { secret } from '../../outside/secret';\nimport { add } from './util';\n\nsecret(",  # `..`
         "src/main.c": '#include "escape.h"\n#include "../../outside/secret.h"\n\nint x = secret(',
+        "cmd/a.go": 'package main\n\nimport "example.com/m/../../outside"\n\nvar _ = outside.Secret(',
+        "cmd/b.go": 'package main\n\nimport "example.com/m/linked"\n\nvar _ = outside.Secret(',
     }
     for name, text in uses.items():
         context = context_at(root, name, text)

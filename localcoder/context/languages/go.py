@@ -77,6 +77,10 @@ def _go_module(request: Request) -> tuple[Path, str] | None:
 def _package_files(request: Request, folder: Path, test: bool) -> list[Path]:
     """The package's .go files in `folder` that may be read, in name order (no test files unless `test`); the
     listing is kept until the folder changes."""
+    folder = Path(os.path.realpath(folder))
+    root = request.repository.real_root
+    if folder != root and root not in folder.parents:
+        return []  # `..` in an import path, or a link out: not even the names of what is there are listed
     try:
         when = folder.stat().st_mtime_ns
     except OSError:
