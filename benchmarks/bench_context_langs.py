@@ -382,13 +382,13 @@ def main() -> None:
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"budget {args.budget} tokens; recall = a snippet covers the line of the definition's name; corpora in "
           f"{args.cache}\n")  # fmt: skip
+    if args.runs:
+        print(f"localcoder context start-up alone (a text file, nothing to resolve): median "
+              f"{statistics.median(start_up(args.runs)):.2f} s over {args.runs}\n")  # fmt: skip
     print(f"{'repository':24} {'cases':>5} {'recall':>7} {'MRR':>6}   {'windows':>8} {'MRR':>6}   "
           f"{'cold ms':>8} {'warm ms':>8}")  # fmt: skip
     keys = ("ours", "base", "cold_s", "warm_s")
     summary = []
-    if args.runs:
-        print(f"localcoder context start-up alone (a text file, nothing to resolve): median "
-              f"{statistics.median(start_up(args.runs)):.2f} s over {args.runs}\n")  # fmt: skip
     for language in args.languages.split(","):
         totals = {split: {k: [] for k in keys} for split in ("tuning", "held-out")}
         cli: list[float] = []
