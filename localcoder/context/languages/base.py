@@ -2,14 +2,19 @@
 
 A language says how its imports bind names (`imports`: a local name -> a file and the name in it, or the file as a
 whole), which files' names need no import (`scope`: Go's package, Java's package), and how a file re-exports
-(`summarize`). The ranking is Python's: every name used in the buffer that resolves scores 1 / (1 + distance) on
+(`reexports`). The ranking is Python's: every name used near the cursor that resolves scores 1 / (1 + distance) on
 or above the cursor's line and half that below; an imported name used nowhere yet scores as if on the cursor's line
 (it is about to be). When the cursor's line is blank, what the line will call is unknown, so modules imported whole
-(`import * as x`, a Go package, a Rust module) and the file's own package offer their outline: each definition's
-head, ordered by how many words of its name occur near the cursor.
+(`import * as x`, a Go package, a Rust module, a header) and the file's own package offer their outline: what
+another file can reach, ordered by how many words of its name occur near the cursor. The best four definitions
+come with their doc comments (the six lines above the signature at most: Go's and Rust's docs sit above it, and a
+head shows 12 lines) and may grow their bodies; the rest, and every outline entry, show their signature lines
+only, so that about three times as many fit in a budget (with the doc cut, this took recall@1024 on the tuning
+repositories of `make bench-context-langs` from 78% to 92% on regex-syntax and from 68% to 78% on go-cmp).
 
-Parsed summaries are kept per file version (`Repository.memo`), so a warm call parses only the buffer (about 1 ms
-for a 1,000-line file).
+Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
+path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
+incrementally; a warm call costs 1-47 ms on the benchmark's 18 repositories.
 """
 
 from __future__ import annotations

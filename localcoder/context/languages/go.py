@@ -35,6 +35,8 @@ class GoLanguage(TreeSitterLanguage):
         folder, path = module
         found: dict[str, Imported] = {}
         for spec in walk(tree.root_node, frozenset({"import_spec"}), frozenset({"function_declaration"})):
+            if request.deadline.expired():
+                break
             written = node_text(spec.child_by_field_name("path")).strip('"`')
             if written != path and not written.startswith(path + "/"):
                 continue

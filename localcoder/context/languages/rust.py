@@ -72,6 +72,8 @@ class RustLanguage(TreeSitterLanguage):
             if file is not None:
                 found[word] = Imported(file, None, f"{word}::")
         for node in tree.root_node.named_children:
+            if request.deadline.expired():
+                break
             if node.type == "mod_item" and node.child_by_field_name("body") is None:
                 name = node_text(node.child_by_field_name("name"))
                 file = self._module_file(request, crate, here + [name])
