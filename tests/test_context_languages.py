@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from localcoder.context import gather
+from localcoder.context import gather, languages, resolver
+from localcoder.context.languages import definitions
 from localcoder.context.languages.definitions import parse, parse_buffer, top_level
 from localcoder.context.repository import repository_at
 from localcoder.context.resolver import Deadline, resolver_for
@@ -336,3 +337,12 @@ def test_the_context_command_resolves_other_languages(tmp_path: Path) -> None:
     snippets = checked_document("context", done.stdout)["snippets"]
     assert ("store/store.go", 3) in [(s["path"], s["start_line"]) for s in snippets]
     assert any(s["why"].startswith("definition of store.Open") for s in snippets)
+
+
+def test_a_missing_grammar_leaves_its_language_to_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = definitions.parser_for
+    monkeypatch.setattr(definitions, "parser_for", lambda grammar: None if grammar == "go" else installed(grammar))
+    monkeypatch.setattr(resolver, "_REGISTRY", {})
+    languages.load()
+    assert resolver._REGISTRY.get(".go") is None  # no Go grammar: Go files keep identifier windows
+    assert resolver._REGISTRY.get(".ts") is not None and resolver._REGISTRY.get(".rs") is not None
