@@ -3,7 +3,8 @@
 One parser per grammar, loaded on first use from its prebuilt wheel (tree-sitter-typescript, -javascript, -rust,
 -go, -java, -c, -cpp); a grammar that is not installed makes `parse` return None and the language falls back to
 identifier windows. tree-sitter recovers from errors, so a buffer with a half-typed line still yields its imports
-and definitions; a 1 MB file parses in about 30 ms.
+and definitions. A 200 KB Rust file parses in about 55 ms here (2 shared cores); the edited buffer is reparsed
+incrementally from its last version, about 1 ms a keystroke (`parse_buffer`).
 
 A definition is a top-level function, class, interface, type alias, enum, struct, trait, const, static or variable
 (and, in C and C++, a prototype, a macro, and what namespaces, `extern "C"` blocks and `#if` guards hold). Its
@@ -81,7 +82,7 @@ KEPT_BUFFERS = 16
 
 def parse_buffer(key: str, grammar: str, text: str) -> Tree | None:
     """The edited buffer's tree, reparsed incrementally from its last version (a keystroke in a 200 KB file costs
-    about 1 ms, a full parse 40 ms): the edit is the span between their common prefix and suffix."""
+    about 1 ms, a full parse 55 ms): the edit is the span between their common prefix and suffix."""
     parser = parser_for(grammar)
     if parser is None:
         return None
