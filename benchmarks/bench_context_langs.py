@@ -249,6 +249,8 @@ def reachable(language: str, file: Path, node: Node, name: str, defined: Path, i
                                               "scoped_identifier", "scoped_type_identifier", "field_access"):
         first = parent.named_children[0] if parent.named_children else None
         qualifier = first.text.decode() if first is not None and first != node else ""
+    if language == "rust" and qualifier[:1].isupper():
+        return False  # `Kind::Name` is a variant or an associated item of a type, not a top-level name
     if language in ("typescript", "javascript", "rust"):
         qualified = qualifier != "" and (qualifier in imported or qualifier in ("crate", "self", "super"))
         return name in imported or qualified
