@@ -212,10 +212,10 @@ def test_a_file_outside_any_repository_and_an_empty_root(tmp_path: Path) -> None
 
 def test_other_languages_get_similar_windows(tmp_path: Path) -> None:
     shared = "function parseHeader(line) {\n  const [key, value] = line.split(':');\n  return { key, value };\n}\n"
-    root = make_repo(tmp_path, {"package.json": "{}", "lib/headers.js": shared * 4, "lib/other.js": "let x = 1;\n"})
+    root = make_repo(tmp_path, {"package.json": "{}", "lib/headers.lua": shared * 4, "lib/other.lua": "let x = 1;\n"})
     (root / "setup.py").write_text("")
-    context = context_of(root, "lib/app.js", "const { key, value } = parseHeader(line.split(':')")
-    assert [s.path for s in context.snippets] == ["lib/headers.js"]
+    context = context_of(root, "lib/app.lua", "const { key, value } = parseHeader(line.split(':')")
+    assert [s.path for s in context.snippets] == ["lib/headers.lua"]
     assert "identifier Jaccard" in context.snippets[0].why
 
 
@@ -266,7 +266,7 @@ def test_the_index_is_kept_on_disk_follows_changes_and_takes_concurrent_saves(tm
     """Four processes index one repository at once (a language each): the index ends valid with all of them; a
     changed file is read again, keyed by size and mtime."""
     body = "function parseHeader(line) {\n  const [key, value] = line.split(':');\n  return { key, value };\n}\n"
-    languages = ("js", "ts", "go", "rb")
+    languages = ("rb", "lua", "php", "kt")  # languages without a resolver: windows
     files = {"setup.py": "", **{f"lib/headers.{x}": body * 4 for x in languages}}
     root = make_repo(
         tmp_path / "repo", {**files, **{f"lib/app.{x}": "parseHeader(line.split(':'))\n" for x in languages}}
@@ -287,10 +287,10 @@ def test_the_index_is_kept_on_disk_follows_changes_and_takes_concurrent_saves(tm
     document = json.loads(index.read_text())
     assert document["root"] == str(root) and {f"lib/headers.{x}" for x in languages} <= set(document["files"])
 
-    (root / "lib" / "headers.js").write_text("function renamedThing(line) {\n  return line;\n}\n" * 4)
-    again = localcoder("context", f"{root / 'lib/app.js'}:1", "--json", env=env)
+    (root / "lib" / "headers.rb").write_text("function renamedThing(line) {\n  return line;\n}\n" * 4)
+    again = localcoder("context", f"{root / 'lib/app.rb'}:1", "--json", env=env)
     assert [s["end_line"] for s in json.loads(again.stdout)["snippets"]] == [13]  # the new text, 13 lines (not 17)
-    assert "renamedThing" in json.loads(index.read_text())["files"]["lib/headers.js"][2][0]
+    assert "renamedThing" in json.loads(index.read_text())["files"]["lib/headers.rb"][2][0]
 
 
 def test_serve_infill_gathers_context_for_an_absolute_path(tmp_path: Path, tiny_f32_gguf: Path) -> None:
@@ -321,21 +321,21 @@ def test_a_huge_buffer_is_read_around_the_cursor(tmp_path: Path) -> None:
 def test_a_huge_tree_stops_at_its_budgets_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stage = sys.modules["localcoder.context.gather"]
     body = "function parseHeader(line) {\n  return line.split(':');\n}\n"
-    root = make_repo(tmp_path, {"setup.py": "", **{f"lib/f{i:02}.js": body for i in range(30)}})
+    root = make_repo(tmp_path, {"setup.py": "", **{f"lib/f{i:02}.lua": body for i in range(30)}})
     monkeypatch.setattr(stage, "MAX_WINDOW_FILES", 10)
     monkeypatch.setattr(stage, "INDEX_SECONDS", 0)
-    context = context_of(root, "lib/app.js", "parseHeader(line.split(':'))")
+    context = context_of(root, "lib/app.lua", "parseHeader(line.split(':'))")
     assert "repository context looked at the first 10 files only" in context.notes
     assert "indexed 1 of 10 new files in 0 s; more next time" in context.notes
-    again = context_of(root, "lib/app.js", "parseHeader(line.split(':'))")  # the index grows call by call
+    again = context_of(root, "lib/app.lua", "parseHeader(line.split(':'))")  # the index grows call by call
     assert "indexed 1 of 9 new files in 0 s; more next time" in again.notes
 
 
 def test_a_folder_outside_any_project_is_not_walked_below(tmp_path: Path) -> None:
     body = "function parseHeader(line) {\n  return line.split(':');\n}\n" * 4
-    folder = make_repo(tmp_path, {"near.js": body, "deep/far.js": body})
-    paths = {s.path for s in context_of(folder, "app.js", "parseHeader(line.split(':'))").snippets}
-    assert paths == {"near.js"}
+    folder = make_repo(tmp_path, {"near.lua": body, "deep/far.lua": body})
+    paths = {s.path for s in context_of(folder, "app.lua", "parseHeader(line.split(':'))").snippets}
+    assert paths == {"near.lua"}
     (folder / "setup.py").write_text("")
-    paths = {s.path for s in context_of(folder, "app2.js", "parseHeader(line.split(':'))").snippets}
-    assert paths == {"near.js", "deep/far.js"}
+    paths = {s.path for s in context_of(folder, "app2.lua", "parseHeader(line.split(':'))").snippets}
+    assert paths == {"near.lua", "deep/far.lua"}

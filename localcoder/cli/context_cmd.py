@@ -18,10 +18,10 @@ from localcoder.source import MAX_READ_MB, locate, read_source, resolve_target
 EPILOG = """\
 The snippets come from the file's repository (the git work tree, else the nearest folder with a
 pyproject.toml or setup.py, else the file's folder): definitions of the names near the cursor that the
-file imports from other modules (Python), then windows of other files that resemble the code before the
-cursor. Git-ignored, vendored, generated, binary and huge files are skipped; nothing outside the root is
-read. Tokens are counted with the CodeGen tokenizer shipped with localcoder (no model is needed), or with
---model's.
+file imports from other files (Python, TypeScript, JavaScript, Go, Rust, Java, C and C++), then windows of
+other files that resemble the code before the cursor. Git-ignored, vendored, generated, binary and huge
+files are skipped; nothing outside the root is read. Tokens are counted with the CodeGen tokenizer shipped
+with localcoder (no model is needed), or with --model's.
 
 [bold]Examples[/]
 

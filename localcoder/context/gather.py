@@ -116,11 +116,11 @@ def gather(
     candidates: list[_Candidate] = []
     if resolver is not None:
         found = resolver.candidates(repository, edited, text, offset, overlay, deadline)
+        texts = {f.path: f.text for f in found}
+        files = {path: (repository.relative(path), text.split("\n")) for path, text in texts.items()}  # each once
         candidates = [
-            _Candidate(f.score, f.path, repository.relative(f.path), f.text.split("\n"), f.start_line, f.head_end,
-                       f.end_line, f.why)
-            for f in found
-        ]  # fmt: skip
+            _Candidate(f.score, f.path, *files[f.path], f.start_line, f.head_end, f.end_line, f.why) for f in found
+        ]
     heads = _choose_heads(candidates, room, count, kept_extra)
     chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave

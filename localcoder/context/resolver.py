@@ -86,9 +86,16 @@ def resolver_for(path: Path) -> Resolver | None:
     return _REGISTRY.get(path.suffix.lower())
 
 
+_LOADED: list[bool] = []  # once per process; Python's module may have registered itself before
+
+
 def _load_languages() -> None:
-    if not _REGISTRY:
+    if not _LOADED:
+        _LOADED.append(True)
         import localcoder.context.python  # noqa: F401  (registers itself)
+        from localcoder.context.languages import load
+
+        load()
 
 
 __all__ = ["Deadline", "Found", "Resolver", "register", "resolver_for"]

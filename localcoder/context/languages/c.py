@@ -1,0 +1,115 @@
+"""C and C++: `#include "..."` to the declarations of the headers it names.
+
+A quoted include is looked up as the compiler's `-iquote` would: beside the including file, then in each folder
+above it up to the root and in their include/ and src/ folders, then any header of the repository whose path ends
+in what was written (a build's -I flags are not known here). Headers included by an included header count too,
+two levels deep. Every top-level declaration of those headers is visible unqualified (functions, prototypes, structs,
+unions, enums, classes, typedefs, macros, and what namespaces and `extern "C"` blocks hold), so a name the buffer
+uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is
+looked up in those include/ and src/ folders only, and with a folder in its path (`<brotli/encode.h>`) anywhere:
+many projects include their own public headers so; `<stdio.h>` is the system's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tree_sitter import Tree
+
+from localcoder.context.languages.base import Imported, Request, TreeSitterLanguage
+from localcoder.context.languages.definitions import Definition, node_text, parse, walk
+
+HEADERS = (".h", ".hh", ".hpp", ".hxx", ".h++", ".inl")
+SOURCES = (".c", ".cc", ".cpp", ".cxx", ".c++")
+INCLUDE_DEPTH = 2
+MAX_HEADERS = 64
+MAX_LISTED = 20_000
+INCLUDE_FOLDERS = ("", "include", "src")
+_INCLUDES = frozenset({"preproc_include"})
+_NOT_INTO = frozenset({"function_definition", "compound_statement"})
+
+
+class CLanguage(TreeSitterLanguage):
+    suffixes = (*SOURCES, *HEADERS)
+    name = "c"
+    import_nodes = frozenset({"preproc_include"})
+    scope_why = "#include"
+
+    def grammar(self, path: Path) -> str:
+        return "c" if path.suffix.lower() == ".c" else "cpp"  # a .h may be either: C++'s grammar reads both
+
+    def imports(self, request: Request, tree: Tree, text: str) -> dict[str, Imported]:
+        return {}  # a header's names are not bound by the include: they are in scope
+
+    def scope(self, request: Request, tree: Tree) -> list[Path]:
+        found: list[Path] = []
+        level: list[tuple[Path, Tree | None]] = [(request.edited, tree)]
+        for _ in range(INCLUDE_DEPTH):
+            deeper = []
+            for file, parsed in level:
+                if parsed is not None:
+                    included = _includes(request, file, parsed)
+                else:
+                    key = ("c-includes", file)
+                    included = request.repository.memo(key, lambda file=file: self._included_by(request, file))
+                for header in included:
+                    if header not in found and header != request.edited and len(found) < MAX_HEADERS:
+                        found.append(header)
+                        deeper.append(header)
+                if request.deadline.expired():
+                    return found
+            level = [(h, None) for h in deeper]
+        return found
+
+    def _resolve(
+        self, request: Request, chain: list[str], target: Imported | None, scope: dict[str, Path]
+    ) -> tuple[Path, Definition] | None:
+        hit = super()._resolve(request, chain, target, scope)
+        if hit is None and len(chain) > 1:  # C++'s `ns::Name`: a namespace's names are kept unqualified
+            hit = super()._resolve(request, chain[-1:], target, scope)
+        return hit
+
+    def _included_by(self, request: Request, header: Path) -> list[Path]:
+        """The headers a header includes, kept per version of it."""
+        text = request.text(header)
+        if text is None:
+            return []
+        tree = parse(self.grammar(header), text)
+        return _includes(request, header, tree) if tree is not None else []
+
+
+def _includes(request: Request, file: Path, tree: Tree) -> list[Path]:
+    found = []
+    for node in walk(tree.root_node, _INCLUDES, _NOT_INTO):
+        path = node.child_by_field_name("path")
+        if path is None or path.type not in ("string_literal", "system_lib_string"):
+            continue
+        header = _header(request, file, node_text(path)[1:-1], quoted=path.type == "string_literal")
+        if header is not None:
+            found.append(header)
+    return found
+
+
+def _header(request: Request, including: Path, written: str, quoted: bool) -> Path | None:
+    """The repository's header an include names; `<...>` only from include folders, or a path with a folder in it
+    (`<brotli/encode.h>`): `<stdio.h>` is the system's even where the repository has a stdio.h of its own."""
+    root = request.repository.real_root
+    folder = including.parent
+    while folder == root or root in folder.parents:
+        for base in INCLUDE_FOLDERS if quoted else INCLUDE_FOLDERS[1:]:
+            real = request.allowed(Path(os.path.normpath(folder / base / written)))
+            if real is not None:
+                return real
+        folder = folder.parent
+    if not quoted and "/" not in written:
+        return None
+    tail = "/" + written.lstrip("./")
+    listed, _notes = request.repository.listed(HEADERS, MAX_LISTED)
+    for file, relative in listed:
+        if ("/" + relative).endswith(tail):
+            return file
+    return None
+
+
+LANGUAGE = CLanguage()

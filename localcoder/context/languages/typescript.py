@@ -1,0 +1,223 @@
+"""TypeScript, TSX and JavaScript (ES modules and CommonJS): relative imports to the definitions they name.
+
+Bindings: `import {a as b}`, `import d` (the module's `default`), `import * as ns` (the module whole: `ns.f`, and
+its outline on a blank line), `const x = require('./m')` and `const {a, b: c} = require('./m')`. A specifier
+resolves like TypeScript's bundler resolution: the path as written, `./x.js` written for `x.ts` (and `.mjs` for
+`.mts`), then each extension, then the folder's `index`. Re-exports are followed: `export {a as b} from`,
+`export * from`, `export * as ns from`, `export {a}` of an imported name, `export default X`, and CommonJS's
+`module.exports = {...}`, `module.exports = X`, `exports.N = ...`. Bare specifiers (packages) are not the
+repository's code and are left alone; so are tsconfig `paths` aliases.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tree_sitter import Node, Tree
+
+from localcoder.context.languages.base import Imported, Request, Summary, TreeSitterLanguage
+from localcoder.context.languages.definitions import Definition, definition, node_text
+
+EXTENSIONS = (".ts", ".tsx", ".d.ts", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
+WRITTEN_FOR = {".js": (".ts", ".tsx", ".d.ts"), ".jsx": (".tsx",), ".mjs": (".mts",), ".cjs": (".cts",)}
+GRAMMAR_OF = {".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
+
+
+def resolve_specifier(request: Request, folder: Path, specifier: str) -> Path | None:
+    """A relative specifier as the file it names, when that file is one the context may read."""
+    if not specifier.startswith("."):
+        return None
+    base = Path(os.path.normpath(folder / specifier))
+    tries = [base]
+    if base.suffix in WRITTEN_FOR:
+        tries += [base.with_suffix(s) for s in WRITTEN_FOR[base.suffix]]
+    tries += [base.with_name(base.name + s) for s in EXTENSIONS]
+    tries += [base / f"index{s}" for s in EXTENSIONS]
+    for candidate in tries:
+        if candidate.suffix and (found := request.exists(candidate)) is not None:
+            return found
+    return None
+
+
+def _string(node: Node | None) -> str:
+    return node_text(node).strip("'\"`") if node is not None else ""
+
+
+def _required(node: Node | None) -> str | None:
+    """The specifier of `require('x')` (or `require('x').y`'s), else None."""
+    if node is not None and node.type == "call_expression":
+        function, arguments = node.child_by_field_name("function"), node.child_by_field_name("arguments")
+        if node_text(function) == "require" and arguments is not None and arguments.named_children:
+            first = arguments.named_children[0]
+            return _string(first) if first.type == "string" else None
+    return None
+
+
+class ScriptLanguage(TreeSitterLanguage):
+    suffixes = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
+    name = "javascript"
+    import_nodes = frozenset({"import_statement"})
+
+    def grammar(self, path: Path) -> str:
+        return GRAMMAR_OF.get(path.suffix.lower(), "javascript")
+
+    def imports(self, request: Request, tree: Tree, text: str) -> dict[str, Imported]:
+        found = self._bindings(request, request.edited, tree)
+        for name, target in found.items():  # `export default {a, b}`: the default import is a module's namespace
+            if target.name == "default" and self._exports_an_object(request, target.file):
+                found[name] = Imported(target.file, None, target.statement)
+        return found
+
+    def _exports_an_object(self, request: Request, file: Path) -> bool:
+        summary = self.summary(request, file)
+        return summary is not None and "default" not in summary.definitions and "default" not in summary.exports
+
+    def _bindings(self, request: Request, file: Path, tree: Tree) -> dict[str, Imported]:
+        found: dict[str, Imported] = {}
+        for node in tree.root_node.named_children:
+            if request.deadline.expired():
+                break
+            if node.type == "import_statement":
+                target = resolve_specifier(request, file.parent, _string(node.child_by_field_name("source")))
+                if target is not None:
+                    found.update(_import_clause(node, target))
+            elif node.type in ("lexical_declaration", "variable_declaration"):
+                for declarator in node.named_children:
+                    found.update(self._require(request, file, declarator))
+        return found
+
+    def _require(self, request: Request, file: Path, declarator: Node) -> dict[str, Imported]:
+        value, name = declarator.child_by_field_name("value"), declarator.child_by_field_name("name")
+        member = None
+        if value is not None and value.type == "member_expression":  # require('./m').f
+            member = node_text(value.child_by_field_name("property"))
+            value = value.child_by_field_name("object")
+        specifier = _required(value)
+        target = resolve_specifier(request, file.parent, specifier) if specifier else None
+        if target is None or name is None:
+            return {}
+        written = node_text(declarator)[:120]
+        if name.type == "identifier":
+            return {node_text(name): Imported(target, member, written, alone="default")}
+        found = {}
+        if name.type == "object_pattern":
+            for part in name.named_children:
+                if part.type == "shorthand_property_identifier_pattern":
+                    found[node_text(part)] = Imported(target, node_text(part), written)
+                elif part.type == "pair_pattern":
+                    key, bound = part.child_by_field_name("key"), part.child_by_field_name("value")
+                    if bound is not None and bound.type == "identifier":
+                        found[node_text(bound)] = Imported(target, node_text(key), written)
+        return found
+
+    def reexports(self, request: Request, file: Path, tree: Tree, summary: Summary) -> None:
+        local = self._bindings(request, file, tree)
+
+        def bound(name: str) -> Imported:
+            return local.get(name) or Imported(file, name, "")
+
+        for node in tree.root_node.named_children:
+            if node.type == "export_statement":
+                self._export(request, file, node, summary, bound)
+            elif node.type == "expression_statement" and node.named_children:
+                _commonjs(request, file, node, node.named_children[0], summary, bound)
+
+    def _export(self, request: Request, file: Path, node: Node, summary: Summary, bound) -> None:  # noqa: ANN001
+        source = node.child_by_field_name("source")
+        target = resolve_specifier(request, file.parent, _string(source)) if source is not None else None
+        if source is not None and target is None:
+            return
+        clause = next((c for c in node.named_children if c.type == "export_clause"), None)
+        namespace = next((c for c in node.named_children if c.type == "namespace_export"), None)
+        if target is not None and clause is None:
+            if namespace is not None and namespace.named_children:
+                summary.exports[node_text(namespace.named_children[-1])] = Imported(target, None, node_text(node))
+            else:
+                summary.stars.append(target)
+            return
+        if clause is not None:
+            for specifier in clause.named_children:
+                name, alias = specifier.child_by_field_name("name"), specifier.child_by_field_name("alias")
+                exported = node_text(alias or name)
+                if target is not None:
+                    summary.exports[exported] = Imported(target, node_text(name), node_text(node))
+                elif exported not in summary.definitions or alias is not None:
+                    summary.exports[exported] = bound(node_text(name))
+            return
+        value = node.child_by_field_name("value")
+        if value is not None and value.type == "identifier" and "default" not in summary.definitions:
+            summary.exports["default"] = bound(node_text(value))
+        elif value is not None and value.type == "object":
+            _object_exports(value, summary, bound)
+
+
+def _import_clause(node: Node, target: Path) -> dict[str, Imported]:
+    found: dict[str, Imported] = {}
+    written = node_text(node)[:160]
+    for clause in node.named_children:
+        if clause.type != "import_clause":
+            continue
+        for part in clause.named_children:
+            if part.type == "identifier":
+                found[node_text(part)] = Imported(target, "default", written)
+            elif part.type == "namespace_import" and part.named_children:
+                found[node_text(part.named_children[-1])] = Imported(target, None, written)
+            elif part.type == "named_imports":
+                for specifier in part.named_children:
+                    name, alias = specifier.child_by_field_name("name"), specifier.child_by_field_name("alias")
+                    if name is not None:
+                        found[node_text(alias or name)] = Imported(target, node_text(name), written)
+    return found
+
+
+def _commonjs(request: Request, file: Path, statement: Node, node: Node, summary: Summary, bound) -> None:  # noqa: ANN001
+    """`module.exports = ...`, `module.exports.N = ...` and `exports.N = ...` as definitions and re-exports."""
+    if node.type != "assignment_expression":
+        return
+    left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+    written = node_text(left)
+    if right is None or not written.startswith(("module.exports", "exports.")):
+        return
+    if written == "module.exports":
+        if right.type == "identifier":
+            summary.exports["default"] = bound(node_text(right))
+        elif right.type == "object":
+            _object_exports(right, summary, bound)
+        elif (specifier := _required(right)) is not None:
+            target = resolve_specifier(request, file.parent, specifier)
+            if target is not None:
+                summary.stars.append(target)
+                summary.exports["default"] = Imported(target, "default", written)
+        else:
+            _define(summary, definition("default", right, statement))
+        return
+    name = written.rsplit(".", 1)[-1]
+    if written.count(".") == (2 if written.startswith("module.") else 1):
+        if right.type == "identifier" and node_text(right) != name:
+            summary.exports[name] = bound(node_text(right))
+        else:
+            _define(summary, definition(name, right, statement))
+
+
+def _object_exports(node: Node, summary: Summary, bound) -> None:  # noqa: ANN001
+    """`{a, b: c, d() {...}}` exported whole: each key is a name of the module."""
+    for pair in node.named_children:
+        if pair.type == "shorthand_property_identifier":
+            summary.exports[node_text(pair)] = bound(node_text(pair))
+        elif pair.type in ("pair", "method_definition"):
+            key = pair.child_by_field_name("key") or pair.child_by_field_name("name")
+            value = pair.child_by_field_name("value")
+            if value is not None and value.type == "identifier":
+                summary.exports[node_text(key)] = bound(node_text(value))
+            elif key is not None:
+                _define(summary, definition(node_text(key), pair))
+
+
+def _define(summary: Summary, found: Definition) -> None:
+    if found.name not in summary.definitions:
+        summary.definitions[found.name] = found
+        summary.order.append(found)
+
+
+LANGUAGE = ScriptLanguage()

@@ -1,0 +1,348 @@
+"""Repository context beyond Python (localcoder.context.languages): each language's import forms on small
+repositories made here, re-export chains, same-package names, includes, outlines on a blank line, file versions,
+and the root's walls (links and `..`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localcoder.context import gather, languages, resolver
+from localcoder.context.languages import definitions
+from localcoder.context.languages.definitions import parse, parse_buffer, top_level
+from localcoder.context.repository import repository_at
+from localcoder.context.resolver import Deadline, resolver_for
+from tests.helpers import checked_document, localcoder
+
+
+def make_repo(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / ".git").mkdir(exist_ok=True)  # a root marker; without git's index every file counts
+    return root
+
+
+def context_at(root: Path, name: str, text: str, budget: int = 1024, **options):
+    """The context at the end of `text` (a buffer `name` under `root`; it need not exist)."""
+    return gather(root / name, text, len(text), budget=budget, counter=lambda s: len(s) // 3 + 1, **options)
+
+
+def covering(context, path: str, line: int) -> list:
+    return [s for s in context.snippets if s.path == path and s.start_line <= line <= s.end_line]
+
+
+def assert_resolved(context, path: str, line: int) -> None:
+    hits = covering(context, path, line)
+    assert hits, f"no snippet covers {path}:{line}: {[(s.path, s.start_line, s.why) for s in context.snippets]}"
+    assert any(s.why.startswith(("definition of", "outline")) for s in hits), [s.why for s in hits]
+
+
+SCRIPT = {
+    "src/util.ts": (
+        "/** Adds two numbers. */\nexport function add(a: number, b: number): number {\n  return a + b;\n}\n\n"
+        "export const LIMIT = 10;\n\nexport default class Registry {\n  items: string[] = [];\n}\n"
+    ),
+    "src/shapes/index.ts": "export * from './circle';\nexport { square as box } from './square';\n",
+    "src/shapes/circle.ts": "export interface Circle {\n  radius: number;\n}\n",
+    "src/shapes/square.ts": (
+        "export type Square = { side: number };\nexport function square(n: number) {\n  return n;\n}\n"
+    ),
+    "src/barrel.ts": "export * from './shapes';\nexport * as u from './util';\n",
+    "lib/helpers.js": (
+        "function slugify(text) {\n  return text.toLowerCase();\n}\n\n"
+        "function trim(text) {\n  return text.trim();\n}\n\n"
+        "module.exports = { slugify, clean: trim };\nexports.VERSION = '1.0';\n"
+    ),
+    "lib/klass.js": "class Parser {\n  parse(x) {\n    return x;\n  }\n}\nmodule.exports = Parser;\n",
+    "lib/esm.mjs": "export function fromModule() {}\n",
+}
+SCRIPT_USES = [
+    ("named", "src/app.ts", "import { add } from './util';\n\nconst x = add(", ("src/util.ts", 2)),
+    ("aliased", "src/app.ts", "import { add as plus } from './util';\n\nplus(", ("src/util.ts", 2)),
+    ("default", "src/app.ts", "import Reg from './util';\n\nnew Reg(", ("src/util.ts", 8)),
+    ("namespace", "src/app.ts", "import * as u from './util';\n\nu.LIMIT + ", ("src/util.ts", 6)),
+    ("x.js written for x.ts", "src/app.ts", "import { add } from './util.js';\n\nadd(", ("src/util.ts", 2)),
+    ("index file", "src/app.ts", "import { Circle } from './shapes';\n\nlet c: Circle", ("src/shapes/circle.ts", 1)),
+    ("export ... as ... from", "src/app.ts", "import { box } from './shapes';\n\nbox(", ("src/shapes/square.ts", 2)),
+    (
+        "re-export chain",
+        "src/app.ts",
+        "import { Circle } from './barrel';\n\nlet c: Circle",
+        ("src/shapes/circle.ts", 1),
+    ),
+    ("export * as ns", "src/app.ts", "import { u } from './barrel';\n\nu.add(", ("src/util.ts", 2)),
+    ("require whole", "lib/app.js", "const h = require('./helpers');\n\nh.slugify(", ("lib/helpers.js", 1)),
+    ("require renamed key", "lib/app.js", "const h = require('./helpers');\n\nh.clean(", ("lib/helpers.js", 5)),
+    (
+        "require destructured",
+        "lib/app.js",
+        "const { slugify } = require('./helpers');\n\nslugify(",
+        ("lib/helpers.js", 1),
+    ),
+    ("exports.N", "lib/app.js", "const h = require('./helpers');\n\nh.VERSION", ("lib/helpers.js", 10)),
+    ("module.exports = X", "lib/app.js", "const Parser = require('./klass');\n\nnew Parser(", ("lib/klass.js", 1)),
+    ("tsx and .mjs", "src/view.tsx", "import { fromModule } from '../lib/esm.mjs';\n\nfromModule(", ("lib/esm.mjs", 1)),
+]
+
+
+@pytest.mark.parametrize(("rule", "name", "text", "gold"), SCRIPT_USES, ids=[u[0] for u in SCRIPT_USES])
+def test_typescript_and_javascript_imports(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
+    context = context_at(make_repo(tmp_path, SCRIPT), name, text)
+    assert_resolved(context, *gold)
+
+
+def test_a_signature_and_its_doc_comment_come_first(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, SCRIPT)
+    tight = context_at(root, "src/app.ts", "import { add } from './util';\n\nadd(", budget=36)
+    assert [(s.path, s.start_line, s.end_line) for s in tight.snippets] == [("src/util.ts", 1, 2)]
+    roomy = context_at(root, "src/app.ts", "import { add } from './util';\n\nadd(", budget=400)
+    assert covering(roomy, "src/util.ts", 4)  # the body follows while budget is left
+
+
+def test_a_namespace_gives_its_outline_on_a_blank_line(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, SCRIPT)
+    context = context_at(root, "src/app.ts", "import * as u from './util';\n\nfunction f() {\n  ")
+    for line in (2, 6, 8):  # add, LIMIT, Registry: what `u.` may call
+        assert covering(context, "src/util.ts", line)
+    typed = context_at(root, "src/app.ts", "import * as u from './util';\n\nfunction f() {\n  return 1;")
+    assert not typed.snippets  # a line being typed that uses nothing imported: no outline
+
+
+GO = {
+    "go.mod": "module example.com/shop\n\ngo 1.22\n",
+    "store/store.go": (
+        "package store\n\n// Open opens the store at path.\n"
+        "func Open(path string) (*DB, error) {\n\treturn nil, nil\n}\n"
+        "\n// DB is a store.\ntype DB struct {\n\tpath string\n}\n"
+    ),
+    "store/limits.go": "package store\n\nconst (\n\tMaxItems = 10\n\tMaxSize  = 20\n)\n",
+    "store/store_test.go": "package store\n\nfunc helperForTests() {}\n",
+    "cmd/serve/main.go": "package main\n\nfunc main() {}\n",
+    "cmd/serve/flags.go": (
+        "package main\n\n// parseFlags reads the flags.\nfunc parseFlags() []string {\n\treturn nil\n}\n"
+    ),
+}
+GO_USES = [
+    ("pkg.N", 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tstore.Open(', ("store/store.go", 4)),
+    ("aliased", 'package main\n\nimport s "example.com/shop/store"\n\nvar _ = s.MaxSize', ("store/limits.go", 5)),
+    ("own package", "package main\n\nfunc run() {\n\targs := parseFlags(", ("cmd/serve/flags.go", 4)),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "gold"), GO_USES, ids=[u[0] for u in GO_USES])
+def test_go_packages(tmp_path: Path, rule: str, text: str, gold) -> None:
+    context = context_at(make_repo(tmp_path, GO), "cmd/serve/run.go", text)
+    assert_resolved(context, *gold)
+    assert not covering(context, "store/store_test.go", 3)  # a test file is not the package an import sees
+
+
+def test_go_outlines_its_packages_on_a_blank_line(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, GO)
+    text = 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tdb, _ := store.Open("x")\n\t'
+    context = context_at(root, "cmd/serve/run.go", text)
+    assert_resolved(context, "store/limits.go", 4)  # the package's outline: store.MaxItems may come next
+    assert_resolved(context, "cmd/serve/flags.go", 4)  # and the own package's
+
+
+RUST = {
+    "Cargo.toml": '[package]\nname = "my-shop"\nversion = "0.1.0"\n',
+    "src/lib.rs": "pub mod store;\npub mod util;\npub use store::reexported::*;\npub use util::slug as slugify;\n",
+    "src/store/mod.rs": (
+        "pub mod reexported;\n\n/// The store.\n#[derive(Debug)]\npub struct Store {\n    items: Vec<u32>,\n}\n\n"
+        "pub trait Backend {\n    fn get(&self) -> u32;\n}\n"
+    ),
+    "src/store/reexported.rs": "pub enum Kind {\n    A,\n    B,\n}\n\npub const LIMIT: usize = 4;\n",
+    "src/util.rs": "/// Slugs.\npub fn slug(s: &str) -> String {\n    s.to_lowercase()\n}\n\npub type Id = u64;\n",
+}
+RUST_USES = [
+    ("use path", "src/main.rs", "use crate::store::Store;\n\nfn f() -> Store", ("src/store/mod.rs", 3)),
+    ("group and as", "src/main.rs", "use crate::{util::{self, Id as Key}};\n\nfn f(k: Key", ("src/util.rs", 6)),
+    ("self in a group", "src/main.rs", "use crate::util::{self};\n\nfn f() { util::slug(", ("src/util.rs", 1)),
+    ("crate name", "src/main.rs", "use my_shop::store::Backend;\n\nimpl Backend", ("src/store/mod.rs", 9)),
+    ("pub use as", "src/main.rs", "use crate::slugify;\n\nfn f() { slugify(", ("src/util.rs", 1)),
+    ("pub use glob", "src/main.rs", "use crate::Kind;\n\nfn f() -> Kind", ("src/store/reexported.rs", 1)),
+    ("super::", "src/store/reexported.rs", "use super::Store;\n\nfn f(s: Store", ("src/store/mod.rs", 3)),
+    ("self:: in mod.rs", "src/store/mod.rs", "use self::reexported::LIMIT;\n\nconst X: usize = LIMIT", None),
+    ("path in code", "src/main.rs", "fn f() {\n    crate::util::slug(", ("src/util.rs", 1)),
+    ("a glob import", "src/main.rs", "use crate::util::*;\n\nfn f() {\n    slug(", ("src/util.rs", 1)),
+]
+
+
+@pytest.mark.parametrize(("rule", "name", "text", "gold"), RUST_USES, ids=[u[0] for u in RUST_USES])
+def test_rust_use_trees(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
+    root = make_repo(tmp_path, RUST)
+    if gold is None:  # editing mod.rs itself: its own file is not offered back, the submodule is
+        gold = ("src/store/reexported.rs", 6)
+        (root / name).write_text(text)
+    assert_resolved(context_at(root, name, text), *gold)
+
+
+JAVA = {
+    "pom.xml": "<project/>",
+    "src/main/java/com/shop/Store.java": (
+        "package com.shop;\n\n/** The store. */\npublic class Store {\n    public int size() {\n        return 0;\n"
+        "    }\n}\n"
+    ),
+    "src/main/java/com/shop/util/Strings.java": (
+        "package com.shop.util;\n\npublic final class Strings {\n    public static String slug(String s) {\n"
+        "        return s;\n    }\n}\n"
+    ),
+    "src/main/java/com/shop/util/Ids.java": "package com.shop.util;\n\npublic interface Ids {\n}\n",
+}
+JAVA_USES = [
+    (
+        "single import",
+        "src/main/java/com/shop/App.java",
+        "package com.shop;\n\nimport com.shop.util.Strings;\n\nclass App {\n  String s = Strings.slug(",
+        ("src/main/java/com/shop/util/Strings.java", 3),
+    ),
+    (
+        "wildcard import",
+        "src/main/java/com/shop/App.java",
+        "package com.shop;\n\nimport com.shop.util.*;\n\nclass App implements Ids",
+        ("src/main/java/com/shop/util/Ids.java", 3),
+    ),
+    (
+        "static import",
+        "src/main/java/com/shop/App.java",
+        "package com.shop;\n\nimport static com.shop.util.Strings.slug;\n\nclass App {\n  String s = slug(",
+        ("src/main/java/com/shop/util/Strings.java", 3),
+    ),
+    (
+        "same package across src/main and src/test",
+        "src/test/java/com/shop/StoreTest.java",
+        "package com.shop;\n\nclass StoreTest {\n  Store s = new Store(",
+        ("src/main/java/com/shop/Store.java", 3),
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "name", "text", "gold"), JAVA_USES, ids=[u[0] for u in JAVA_USES])
+def test_java_imports_and_packages(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
+    assert_resolved(context_at(make_repo(tmp_path, JAVA), name, text), *gold)
+
+
+C = {
+    "include/shop/store.h": (
+        '#ifndef SHOP_STORE_H\n#define SHOP_STORE_H\n#include "types.h"\n\n/* Opens the store. */\n'
+        "store_t *store_open(const char *path);\n\n#define STORE_MAX 64\n\n#endif\n"
+    ),
+    "include/shop/types.h": "typedef struct store {\n    int fd;\n} store_t;\n\nenum kind { KIND_A, KIND_B };\n",
+    "src/cache.hpp": "namespace shop {\nclass Cache {\n  public:\n    int size() const;\n};\n}\n",
+}
+C_USES = [
+    (
+        "include",
+        "src/main.c",
+        '#include "shop/store.h"\n\nint main(void) {\n    store_open(',
+        ("include/shop/store.h", 5),
+    ),
+    ("nested include", "src/main.c", '#include "shop/store.h"\n\nstatic store_t *s', ("include/shop/types.h", 1)),
+    ("macro", "src/main.c", '#include "shop/store.h"\n\nchar buf[STORE_MAX', ("include/shop/store.h", 8)),
+    ("C++ namespace", "src/main.cpp", '#include "cache.hpp"\n\nshop::Cache c', ("src/cache.hpp", 2)),
+]
+
+
+@pytest.mark.parametrize(("rule", "name", "text", "gold"), C_USES, ids=[u[0] for u in C_USES])
+def test_c_includes(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
+    assert_resolved(context_at(make_repo(tmp_path, C), name, text), *gold)
+
+
+def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
+    context = context_at(make_repo(tmp_path, C), "src/main.c", '#include "shop/store.h"\n\nint x = SHOP_STORE_H')
+    assert not covering(context, "include/shop/store.h", 2)
+
+
+def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
+    outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
+    (outside / "secret.h").write_text("int secret(void);\n")
+    (outside / "secret.go").write_text("package outside\n\nfunc Secret() {}\n")
+    root = make_repo(tmp_path / "repo", {"src/util.ts": SCRIPT["src/util.ts"], "go.mod": "module example.com/m\n"})
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "src" / "escape.ts").symlink_to(outside / "secret.ts")
+    (root / "src" / "escape.h").symlink_to(outside / "secret.h")
+    uses = {
+        "src/app.ts": "import { secret } from './escape';\nimport { add } from './util';\n\nsecret(",  # a link out
+        "src/b.ts": "import { secret } from '../../outside/secret';\nimport { add } from './util';\n\nsecret(",  # `..`
+        "src/main.c": '#include "escape.h"\n#include "../../outside/secret.h"\n\nint x = secret(',
+        "cmd/a.go": 'package main\n\nimport "example.com/m/../../outside"\n\nvar _ = outside.Secret(',
+        "cmd/b.go": 'package main\n\nimport "example.com/m/linked"\n\nvar _ = outside.Secret(',
+    }
+    for name, text in uses.items():
+        context = context_at(root, name, text)
+        assert not any("outside" in s.path or "escape" in s.path for s in context.snippets), name
+        assert all("secret" not in s.text for s in context.snippets), name
+        if name.endswith(".ts"):
+            assert_resolved(context, "src/util.ts", 2)  # the import inside the root still resolves
+
+
+def test_files_are_parsed_once_per_version(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, SCRIPT)
+    text = "import { add } from './util';\n\nadd("
+    assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 2)
+    repository = repository_at(root)
+    kept = {key: value for key, value in repository._stamped.items() if key[0].startswith("summary")}
+    assert kept  # parsed summaries are kept
+    context_at(root, "src/app.ts", text)
+    assert all(repository._stamped[key][1] is value[1] for key, value in kept.items())  # a warm call reuses them
+    (root / "src/util.ts").write_text("\n\n\nexport function add(a: number) {\n  return a;\n}\n")
+    assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 4)  # a changed file is parsed again
+
+
+def test_an_expired_deadline_returns_at_once(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, GO)
+    edited = root / "cmd/serve/run.go"
+    text = 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tstore.Open('
+    resolver = resolver_for(edited)
+    assert resolver is not None
+    repository = repository_at(root)
+    assert resolver.candidates(repository, edited, text, len(text), {}, Deadline.never())  # the positive control
+    assert resolver.candidates(repository, edited, text, len(text), {}, Deadline.after(-1)) == []
+
+
+def test_a_language_without_a_grammar_keeps_windows(tmp_path: Path) -> None:
+    shared = "def parse_header(line)\n  key, value = line.split(':')\n  [key, value]\nend\n"
+    root = make_repo(tmp_path, {"lib/headers.rb": shared * 4, "lib/other.rb": "x = 1\n"})
+    assert resolver_for(root / "lib/app.rb") is None
+    context = context_at(root, "lib/app.rb", "key, value = parse_header(line.split(':')")
+    assert [s.path for s in context.snippets] == ["lib/headers.rb"]
+    assert "identifier Jaccard" in context.snippets[0].why
+
+
+def test_the_buffer_is_reparsed_incrementally_to_the_same_tree() -> None:
+    first = "import { add } from './util';\n\nconst é = add(1, 2);\n\nexport function f() {\n  return é;\n}\n"
+    edits = [
+        first.replace("add(1, 2)", "add(1, 2) + add(3, 4)"),  # typed in the middle
+        first.replace("const é", "// ünïcode\nconst é"),  # a line with multi-byte characters added above
+        first[:40],  # most of it deleted
+        "",
+    ]
+    parse_buffer("buffer.ts", "typescript", first)
+    for text in edits:
+        kept = parse_buffer("buffer.ts", "typescript", text)
+        fresh = parse("typescript", text)
+        assert kept is not None and fresh is not None
+        assert str(kept.root_node) == str(fresh.root_node)
+        assert [d.name for d in top_level("typescript", kept)] == [d.name for d in top_level("typescript", fresh)]
+
+
+def test_the_context_command_resolves_other_languages(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, GO)
+    run = root / "cmd" / "serve" / "run.go"
+    run.write_text('package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tstore.Open("x")\n}\n')
+    done = localcoder("context", f"{run}:6", "--json", "--budget", "300")
+    assert done.returncode == 0, done.stderr
+    snippets = checked_document("context", done.stdout)["snippets"]
+    assert ("store/store.go", 3) in [(s["path"], s["start_line"]) for s in snippets]
+    assert any(s["why"].startswith("definition of store.Open") for s in snippets)
+
+
+def test_a_missing_grammar_leaves_its_language_to_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = definitions.parser_for
+    monkeypatch.setattr(definitions, "parser_for", lambda grammar: None if grammar == "go" else installed(grammar))
+    monkeypatch.setattr(resolver, "_REGISTRY", {})
+    languages.load()
+    assert resolver._REGISTRY.get(".go") is None  # no Go grammar: Go files keep identifier windows
+    assert resolver._REGISTRY.get(".ts") is not None and resolver._REGISTRY.get(".rs") is not None
