@@ -11,7 +11,6 @@ only when it changed.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from localcoder.context.git import GitFiles
 from localcoder.context.index import DiskIndex
+from localcoder.context.resolver import Deadline
 from localcoder.errors import LocalcoderError
 
 T = TypeVar("T")
@@ -27,6 +28,7 @@ T = TypeVar("T")
 MAX_FILE_BYTES = 1 << 20  # larger files are data or generated, not code to show a model
 MAX_FILES = 100_000  # a listing stops here and says so
 LISTING_SECONDS = 5.0  # how long a listing without git is trusted in a resident process
+LOCK_SECONDS = 10.0  # the longest a request without a deadline waits for another's listing
 SNIFF_BYTES = 8192
 MARKERS = ("pyproject.toml", "setup.py")
 # Folders whose code the user did not write (or that tools wrote); skipped when walking and when resolving.
@@ -54,6 +56,17 @@ def find_root(path: Path) -> Path:
 
 
 @dataclass
+class _Listing:
+    """A listing being checked (links resolved, the skip rules applied), `checked` names of it so far."""
+
+    version: Any
+    names: list[Path]
+    notes: list[str]
+    found: list[tuple[Path, str]] = field(default_factory=list)
+    checked: int = 0
+
+
+@dataclass
 class Repository:
     """A root and what may be read under it. One per root in a resident process (see `repository_at`)."""
 
@@ -61,16 +74,17 @@ class Repository:
     real_root: Path = field(init=False)
     _texts: dict[Path, tuple[int, int, str | None]] = field(default_factory=dict, repr=False)
     _memo: dict[tuple[str, Path], tuple[tuple[int, int, str | None], Any]] = field(default_factory=dict, repr=False)
-    _tracked: frozenset[str] | None = field(default=None, repr=False)
-    _tracked_key: float = field(default=-1.0, repr=False)
+    _git: GitFiles = field(init=False, repr=False)
     _index: DiskIndex | None = field(default=None, repr=False)
-    _listings: dict[Any, tuple[Any, list[tuple[Path, str]], list[str]]] = field(default_factory=dict, repr=False)
+    _listings: dict[Any, _Listing] = field(default_factory=dict, repr=False)
+    _listing_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stamped: dict[tuple[str, str], tuple[tuple[int, int], Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.real_root = Path(os.path.realpath(self.root))
         if not self.real_root.is_dir():
             raise LocalcoderError(f"{self.root} is not a folder")
+        self._git = GitFiles(self.real_root)
 
     def inside(self, path: Path) -> Path | None:
         """The resolved path when it (after links and `..`) is a regular file inside the root, else None."""
@@ -143,32 +157,44 @@ class Repository:
         self._memo[key] = (stamp, value)
         return value
 
-    def tracked(self) -> frozenset[str] | None:
-        """The files git tracks or would track (.gitignore honoured), relative to the root; None without git."""
+    def tracked(self, deadline: Deadline | None = None) -> frozenset[str] | None:
+        """The files git tracks or would track (.gitignore honoured), relative to the root; None without git, or
+        while git has not answered (see git.py). With a `deadline`, waits for a fresh answer until then; without
+        one, never waits (the last answer, or None)."""
         git_dir = self.real_root / ".git"
         if not git_dir.exists():
             return None
-        key = sum(_mtime(p) for p in (git_dir, git_dir / "index", self.real_root / ".gitignore"))
-        if self._tracked is None or key != self._tracked_key:
-            self._tracked, self._tracked_key = _git_files(self.real_root), key
-        return self._tracked
+        key = tuple(_mtime(p) for p in (git_dir, git_dir / "index", self.real_root / ".gitignore"))
+        return self._git.names(key, deadline)
 
-    def listed(self, suffixes: tuple[str, ...], limit: int) -> tuple[list[tuple[Path, str]], list[str]]:
+    def listed(
+        self, suffixes: tuple[str, ...], limit: int, deadline: Deadline | None = None
+    ) -> tuple[list[tuple[Path, str]], list[str]]:
         """Allowed files with one of `suffixes` (resolved path, name relative to the root) and the listing's notes;
-        kept until git's index or .gitignore changes, or for LISTING_SECONDS without git."""
-        tracked = self.tracked()
-        version = (self._tracked_key if tracked is not None else time.monotonic() // LISTING_SECONDS, self.is_project())
-        cached = self._listings.get((suffixes, limit))
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        notes: list[str] = []
-        found = []
-        for file in self.files(suffixes, notes, limit):
-            real = self.allowed(file)
-            if real is not None:
-                found.append((real, real.relative_to(self.real_root).as_posix()))
-        self._listings[(suffixes, limit)] = (version, found, notes)
-        return found, notes
+        kept until git's answer changes, or for LISTING_SECONDS without git. Checking a huge listing takes
+        several calls when the deadline cuts it short: each goes on where the last one stopped."""
+        deadline = deadline or Deadline.never()
+        tracked = self.tracked(deadline)
+        version = (tracked if tracked is not None else time.monotonic() // LISTING_SECONDS, self.is_project())
+        if not self._listing_lock.acquire(timeout=max(min(deadline.left(), LOCK_SECONDS), 0.0)):
+            return [], ["repository context waited for another request's listing past its deadline"]
+        try:
+            listing = self._listings.get((suffixes, limit))
+            if listing is None or listing.version != version:
+                notes: list[str] = []
+                names = list(self.files(suffixes, notes, limit, deadline, tracked))
+                listing = self._listings[(suffixes, limit)] = _Listing(version, names, notes)
+            while listing.checked < len(listing.names):
+                if deadline.expired():
+                    done = f"checked {listing.checked} of {len(listing.names)} files before the deadline; more next time"
+                    return list(listing.found), [*listing.notes, done]
+                real = self.allowed(listing.names[listing.checked])
+                if real is not None:
+                    listing.found.append((real, real.relative_to(self.real_root).as_posix()))
+                listing.checked += 1
+            return listing.found, listing.notes
+        finally:
+            self._listing_lock.release()
 
     def stamped(self, kind: str, relative: str, when: tuple[int, int], make: Callable[[], T]) -> T:
         """What `make` derives from a file of this size and mtime, kept in memory until they change."""
@@ -179,18 +205,24 @@ class Repository:
         self._stamped[(kind, relative)] = (when, value)
         return value
 
-    def files(self, suffixes: tuple[str, ...], notes: list[str], limit: int = MAX_FILES) -> Iterator[Path]:
-        """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped)."""
-        tracked = self.tracked()
-        names = sorted(tracked) if tracked is not None else _walk(self.real_root, limit, deep=self.is_project())
-        seen = 0
-        for name in names:
-            if not name.endswith(suffixes):
-                continue
-            seen += 1
-            if seen > limit:
-                notes.append(f"repository context looked at the first {limit} files only")
-                return
+    def files(
+        self,
+        suffixes: tuple[str, ...],
+        notes: list[str],
+        limit: int = MAX_FILES,
+        deadline: Deadline | None = None,
+        tracked: frozenset[str] | None = None,
+    ) -> Iterator[Path]:
+        """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped);
+        `tracked`: git's answer, else the tree is walked (until `deadline`)."""
+        tracked = tracked if tracked is not None else self.tracked()
+        if tracked is not None:
+            names = sorted(name for name in tracked if name.endswith(suffixes))
+        else:
+            names = _walk(self.real_root, limit, self.is_project(), suffixes, deadline or Deadline.never(), notes)
+        if len(names) > limit:
+            notes.append(f"repository context looked at the first {limit} files only")
+        for name in names[:limit]:
             yield self.real_root / name
 
 
@@ -222,32 +254,23 @@ def _decode(path: Path, size: int) -> str | None:
     return text.replace("\r\n", "\n")
 
 
-def _git_files(root: Path) -> frozenset[str] | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return frozenset(name for name in done.stdout.decode("utf-8", "replace").split("\0") if name)
-
-
-def _walk(root: Path, limit: int, deep: bool) -> list[str]:
-    """Files under root without git: skipped folders pruned, links to folders not followed, `limit` + 1 at most;
-    not `deep`: the root's own files only (a file outside any project must not walk a whole home folder)."""
+def _walk(
+    root: Path, limit: int, deep: bool, suffixes: tuple[str, ...], deadline: Deadline, notes: list[str]
+) -> list[str]:
+    """Files under root with one of `suffixes`, without git: skipped folders pruned, links to folders not followed,
+    `limit` + 1 at most, until `deadline`; not `deep`: the root's own files only (a file outside any project must
+    not walk a whole home folder)."""
     names: list[str] = []
     for folder, dirs, files in os.walk(root):
         if not deep:
             dirs[:] = []
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
         base = Path(folder).relative_to(root)
-        names.extend((base / name).as_posix() for name in sorted(files))
+        names.extend((base / name).as_posix() for name in sorted(files) if name.endswith(suffixes))
         if len(names) > limit:
+            break
+        if deadline.expired():
+            notes.append(f"repository context walked {len(names)} files before its deadline")
             break
     return names
 
