@@ -234,6 +234,10 @@ def _windows(
     ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))
     found: list[ContextSnippet] = []
     for score, file, window in ranked:
+        if deadline.expired():
+            break
+        if window.end_line - window.start_line < min(8, WINDOW_LINES):
+            continue  # too short to show: known before the file is read
         relative = repository.relative(file) if file not in overlay else _overlay_name(repository, file)
         if score <= 0 or _overlaps(chosen + found, relative, window.start_line, window.end_line):
             continue
@@ -275,7 +279,7 @@ def _indexed(
             files.append((file, relative, stamp(file)))
     missing = [f for f in files if f[2] is not None and not index.has(f[1], *f[2])]
     started = time.monotonic()
-    until = min(started + INDEX_SECONDS, deadline.at)
+    until = started + min(INDEX_SECONDS, max(deadline.left(), 0.0) / 2)  # half of what is left: ranking needs time too
     for done, (file, relative, when) in enumerate(missing, 1):
         source = repository.read(file, keep=False)
         index.put(relative, *when, line_sets(source) if source is not None else [])  # type: ignore[misc]

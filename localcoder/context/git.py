@@ -134,8 +134,8 @@ class GitFiles:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def names(self, key: object, deadline: Deadline | None) -> frozenset[str] | None:
-        """The listing for `key`, waiting for it until `deadline` (None: not at all); else the last one (stale),
-        else None (no answer yet, or git failed lately: read the repository as one without git)."""
+        """The listing for `key`, waiting for it through half the time `deadline` leaves (None: not at all); else
+        the last one (stale), else None (no answer yet, or git failed lately: read the repository without git)."""
         with self._lock:
             if self._names is not None and self._key == key:
                 return self._names
@@ -145,8 +145,10 @@ class GitFiles:
                 threading.Thread(target=self._list, args=(key, self._running), daemon=True).start()
             running = self._running
         if running is not None and deadline is not None:
-            while not running.wait(min(POLL_SECONDS, max(deadline.left(), 0.0))) and not deadline.expired():
-                pass
+            until = time.monotonic() + max(deadline.left(), 0.0) / 2  # the other half is for the context itself
+            while not running.wait(min(POLL_SECONDS, max(until - time.monotonic(), 0.0))):
+                if time.monotonic() >= until or deadline.expired():
+                    break
         with self._lock:
             return self._names
 

@@ -5,6 +5,10 @@ size and mtime, so a cold `complete` or `context` reads only the files that chan
 (and the few whose windows it shows). Built incrementally: a file enters when a search first reads it. Saving
 re-reads the index on disk and merges it, then replaces it atomically: two processes may save at once, and
 neither sees a torn file; the later one wins for a file both changed, and both entries are valid.
+
+The index copies what the user's files say (each line's identifiers, from 0600 files too): its files are 0600 in
+0700 folders (localcoder.paths.private_folder), and a looser file or folder left by an older version is tightened
+when it is next saved.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ try:
     import fcntl
 except ImportError:  # Windows: saves may race; the file is still replaced atomically, never torn
     fcntl = None  # type: ignore[assignment]
-from localcoder.paths import cache_dir
+from localcoder.paths import PRIVATE_FILE, cache_dir, private_folder, tighten
 
 INDEX_VERSION = 1
+CACHE_FOLDER = "context"
 Entry = tuple[int, int, list[list[str]]]  # size, mtime_ns, each line's identifiers
 
 
@@ -39,12 +44,16 @@ class DiskIndex:
     @property
     def path(self) -> Path:
         digest = hashlib.sha256(str(self.root).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-        return cache_dir() / "context" / f"{digest}.json"
+        return cache_dir() / CACHE_FOLDER / f"{digest}.json"
 
     @classmethod
     def load(cls, root: Path) -> DiskIndex:
         index = cls(root)
         index.entries = _read(index.path, root)
+        if index.entries:  # an index an older version saved 0644 in a 0755 folder is made private when found
+            with contextlib.suppress(OSError):
+                private_folder(CACHE_FOLDER)
+                tighten(index.path, PRIVATE_FILE)
         return index
 
     def get(self, relative: str, size: int, mtime_ns: int) -> list[set[str]] | None:
@@ -66,12 +75,13 @@ class DiskIndex:
         if not self.changed:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(CACHE_FOLDER)
             with _locked(self.path.with_suffix(".lock")):
                 merged = _read(self.path, self.root)
                 merged.update({name: self.entries[name] for name in self.changed})
                 document = {"version": INDEX_VERSION, "root": str(self.root), "files": merged}
-                write_atomically(self.path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+                data = json.dumps(document, separators=(",", ":")).encode("utf-8")
+                write_atomically(self.path, data, mode=PRIVATE_FILE)
         except OSError:
             return  # a cache that cannot be written is only slower next time
         self.entries, self.changed = merged, set()
@@ -80,7 +90,8 @@ class DiskIndex:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One saver at a time (where the platform has flock), so that no merge is lost; readers never wait."""
-    with open(path, "a+b") as handle:
+    with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE), "a+b") as handle:
+        tighten(path, PRIVATE_FILE)
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -11,6 +11,7 @@ only when it changed.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -116,6 +117,22 @@ class Repository:
             return None
         return real
 
+    def _listable(self, path: Path) -> tuple[Path, str] | None:
+        """`allowed` for a name a listing gave (under the resolved root, from git's answer or a walk that follows no
+        link to a folder), with one lstat instead of resolving every link: only a link is resolved in full. A filter,
+        not the guard: every read still goes through `read`, hence `allowed`."""
+        relative = path.relative_to(self.real_root)
+        if any(part in SKIPPED_DIRS for part in relative.parts[:-1]) or path.name.endswith(GENERATED_SUFFIXES):
+            return None
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            real = self.allowed(path)
+            return (real, real.relative_to(self.real_root).as_posix()) if real is not None else None
+        return (path, relative.as_posix()) if stat.S_ISREG(mode) else None
+
     def read(self, path: Path, keep: bool = True) -> str | None:
         """The text of an allowed file, or None (outside, ignored, binary, huge, not UTF-8, unreadable).
 
@@ -124,15 +141,15 @@ class Repository:
         if real is None:
             return None
         try:
-            stat = real.stat()
+            info = real.stat()
         except OSError:
             return None
         cached = self._texts.get(real)
-        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+        if cached is not None and cached[:2] == (info.st_size, info.st_mtime_ns):
             return cached[2]
-        text = _decode(real, stat.st_size)
+        text = _decode(real, info.st_size)
         if keep:
-            self._texts[real] = (stat.st_size, stat.st_mtime_ns, text)
+            self._texts[real] = (info.st_size, info.st_mtime_ns, text)
         return text
 
     def is_project(self) -> bool:
@@ -186,11 +203,11 @@ class Repository:
                 listing = self._listings[(suffixes, limit)] = _Listing(version, names, notes)
             while listing.checked < len(listing.names):
                 if deadline.expired():
-                    done = f"checked {listing.checked} of {len(listing.names)} files before the deadline; more next time"
+                    done = f"checked {listing.checked} of {len(listing.names)} files by the deadline; more next time"
                     return list(listing.found), [*listing.notes, done]
-                real = self.allowed(listing.names[listing.checked])
-                if real is not None:
-                    listing.found.append((real, real.relative_to(self.real_root).as_posix()))
+                checked = self._listable(listing.names[listing.checked])
+                if checked is not None:
+                    listing.found.append(checked)
                 listing.checked += 1
             return listing.found, listing.notes
         finally:
