@@ -178,10 +178,11 @@ class Repository:
         """The files git tracks or would track (.gitignore honoured), relative to the root; None without git, or
         while git has not answered (see git.py). With a `deadline`, waits for a fresh answer until then; without
         one, never waits (the last answer, or None)."""
-        git_dir = self.real_root / ".git"
-        if not git_dir.exists():
+        dot_git = self.real_root / ".git"
+        if not dot_git.exists():
             return None
-        key = tuple(_mtime(p) for p in (git_dir, git_dir / "index", self.real_root / ".gitignore"))
+        git_dir = _git_dir(dot_git)
+        key = tuple(_mtime(p) for p in (dot_git, git_dir, git_dir / "index", self.real_root / ".gitignore"))
         return self._git.names(key, deadline)
 
     def listed(
@@ -241,6 +242,19 @@ class Repository:
             notes.append(f"repository context looked at the first {limit} files only")
         for name in names[:limit]:
             yield self.real_root / name
+
+
+def _git_dir(dot_git: Path) -> Path:
+    """The gitdir a `.git` file names (`gitdir: PATH`: a worktree, a submodule, --separate-git-dir), else `.git`
+    itself; only to know when git's index changed, read without opening anything that is not a small file."""
+    try:
+        if not dot_git.is_file() or dot_git.stat().st_size > 4096:
+            return dot_git
+        first = dot_git.read_text("utf-8", "replace").split("\n", 1)[0]
+    except OSError:
+        return dot_git
+    named = first.removeprefix("gitdir:").strip() if first.startswith("gitdir:") else ""
+    return (dot_git.parent / named) if named else dot_git
 
 
 def _mtime(path: Path) -> float:
