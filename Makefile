@@ -29,7 +29,7 @@ PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context bench-llama-server lsp-client clean
+	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context bench-context-hazards bench-llama-server lsp-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -157,6 +157,9 @@ bench-llama-server: $(VENV)/.runtime
 
 bench-context: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_context.py
+
+bench-context-hazards: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_context_hazards.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

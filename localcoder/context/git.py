@@ -121,19 +121,44 @@ def _kill_running() -> None:
             _kill(process)
 
 
+@dataclass(eq=False)
+class GitAnswer:
+    """What one listing said: the names, and the same names by suffix in name order (made on git's thread, so
+    that a request never sorts 200,000 names)."""
+
+    files: frozenset[str]
+    by_suffix: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, out: bytes) -> GitAnswer:
+        files = frozenset(name for name in out.decode("utf-8", "surrogateescape").split("\0") if name)
+        by_suffix: dict[str, list[str]] = {}
+        for name in sorted(files):
+            by_suffix.setdefault(os.path.splitext(name)[1], []).append(name)
+        return cls(files, by_suffix)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.files
+
+    def with_suffix(self, suffixes: tuple[str, ...]) -> list[str]:
+        """The names ending with one of `suffixes` (each a final extension such as ".js"), in name order."""
+        found = [name for suffix in suffixes for name in self.by_suffix.get(suffix, ())]
+        return sorted(found) if len(suffixes) > 1 else found
+
+
 @dataclass
 class GitFiles:
     """One repository's listing: the last answer, the run under way, and when the last run failed."""
 
     root: Path
-    _names: frozenset[str] | None = None
+    _names: GitAnswer | None = None
     _key: object = None  # what the answer was listed for (git's index and .gitignore stamps)
     _running: threading.Event | None = None
     _running_key: object = None
     _failed_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def names(self, key: object, deadline: Deadline | None) -> frozenset[str] | None:
+    def names(self, key: object, deadline: Deadline | None) -> GitAnswer | None:
         """The listing for `key`, waiting for it through half the time `deadline` leaves (None: not at all); else
         the last one (stale), else None (no answer yet, or git failed lately: read the repository without git)."""
         with self._lock:
@@ -158,13 +183,11 @@ class GitFiles:
             if out is None:
                 self._failed_at = time.monotonic()
             else:
-                self._names, self._key, self._failed_at = _names_of(out), key, None
+                self._names, self._key, self._failed_at = GitAnswer.of(out), key, None
             self._running = None
         done.set()
 
 
-def _names_of(out: bytes) -> frozenset[str]:
-    return frozenset(name for name in out.decode("utf-8", "surrogateescape").split("\0") if name)
-
-
-__all__ = ["GIT_SECONDS", "HARDENING", "RETRY_SECONDS", "GitFiles", "git_command", "git_environment", "run_git"]
+__all__ = [
+    "GIT_SECONDS", "HARDENING", "RETRY_SECONDS", "GitAnswer", "GitFiles", "git_command", "git_environment", "run_git",
+]  # fmt: skip

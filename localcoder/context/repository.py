@@ -2,10 +2,14 @@
 
 The root is the git work tree, else the nearest folder with a pyproject.toml or setup.py, else the file's own
 folder. Nothing outside the root is read: every path is resolved (links followed) and must land inside the
-resolved root, so neither `..` nor a link leads out. Files that are ignored (`git ls-files` where git exists),
-vendored, generated, binary, huge or not UTF-8 are skipped, quietly: context is a best effort, never an error.
-Reads are cached by path, size and mtime, so a resident process (serve, the language server) reads a file again
-only when it changed.
+resolved root, so neither `..` nor a link leads out. Files that are ignored (`git ls-files` where git exists,
+asked so that nothing the repository configures runs: git.py), vendored, generated, binary, huge or not UTF-8 are
+skipped, quietly: context is a best effort, never an error. Reads are cached by path, size and mtime, so a
+resident process (serve, the language server) reads a file again only when it changed.
+
+Nothing here takes longer than the request's deadline (resolver.Deadline): a walk stops at it, and checking a
+listing (one lstat a file: 200,000 names of a git tree are about 0.5 s of them) stops at it and goes on at the next
+call from where it stopped, until git's answer changes.
 """
 
 from __future__ import annotations
@@ -14,20 +18,20 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from localcoder.context.git import GitFiles
+from localcoder.context.git import GitAnswer, GitFiles
 from localcoder.context.index import DiskIndex
 from localcoder.context.resolver import Deadline
 from localcoder.errors import LocalcoderError
 
 T = TypeVar("T")
+Tracked = GitAnswer | None  # the files git tracks or would track; None: no answer (the tree is walked)
 
 MAX_FILE_BYTES = 1 << 20  # larger files are data or generated, not code to show a model
-MAX_FILES = 100_000  # a listing stops here and says so
 LISTING_SECONDS = 5.0  # how long a listing without git is trusted in a resident process
 LOCK_SECONDS = 10.0  # the longest a request without a deadline waits for another's listing
 SNIFF_BYTES = 8192
@@ -61,7 +65,7 @@ class _Listing:
     """A listing being checked (links resolved, the skip rules applied), `checked` names of it so far."""
 
     version: Any
-    names: list[Path]
+    names: list[str]
     notes: list[str]
     found: list[tuple[Path, str]] = field(default_factory=list)
     checked: int = 0
@@ -76,6 +80,7 @@ class Repository:
     _texts: dict[Path, tuple[int, int, str | None]] = field(default_factory=dict, repr=False)
     _memo: dict[tuple[str, Path], tuple[tuple[int, int, str | None], Any]] = field(default_factory=dict, repr=False)
     _git: GitFiles = field(init=False, repr=False)
+    _root_text: str = field(init=False, repr=False)
     _index: DiskIndex | None = field(default=None, repr=False)
     _listings: dict[Any, _Listing] = field(default_factory=dict, repr=False)
     _listing_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -83,6 +88,7 @@ class Repository:
 
     def __post_init__(self) -> None:
         self.real_root = Path(os.path.realpath(self.root))
+        self._root_text = str(self.real_root)
         if not self.real_root.is_dir():
             raise LocalcoderError(f"{self.root} is not a folder")
         self._git = GitFiles(self.real_root)
@@ -117,21 +123,22 @@ class Repository:
             return None
         return real
 
-    def _listable(self, path: Path) -> tuple[Path, str] | None:
-        """`allowed` for a name a listing gave (under the resolved root, from git's answer or a walk that follows no
-        link to a folder), with one lstat instead of resolving every link: only a link is resolved in full. A filter,
-        not the guard: every read still goes through `read`, hence `allowed`."""
-        relative = path.relative_to(self.real_root)
-        if any(part in SKIPPED_DIRS for part in relative.parts[:-1]) or path.name.endswith(GENERATED_SUFFIXES):
+    def _listable(self, name: str) -> tuple[Path, str] | None:
+        """`allowed` for a name a listing gave (relative to the resolved root, from git's answer or a walk that
+        follows no link to a folder), with one lstat instead of resolving every link: only a link is resolved in
+        full. A filter, not the guard: every read still goes through `read`, hence `allowed`."""
+        *folders, file_name = name.split("/")
+        if any(part in SKIPPED_DIRS for part in folders) or file_name.endswith(GENERATED_SUFFIXES):
             return None
+        path = os.path.join(self._root_text, name)
         try:
             mode = os.lstat(path).st_mode
         except OSError:
             return None
         if stat.S_ISLNK(mode):
-            real = self.allowed(path)
+            real = self.allowed(Path(path))
             return (real, real.relative_to(self.real_root).as_posix()) if real is not None else None
-        return (path, relative.as_posix()) if stat.S_ISREG(mode) else None
+        return (Path(path), name) if stat.S_ISREG(mode) else None
 
     def read(self, path: Path, keep: bool = True) -> str | None:
         """The text of an allowed file, or None (outside, ignored, binary, huge, not UTF-8, unreadable).
@@ -174,10 +181,10 @@ class Repository:
         self._memo[key] = (stamp, value)
         return value
 
-    def tracked(self, deadline: Deadline | None = None) -> frozenset[str] | None:
+    def tracked(self, deadline: Deadline | None = None) -> Tracked:
         """The files git tracks or would track (.gitignore honoured), relative to the root; None without git, or
-        while git has not answered (see git.py). With a `deadline`, waits for a fresh answer until then; without
-        one, never waits (the last answer, or None)."""
+        while git has not answered (see git.py). With a `deadline`, waits for a fresh answer through half the
+        time it leaves; without one, never waits (the last answer, or None)."""
         dot_git = self.real_root / ".git"
         if not dot_git.exists():
             return None
@@ -192,7 +199,7 @@ class Repository:
         kept until git's answer changes, or for LISTING_SECONDS without git. Checking a huge listing takes
         several calls when the deadline cuts it short: each goes on where the last one stopped."""
         deadline = deadline or Deadline.never()
-        tracked = self.tracked(deadline)
+        tracked = self.tracked()  # never waits: gather() gave git its share of the deadline already
         version = (tracked if tracked is not None else time.monotonic() // LISTING_SECONDS, self.is_project())
         if not self._listing_lock.acquire(timeout=max(min(deadline.left(), LOCK_SECONDS), 0.0)):
             return [], ["repository context waited for another request's listing past its deadline"]
@@ -200,7 +207,7 @@ class Repository:
             listing = self._listings.get((suffixes, limit))
             if listing is None or listing.version != version:
                 notes: list[str] = []
-                names = list(self.files(suffixes, notes, limit, deadline, tracked))
+                names = self.names(suffixes, notes, limit, deadline, tracked)
                 listing = self._listings[(suffixes, limit)] = _Listing(version, names, notes)
             while listing.checked < len(listing.names):
                 if deadline.expired():
@@ -223,25 +230,18 @@ class Repository:
         self._stamped[(kind, relative)] = (when, value)
         return value
 
-    def files(
-        self,
-        suffixes: tuple[str, ...],
-        notes: list[str],
-        limit: int = MAX_FILES,
-        deadline: Deadline | None = None,
-        tracked: frozenset[str] | None = None,
-    ) -> Iterator[Path]:
-        """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped);
-        `tracked`: git's answer, else the tree is walked (until `deadline`)."""
-        tracked = tracked if tracked is not None else self.tracked()
+    def names(
+        self, suffixes: tuple[str, ...], notes: list[str], limit: int, deadline: Deadline, tracked: Tracked
+    ) -> list[str]:
+        """Names (relative, with /) of the files with one of `suffixes`, the first `limit` of them in name order
+        (a line in `notes` says when there were more); `tracked`: git's answer, else the tree is walked."""
         if tracked is not None:
-            names = sorted(name for name in tracked if name.endswith(suffixes))
+            names = tracked.with_suffix(suffixes)
         else:
-            names = _walk(self.real_root, limit, self.is_project(), suffixes, deadline or Deadline.never(), notes)
+            names = _walk(self.real_root, limit, self.is_project(), suffixes, deadline, notes)
         if len(names) > limit:
             notes.append(f"repository context looked at the first {limit} files only")
-        for name in names[:limit]:
-            yield self.real_root / name
+        return names[:limit]
 
 
 def _git_dir(dot_git: Path) -> Path:
