@@ -182,25 +182,20 @@ def test_a_client_that_hung_up_stops_the_context_stage_and_frees_the_model(tmp_p
     assert answered.stop_reason
 
 
-def test_the_context_index_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_context_index_is_private(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv("LOCALCODER_HOME", str(home))
-    old = os.umask(0o022)  # the usual umask, under which the index was created 0644 in 0755 folders
-    try:
-        index_under_umask(tmp_path, home)
-    finally:
-        os.umask(old)
-
-
-def index_under_umask(tmp_path: Path, home: Path) -> None:
     root = write(tmp_path / "repo", {"setup.py": "", "lib/headers.js": HEADERS})
     (root / "lib" / "headers.js").chmod(0o600)
+    (root / "lib" / "app.js").write_text(QUERY + "\n")
     loose = home / "cache" / "context"  # what an older version left: 0755 folders
     loose.mkdir(parents=True)
-    (home / "cache").chmod(0o755)
-    loose.chmod(0o755)
-    context = gather(root / "lib" / "app.js", QUERY, len(QUERY), budget=512)
-    assert [s.path for s in context.snippets] == ["lib/headers.js"]
+    for folder in (home / "cache", loose):
+        folder.chmod(0o755)
+    shown = localcoder(
+        "context", f"{root / 'lib' / 'app.js'}:1", "--json", env={"LOCALCODER_HOME": str(home)},
+        preexec=lambda: os.umask(0o022),  # the usual umask, under which the index was created 0644 in 0755 folders
+    )  # fmt: skip
+    assert [s["path"] for s in checked_document("context", shown.stdout)["snippets"]] == ["lib/headers.js"]
     [index] = loose.glob("*.json")
     assert "parseHeader" in index.read_text(), "control: the index holds what the 0600 file says"
     assert stat.S_IMODE(index.stat().st_mode) == 0o600

@@ -6,6 +6,8 @@ other files that resemble the code before the cursor (identifier Jaccard; every 
 first and their text wins over the disk. Each definition is first shown as its signature and docstring; bodies
 are added for the best ones while budget is left. The chosen snippets are emitted in path and line order, not in
 rank order, so that moving a rank does not move bytes in the prompt: the KV cache keeps them across keystrokes.
+Everything runs under the request's `Deadline` (listing, indexing, ranking stop at it and say so in the notes);
+what was found by then is the answer.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def gather(
     notes: list[str] = []  # per call: a resident server gathers for several requests at once
 
     deadline = deadline or Deadline.never()
-    repository.tracked(deadline)  # git's answer for this request, waited for until the deadline (git.py)
+    repository.tracked(deadline)  # git's answer for this request, waited for through half the time left (git.py)
     resolver = resolver_for(edited)
     candidates: list[_Candidate] = []
     if resolver is not None:
