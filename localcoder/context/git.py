@@ -164,7 +164,6 @@ class GitFiles:
     _names: GitAnswer | None = None
     _key: object = None  # what the answer was listed for (git's index and .gitignore stamps)
     _running: threading.Event | None = None
-    _running_key: object = None
     _failed_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -176,7 +175,7 @@ class GitFiles:
                 return self._names
             failed_lately = self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_SECONDS
             if self._running is None and not failed_lately:
-                self._running, self._running_key = threading.Event(), key
+                self._running = threading.Event()
                 threading.Thread(target=self._list, args=(key, self._running), daemon=True).start()
             running = self._running
         if running is not None and deadline is not None:
@@ -189,11 +188,12 @@ class GitFiles:
 
     def _list(self, key: object, done: threading.Event) -> None:
         out = run_git(self.root, LISTING)
+        answer = GitAnswer.of(out) if out is not None else None  # built outside the lock: requests read meanwhile
         with self._lock:
-            if out is None:
+            if answer is None:
                 self._failed_at = time.monotonic()
             else:
-                self._names, self._key, self._failed_at = GitAnswer.of(out), key, None
+                self._names, self._key, self._failed_at = answer, key, None
             self._running = None
         done.set()
 
