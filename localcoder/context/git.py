@@ -114,7 +114,10 @@ def run_git(root: Path, arguments: tuple[str, ...], seconds: float = GIT_SECONDS
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
-        os.killpg(process.pid, signal.SIGKILL)
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGKILL)
+        else:  # Windows: no process groups here; git itself
+            process.kill()
 
 
 @atexit.register
