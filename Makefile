@@ -29,7 +29,7 @@ PIP_LOCKED   := $(BIN)/pip install --quiet --require-hashes $(FIND_LINKS) -r
 FORGET_LLAMA := $(BIN)/pip cache remove llama_cpp_python >/dev/null 2>&1 || true
 
 .PHONY: demo test test-latest lock lint system-deps bench-convert bench-complete bench-serve bench-editor \
-	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context bench-llama-server lsp-client clean
+	bench-sandbox bench-prompt bench-kld bench-engine bench-wire bench-context bench-context-hazards bench-llama-server lsp-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -163,6 +163,11 @@ bench-context: $(VENV)/.runtime
 .PHONY: bench-context-langs
 bench-context-langs: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_context_langs.py
+
+# The context stage's deadline on hostile or huge repositories (200,000 files, 50,000 .js, a FIFO HEAD).
+.PHONY: bench-context-hazards
+bench-context-hazards: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench_context_hazards.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .pytest_cache .ruff_cache build *.egg-info

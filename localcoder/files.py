@@ -20,11 +20,13 @@ def write_atomically(
     data: bytes,
     like: os.stat_result | None = None,
     before_rename: Callable[[], None] | None = None,
+    mode: int | None = None,
 ) -> None:
     """Write `data` to a temporary file in `target`'s directory, fsync it, and rename it over `target`.
 
     `like`: the replaced file's stat, whose mode (and owner, where allowed) the new file keeps; without it the
-    file gets the mode a new file would (0666 less the umask), not mkstemp's 0600. `before_rename` is called
+    file gets the mode a new file would (0666 less the umask), not mkstemp's 0600; `mode` names it outright (0600
+    for a cache that copies what private files say). `before_rename` is called
     last (edit.py checks there that no one saved the file meanwhile); what it raises propagates. An OSError
     propagates for the caller to word; the temporary file never stays behind.
     """
@@ -34,7 +36,8 @@ def write_atomically(
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            mode = stat.S_IMODE(like.st_mode) if like is not None else 0o666 & ~_umask()
+            if mode is None:
+                mode = stat.S_IMODE(like.st_mode) if like is not None else 0o666 & ~_umask()
             if hasattr(os, "fchmod"):
                 os.fchmod(handle.fileno(), mode)
             else:  # Windows before 3.13

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from localcoder import schemas
 from localcoder.gguf_info import GGUFSummary
+from localcoder.names import BIDI_AND_SEPARATORS, escape_char, shown_name
 
 if TYPE_CHECKING:  # rendering a result needs no converter, model or benchmark loaded
     from convert.pipeline import ConvertResult
@@ -29,13 +30,16 @@ if TYPE_CHECKING:  # rendering a result needs no converter, model or benchmark l
 
 
 # C0 and C1 control characters other than tab and newline: ESC starts ANSI/OSC sequences that would move the
-# cursor, retitle the terminal or hide text, so program output and file names show them as \x.. escapes.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# cursor, retitle the terminal or hide text, so program output shows them as \x.. escapes; bidirectional format
+# characters as \u.... (they reorder what is shown). File names go through names.shown_name (newlines too).
+_CONTROLS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_AND_SEPARATORS}]")
+# What JSON output writes as \u escapes although ensure_ascii is off: the value read back is the same.
+_JSON_ESCAPED = re.compile(f"[\x7f-\x9f{BIDI_AND_SEPARATORS}]")
 
 
 def escape_controls(text: str) -> str:
     """`text` with every control character but tab and newline written as a visible \\xNN escape."""
-    return _CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    return _CONTROLS.sub(lambda match: escape_char(match.group()), text)
 
 
 def plain(value: object, style: str = "") -> Text:
@@ -87,7 +91,8 @@ def to_json(value: Any) -> str:
 
     if hasattr(value, "to_dict"):
         value = value.to_dict()
-    return json.dumps(value, default=default, indent=2, ensure_ascii=False)
+    text = json.dumps(value, default=default, indent=2, ensure_ascii=False)
+    return _JSON_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _pairs_table(title: str | Text, rows: list[tuple[str, Any]]) -> Table:
@@ -315,9 +320,10 @@ def render_models(console: Console, document: dict[str, Any]) -> None:
 def render_context(console: Console, context: RepoContext) -> None:
     """`context`'s result: each snippet as the prompt shows it, under a line saying where it is from and why."""
     for snippet in context.snippets:
-        where = f"{snippet.path}:{snippet.start_line}-{snippet.end_line}  {snippet.tokens} tokens  {snippet.why}"
-        console.print(plain(where, "bold"), soft_wrap=True)
+        span = f"{snippet.start_line}-{snippet.end_line}  {snippet.tokens} tokens  {shown_name(snippet.why)}"
+        console.print(plain(f"{shown_name(snippet.path)}:{span}", "bold"), soft_wrap=True)
         print_untrusted(console, snippet.text)
         console.print()
-    summary = f"{len(context.snippets)} snippet(s), {context.tokens} of {context.budget} tokens, root {context.root}"
+    root = shown_name(context.root)
+    summary = f"{len(context.snippets)} snippet(s), {context.tokens} of {context.budget} tokens, root {root}"
     console.print(plain(summary, "dim"), soft_wrap=True)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +274,63 @@ def test_malformed_messages_get_a_line_each_and_the_session_goes_on(model: Path)
     errors = done.stderr.decode().splitlines()
     assert errors and all(line.startswith("localcoder lsp: ") for line in errors), errors
     assert "Traceback" not in done.stderr.decode()
+
+
+def read_messages(stdout: Any, into: queue.Queue) -> None:
+    """On a thread: each message the server writes, until it closes its end."""
+    while True:
+        length = 0
+        while (header := stdout.readline()) not in (b"\r\n", b""):
+            if header.lower().startswith(b"content-length:"):
+                length = int(header.split(b":")[1])
+        if not length:
+            return
+        into.put(json.loads(stdout.read(length)))
+
+
+def test_invalid_params_and_requests_after_shutdown_are_answered_with_a_reason(model: Path, tmp_path: Path) -> None:
+    """pygls alone leaves both unanswered (the editor waits forever) and says only `Exception Group` on stderr."""
+
+    def rpc(**message: object) -> bytes:
+        return frame(json.dumps({"jsonrpc": "2.0", **message}).encode())
+
+    def completion(msg_id: int, line: object, character: object) -> bytes:
+        params = {"textDocument": {"uri": URI}, "position": {"line": line, "character": character},
+                  "context": {"triggerKind": 1}}  # fmt: skip
+        return rpc(id=msg_id, method="textDocument/completion", params=params)
+
+    typed = TEXT.replace("+ )", f"+ {TYPED})")
+    document = {"uri": URI, "languageId": "python", "version": 1, "text": typed}
+    start = rpc(id=1, method="initialize", params={"capabilities": {}}) + rpc(method="initialized", params={})
+    start += rpc(method="textDocument/didOpen", params={"textDocument": document})
+    server = subprocess.Popen(lsp_command(model), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=server_env())  # fmt: skip
+    answers: dict[Any, dict[str, Any]] = {}
+    written: queue.Queue = queue.Queue()
+    threading.Thread(target=read_messages, args=(server.stdout, written), daemon=True).start()
+
+    def ask(stream: bytes, *ids: int) -> None:
+        server.stdin.write(stream)
+        server.stdin.flush()
+        while not set(ids) <= set(answers):
+            try:
+                message = written.get(timeout=60)
+            except queue.Empty:
+                server.kill()
+                pytest.fail(f"no answer to request(s) {sorted(set(ids) - set(answers))} in 60 s")
+            answers[message.get("id")] = message
+
+    ask(start + completion(2, 8, CURSOR), 1, 2)  # the control: a valid request, answered
+    ask(completion(3, -1, 0) + completion(4, "eight", 0), 3, 4)
+    ask(rpc(id=5, method="shutdown"), 5)
+    ask(completion(6, 8, CURSOR), 6)
+    _, stderr = server.communicate(rpc(method="exit"), timeout=60)
+    assert server.returncode == 0
+    [item] = answers[2]["result"]["items"]
+    assert item["textEdit"]["newText"] == ANSWER
+    assert [answers[i]["error"]["code"] for i in (3, 4, 6)] == [-32602, -32602, -32600]
+    assert "Position.line should be in range" in answers[3]["error"]["message"]
+    assert "$.params.position.line" in answers[4]["error"]["message"]
+    lines = stderr.decode().splitlines()
+    assert len(lines) == 3 and all(line.startswith("localcoder lsp: request ") for line in lines), lines
+    assert "invalid params" in lines[0] and "invalid params" in lines[1] and "after shutdown" in lines[2]

@@ -28,7 +28,7 @@ from localcoder.cli._common import (
 )
 from localcoder.completion.engine import make_engine
 from localcoder.completion.generate import SEED_MAX, SEED_MIN, Sampling
-from localcoder.completion.request import CompletionRequest
+from localcoder.completion.request import ONE_SHOT_CONTEXT_SECONDS, CompletionRequest
 from localcoder.completion.snippets import Snippet
 from localcoder.edit import insert_completion, unified_diff, write_completion
 from localcoder.render import plain, print_json
@@ -150,6 +150,7 @@ def complete_command(
         layout=layout,
         snippets=snippets,
         repo_context=0 if no_repo_context else context_budget,
+        context_seconds=ONE_SHOT_CONTEXT_SECONDS,
     )
     cursor = request.cursor
     stream = not (as_json or diff or write)

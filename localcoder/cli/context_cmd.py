@@ -9,7 +9,9 @@ import typer
 
 from localcoder.cli._common import stderr, stdout, user_errors
 from localcoder.cli.progress import IndexProgress
+from localcoder.completion.request import ONE_SHOT_CONTEXT_SECONDS
 from localcoder.context import gather
+from localcoder.context.resolver import Deadline
 from localcoder.context.stage import default_budget
 from localcoder.render import print_json, render_context
 from localcoder.runtime import load_tokenizer, resolve_model
@@ -58,7 +60,10 @@ def context_command(
         tokenize = load_tokenizer(resolve_model(model))
         counter = lambda text: len(tokenize(text))  # noqa: E731
     with IndexProgress(stderr) as progress:
-        context = gather(path_text, buffer.text, cursor.offset, budget=size, counter=counter, progress=progress)
+        deadline = Deadline.after(ONE_SHOT_CONTEXT_SECONDS)
+        context = gather(
+            path_text, buffer.text, cursor.offset, budget=size, counter=counter, progress=progress, deadline=deadline
+        )
     if as_json:
         print_json("context", {**context.to_dict(), "notes": list(context.notes)})
     else:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import InfillInput, fill, prepare
 from localcoder.completion.prompts import prompt_budget
 from localcoder.completion.request import CompletionRequest
@@ -96,7 +97,9 @@ def complete(
     started = time.perf_counter()
     suffix = request.suffix
     window = prompt_budget(model.n_ctx, request.sampling.max_tokens)
-    repo = request_context(request, model.vocab.count_tokens, window)
+    repo = request_context(request, model.vocab.count_tokens, window, cancelled)
+    if cancelled is not None and cancelled():  # the client hung up while context was gathered: free the model now
+        raise GenerationCancelled("cancelled while gathering repository context")
     context_ms = (time.perf_counter() - started) * 1000
     snippets = repo.to_snippets() if repo is not None else request.snippets
     source = InfillInput(request.prefix, suffix, snippets, request.layout)

@@ -20,6 +20,10 @@ from localcoder.errors import LocalcoderError
 from localcoder.source import Cursor, SourceBuffer, locate
 
 MAX_ALTERNATIVES = 16
+# How long the repository context stage may take (localcoder.context.stage): a resident process (serve, the language
+# server) answers keystrokes, so a few hundred ms; a one-shot CLI call a few seconds (it indexes a cold tree).
+RESIDENT_CONTEXT_SECONDS = 0.3
+ONE_SHOT_CONTEXT_SECONDS = 3.0
 
 # File suffixes to the language names editors use (LSP's languageId); None where a path says nothing.
 LANGUAGES = {
@@ -64,6 +68,7 @@ class CompletionRequest:
     repo_context: int | None = None  # tokens for repository context (localcoder.context); None: the default; 0: none
     open_documents: tuple[tuple[str, str], ...] = ()  # (path, text) of other open buffers: context ranks them first
     context_root: str | None = None  # the repository the context stage searches; None: found from the path
+    context_seconds: float = RESIDENT_CONTEXT_SECONDS  # the context stage's deadline
 
     @classmethod
     def build(
@@ -81,6 +86,7 @@ class CompletionRequest:
         repo_context: int | None = None,
         open_documents: tuple[tuple[str, str], ...] = (),
         context_root: str | None = None,
+        context_seconds: float = RESIDENT_CONTEXT_SECONDS,
     ) -> CompletionRequest:
         """The checked request for the cursor at `line`:`col` (1-based; no col: the end of the line's text)."""
         if scope is not None:
@@ -109,6 +115,7 @@ class CompletionRequest:
             repo_context=repo_context,
             open_documents=tuple(open_documents),
             context_root=context_root,
+            context_seconds=context_seconds,
         )
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from localcoder.completion.prompts import Vocabulary
+from localcoder.names import shown_name
 
 SNIPPET_SHARE = 2
 _COMMENT = {
@@ -43,7 +44,7 @@ def render(snippet: Snippet) -> str:
     if not snippet.filename:
         return text + "\n"
     comment = _COMMENT.get(PurePosixPath(snippet.filename).suffix.lstrip(".").lower(), "#")
-    return f"{comment} {snippet.filename}\n{text}\n"
+    return f"{comment} {shown_name(snippet.filename)}\n{text}\n"  # a name never ends its comment line
 
 
 def snippet_ids(vocab: Vocabulary, snippets: tuple[Snippet, ...], budget: int) -> SnippetIds:

@@ -6,6 +6,8 @@ other files that resemble the code before the cursor (identifier Jaccard; every 
 first and their text wins over the disk. Each definition is first shown as its signature and docstring; bodies
 are added for the best ones while budget is left. The chosen snippets are emitted in path and line order, not in
 rank order, so that moving a rank does not move bytes in the prompt: the KV cache keeps them across keystrokes.
+Everything runs under the request's `Deadline` (listing, indexing, ranking stop at it and say so in the notes);
+what was found by then is the answer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,7 @@ def gather(
     notes: list[str] = []  # per call: a resident server gathers for several requests at once
 
     deadline = deadline or Deadline.never()
+    repository.tracked(deadline)  # git's answer for this request, waited for through half the time left (git.py)
     resolver = resolver_for(edited)
     candidates: list[_Candidate] = []
     if resolver is not None:
@@ -126,7 +129,11 @@ def gather(
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
         indexed = resolver is None  # a language that resolves its imports needs no windows of the whole tree
-        chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress, notes, indexed)
+        chosen += _windows(
+            repository, edited, text, offset, overlay, chosen, room, count, progress, notes, indexed, deadline
+        )
+    if deadline.expired():
+        notes.append("repository context stopped at its deadline")
     chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
     return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(notes))
@@ -212,6 +219,7 @@ def _windows(
     progress: Progress | None,
     notes: list[str],
     indexed: bool,
+    deadline: Deadline,
 ) -> list[ContextSnippet]:
     query = query_of(text, offset)
     if not query:
@@ -220,11 +228,18 @@ def _windows(
     for file, source in sorted(overlay.items()):
         ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query)]
     if indexed and edited.suffix:
-        for file, prepared in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress, notes):
+        skip = {_real(edited), *overlay}
+        for file, prepared in _indexed(repository, (edited.suffix,), skip, progress, notes, deadline):
             ranked += [(w.score, file, w) for w in ranked_windows(prepared, query)]
+            if deadline.expired():
+                break
     ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))
     found: list[ContextSnippet] = []
     for score, file, window in ranked:
+        if deadline.expired():
+            break
+        if window.end_line - window.start_line < min(8, WINDOW_LINES):
+            continue  # too short to show: known before the file is read
         relative = repository.relative(file) if file not in overlay else _overlay_name(repository, file)
         if score <= 0 or _overlaps(chosen + found, relative, window.start_line, window.end_line):
             continue
@@ -245,33 +260,45 @@ def _windows(
 
 
 def _indexed(
-    repository: Repository, suffixes: tuple[str, ...], skip: set[Path], progress: Progress | None, notes: list[str]
-) -> list[tuple[Path, Prepared]]:
-    """Each allowed file's windows, from the on-disk index where the file has not changed since it was indexed."""
+    repository: Repository,
+    suffixes: tuple[str, ...],
+    skip: set[Path],
+    progress: Progress | None,
+    notes: list[str],
+    deadline: Deadline,
+) -> Iterator[tuple[Path, Prepared]]:
+    """Each allowed file's windows, from the on-disk index where the file has not changed since it was indexed.
+    New files are indexed for INDEX_SECONDS at most, and never past the deadline: a huge tree is indexed over
+    several calls. The index is saved before the first window is offered."""
     index = repository.index()
-    listed, listing_notes = repository.listed(suffixes, MAX_WINDOW_FILES)
+    listed, listing_notes = repository.listed(suffixes, MAX_WINDOW_FILES, deadline)
     notes += listing_notes
-    files = [(file, relative, stamp(file)) for file, relative in listed if file not in skip]
+    files = []
+    for file, relative in listed:
+        if deadline.expired():
+            break
+        if file not in skip:
+            files.append((file, relative, stamp(file)))
     missing = [f for f in files if f[2] is not None and not index.has(f[1], *f[2])]
-    deadline = time.monotonic() + INDEX_SECONDS
+    started = time.monotonic()
+    until = started + min(INDEX_SECONDS, max(deadline.left(), 0.0) / 2)  # half of what is left: ranking needs time too
     for done, (file, relative, when) in enumerate(missing, 1):
         source = repository.read(file, keep=False)
         index.put(relative, *when, line_sets(source) if source is not None else [])  # type: ignore[misc]
         if progress is not None and len(missing) >= PROGRESS_AFTER:
             progress(done, len(missing))
-        if time.monotonic() > deadline and done < len(missing):
-            notes.append(f"indexed {done} of {len(missing)} new files in {INDEX_SECONDS} s; more next time")
+        if (time.monotonic() > until or deadline.expired()) and done < len(missing):
+            seconds = time.monotonic() - started
+            notes.append(f"indexed {done} of {len(missing)} new files in {seconds:.0f} s; more next time")
             break
     index.save()
-    found = []
     for file, relative, when in files:
         if when is None or not index.has(relative, *when):
             continue
         make = lambda relative=relative, when=when: prepare(index.get(relative, *when) or [])  # noqa: E731
         prepared = repository.stamped("windows", relative, when, make)
         if prepared:
-            found.append((file, prepared))
-    return found
+            yield file, prepared
 
 
 def _real(path: str | Path) -> Path:

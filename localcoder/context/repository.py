@@ -2,31 +2,38 @@
 
 The root is the git work tree, else the nearest folder with a pyproject.toml or setup.py, else the file's own
 folder. Nothing outside the root is read: every path is resolved (links followed) and must land inside the
-resolved root, so neither `..` nor a link leads out. Files that are ignored (`git ls-files` where git exists),
-vendored, generated, binary, huge or not UTF-8 are skipped, quietly: context is a best effort, never an error.
-Reads are cached by path, size and mtime, so a resident process (serve, the language server) reads a file again
-only when it changed.
+resolved root, so neither `..` nor a link leads out. Files that are ignored (`git ls-files` where git exists,
+asked so that nothing the repository configures runs: git.py), vendored, generated, binary, huge or not UTF-8 are
+skipped, quietly: context is a best effort, never an error. Reads are cached by path, size and mtime, so a
+resident process (serve, the language server) reads a file again only when it changed.
+
+Nothing here takes longer than the request's deadline (resolver.Deadline): a walk stops at it, and checking a
+listing (one lstat a file: 200,000 names of a git tree are about 0.5 s of them) stops at it and goes on at the next
+call from where it stopped, until git's answer changes.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from localcoder.context.git import GitAnswer, GitFiles
 from localcoder.context.index import DiskIndex
+from localcoder.context.resolver import Deadline
 from localcoder.errors import LocalcoderError
 
 T = TypeVar("T")
+Tracked = GitAnswer | None  # the files git tracks or would track; None: no answer (the tree is walked)
 
 MAX_FILE_BYTES = 1 << 20  # larger files are data or generated, not code to show a model
-MAX_FILES = 100_000  # a listing stops here and says so
 LISTING_SECONDS = 5.0  # how long a listing without git is trusted in a resident process
+LOCK_SECONDS = 10.0  # the longest a request without a deadline waits for another's listing
 SNIFF_BYTES = 8192
 MARKERS = ("pyproject.toml", "setup.py")
 # Folders whose code the user did not write (or that tools wrote); skipped when walking and when resolving.
@@ -54,6 +61,17 @@ def find_root(path: Path) -> Path:
 
 
 @dataclass
+class _Listing:
+    """A listing being checked (links resolved, the skip rules applied), `checked` names of it so far."""
+
+    version: Any
+    names: list[str]
+    notes: list[str]
+    found: list[tuple[Path, str]] = field(default_factory=list)
+    checked: int = 0
+
+
+@dataclass
 class Repository:
     """A root and what may be read under it. One per root in a resident process (see `repository_at`)."""
 
@@ -61,16 +79,19 @@ class Repository:
     real_root: Path = field(init=False)
     _texts: dict[Path, tuple[int, int, str | None]] = field(default_factory=dict, repr=False)
     _memo: dict[tuple[str, Path], tuple[tuple[int, int, str | None], Any]] = field(default_factory=dict, repr=False)
-    _tracked: frozenset[str] | None = field(default=None, repr=False)
-    _tracked_key: float = field(default=-1.0, repr=False)
+    _git: GitFiles = field(init=False, repr=False)
+    _root_text: str = field(init=False, repr=False)
     _index: DiskIndex | None = field(default=None, repr=False)
-    _listings: dict[Any, tuple[Any, list[tuple[Path, str]], list[str]]] = field(default_factory=dict, repr=False)
+    _listings: dict[Any, _Listing] = field(default_factory=dict, repr=False)
+    _listing_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stamped: dict[tuple[str, str], tuple[tuple[int, int], Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.real_root = Path(os.path.realpath(self.root))
+        self._root_text = str(self.real_root)
         if not self.real_root.is_dir():
             raise LocalcoderError(f"{self.root} is not a folder")
+        self._git = GitFiles(self.real_root)
 
     def inside(self, path: Path) -> Path | None:
         """The resolved path when it (after links and `..`) is a regular file inside the root, else None."""
@@ -102,6 +123,23 @@ class Repository:
             return None
         return real
 
+    def _listable(self, name: str) -> tuple[Path, str] | None:
+        """`allowed` for a name a listing gave (relative to the resolved root, from git's answer or a walk that
+        follows no link to a folder), with one lstat instead of resolving every link: only a link is resolved in
+        full. A filter, not the guard: every read still goes through `read`, hence `allowed`."""
+        *folders, file_name = name.split("/")
+        if any(part in SKIPPED_DIRS for part in folders) or file_name.endswith(GENERATED_SUFFIXES):
+            return None
+        path = os.path.join(self._root_text, name)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            real = self.allowed(Path(path))
+            return (real, real.relative_to(self.real_root).as_posix()) if real is not None else None
+        return (Path(path), name) if stat.S_ISREG(mode) else None
+
     def read(self, path: Path, keep: bool = True) -> str | None:
         """The text of an allowed file, or None (outside, ignored, binary, huge, not UTF-8, unreadable).
 
@@ -110,15 +148,15 @@ class Repository:
         if real is None:
             return None
         try:
-            stat = real.stat()
+            info = real.stat()
         except OSError:
             return None
         cached = self._texts.get(real)
-        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+        if cached is not None and cached[:2] == (info.st_size, info.st_mtime_ns):
             return cached[2]
-        text = _decode(real, stat.st_size)
+        text = _decode(real, info.st_size)
         if keep:
-            self._texts[real] = (stat.st_size, stat.st_mtime_ns, text)
+            self._texts[real] = (info.st_size, info.st_mtime_ns, text)
         return text
 
     def is_project(self) -> bool:
@@ -143,32 +181,45 @@ class Repository:
         self._memo[key] = (stamp, value)
         return value
 
-    def tracked(self) -> frozenset[str] | None:
-        """The files git tracks or would track (.gitignore honoured), relative to the root; None without git."""
-        git_dir = self.real_root / ".git"
-        if not git_dir.exists():
+    def tracked(self, deadline: Deadline | None = None) -> Tracked:
+        """The files git tracks or would track (.gitignore honoured), relative to the root; None without git, or
+        while git has not answered (see git.py). With a `deadline`, waits for a fresh answer through half the
+        time it leaves; without one, never waits (the last answer, or None)."""
+        dot_git = self.real_root / ".git"
+        if not dot_git.exists():
             return None
-        key = sum(_mtime(p) for p in (git_dir, git_dir / "index", self.real_root / ".gitignore"))
-        if self._tracked is None or key != self._tracked_key:
-            self._tracked, self._tracked_key = _git_files(self.real_root), key
-        return self._tracked
+        git_dir = _git_dir(dot_git)
+        key = tuple(_mtime(p) for p in (dot_git, git_dir, git_dir / "index", self.real_root / ".gitignore"))
+        return self._git.names(key, deadline)
 
-    def listed(self, suffixes: tuple[str, ...], limit: int) -> tuple[list[tuple[Path, str]], list[str]]:
+    def listed(
+        self, suffixes: tuple[str, ...], limit: int, deadline: Deadline | None = None
+    ) -> tuple[list[tuple[Path, str]], list[str]]:
         """Allowed files with one of `suffixes` (resolved path, name relative to the root) and the listing's notes;
-        kept until git's index or .gitignore changes, or for LISTING_SECONDS without git."""
-        tracked = self.tracked()
-        version = (self._tracked_key if tracked is not None else time.monotonic() // LISTING_SECONDS, self.is_project())
-        cached = self._listings.get((suffixes, limit))
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        notes: list[str] = []
-        found = []
-        for file in self.files(suffixes, notes, limit):
-            real = self.allowed(file)
-            if real is not None:
-                found.append((real, real.relative_to(self.real_root).as_posix()))
-        self._listings[(suffixes, limit)] = (version, found, notes)
-        return found, notes
+        kept until git's answer changes, or for LISTING_SECONDS without git. Checking a huge listing takes
+        several calls when the deadline cuts it short: each goes on where the last one stopped."""
+        deadline = deadline or Deadline.never()
+        tracked = self.tracked()  # never waits: gather() gave git its share of the deadline already
+        version = (tracked if tracked is not None else time.monotonic() // LISTING_SECONDS, self.is_project())
+        if not self._listing_lock.acquire(timeout=max(min(deadline.left(), LOCK_SECONDS), 0.0)):
+            return [], ["repository context waited for another request's listing past its deadline"]
+        try:
+            listing = self._listings.get((suffixes, limit))
+            if listing is None or listing.version != version:
+                notes: list[str] = []
+                names = self.names(suffixes, notes, limit, deadline, tracked)
+                listing = self._listings[(suffixes, limit)] = _Listing(version, names, notes)
+            while listing.checked < len(listing.names):
+                if deadline.expired():
+                    done = f"checked {listing.checked} of {len(listing.names)} files by the deadline; more next time"
+                    return list(listing.found), [*listing.notes, done]
+                checked = self._listable(listing.names[listing.checked])
+                if checked is not None:
+                    listing.found.append(checked)
+                listing.checked += 1
+            return listing.found, listing.notes
+        finally:
+            self._listing_lock.release()
 
     def stamped(self, kind: str, relative: str, when: tuple[int, int], make: Callable[[], T]) -> T:
         """What `make` derives from a file of this size and mtime, kept in memory until they change."""
@@ -179,19 +230,31 @@ class Repository:
         self._stamped[(kind, relative)] = (when, value)
         return value
 
-    def files(self, suffixes: tuple[str, ...], notes: list[str], limit: int = MAX_FILES) -> Iterator[Path]:
-        """Files with one of `suffixes`, at most `limit` of them (a line in `notes` says when the walk stopped)."""
-        tracked = self.tracked()
-        names = sorted(tracked) if tracked is not None else _walk(self.real_root, limit, deep=self.is_project())
-        seen = 0
-        for name in names:
-            if not name.endswith(suffixes):
-                continue
-            seen += 1
-            if seen > limit:
-                notes.append(f"repository context looked at the first {limit} files only")
-                return
-            yield self.real_root / name
+    def names(
+        self, suffixes: tuple[str, ...], notes: list[str], limit: int, deadline: Deadline, tracked: Tracked
+    ) -> list[str]:
+        """Names (relative, with /) of the files with one of `suffixes`, the first `limit` of them in name order
+        (a line in `notes` says when there were more); `tracked`: git's answer, else the tree is walked."""
+        if tracked is not None:
+            names = tracked.with_suffix(suffixes)
+        else:
+            names = _walk(self.real_root, limit, self.is_project(), suffixes, deadline, notes)
+        if len(names) > limit:
+            notes.append(f"repository context looked at the first {limit} files only")
+        return names[:limit]
+
+
+def _git_dir(dot_git: Path) -> Path:
+    """The gitdir a `.git` file names (`gitdir: PATH`: a worktree, a submodule, --separate-git-dir), else `.git`
+    itself; only to know when git's index changed, read without opening anything that is not a small file."""
+    try:
+        if not dot_git.is_file() or dot_git.stat().st_size > 4096:
+            return dot_git
+        first = dot_git.read_text("utf-8", "replace").split("\n", 1)[0]
+    except OSError:
+        return dot_git
+    named = first.removeprefix("gitdir:").strip() if first.startswith("gitdir:") else ""
+    return (dot_git.parent / named) if named else dot_git
 
 
 def _mtime(path: Path) -> float:
@@ -222,32 +285,23 @@ def _decode(path: Path, size: int) -> str | None:
     return text.replace("\r\n", "\n")
 
 
-def _git_files(root: Path) -> frozenset[str] | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return frozenset(name for name in done.stdout.decode("utf-8", "replace").split("\0") if name)
-
-
-def _walk(root: Path, limit: int, deep: bool) -> list[str]:
-    """Files under root without git: skipped folders pruned, links to folders not followed, `limit` + 1 at most;
-    not `deep`: the root's own files only (a file outside any project must not walk a whole home folder)."""
+def _walk(
+    root: Path, limit: int, deep: bool, suffixes: tuple[str, ...], deadline: Deadline, notes: list[str]
+) -> list[str]:
+    """Files under root with one of `suffixes`, without git: skipped folders pruned, links to folders not followed,
+    `limit` + 1 at most, until `deadline`; not `deep`: the root's own files only (a file outside any project must
+    not walk a whole home folder)."""
     names: list[str] = []
     for folder, dirs, files in os.walk(root):
         if not deep:
             dirs[:] = []
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
         base = Path(folder).relative_to(root)
-        names.extend((base / name).as_posix() for name in sorted(files))
+        names.extend((base / name).as_posix() for name in sorted(files) if name.endswith(suffixes))
         if len(names) > limit:
+            break
+        if deadline.expired():
+            notes.append(f"repository context walked {len(names)} files before its deadline")
             break
     return names
 

@@ -4,15 +4,21 @@
 they all see the same context. The budget is shared with the prefix and suffix: by default 1/DEFAULT_SHARE of the
 prompt's tokens, never more than the snippets' share (completion.snippets.SNIPPET_SHARE), which the trimming of
 the code around the cursor leaves to them.
+
+Its time is bounded too: the request's `context_seconds` (a few hundred ms in serve and the language server, a few
+seconds for the CLI; completion.request), and the request's `cancelled` (a client that hung up, a newer keystroke)
+ends it early, so a hostile or huge repository never decides how long a keystroke waits or holds the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import SNIPPET_SHARE
 from localcoder.context.gather import Counter, RepoContext, gather
+from localcoder.context.resolver import Deadline
 from localcoder.source import STDIN_NAME
 
 DEFAULT_SHARE = 3
@@ -31,8 +37,11 @@ def default_budget() -> int:
     return context_budget(DEFAULT_WINDOW - DEFAULT_MAX_TOKENS, None)
 
 
-def request_context(request: CompletionRequest, counter: Counter, prompt_tokens: int) -> RepoContext | None:
-    """The request's repository context, or None when it has none (turned off, or no file to place it in)."""
+def request_context(
+    request: CompletionRequest, counter: Counter, prompt_tokens: int, cancelled: Callable[[], bool] | None = None
+) -> RepoContext | None:
+    """The request's repository context, or None when it has none (turned off, or no file to place it in); what
+    was found by the request's deadline, or by the time `cancelled()` said yes."""
     path = request.buffer.path
     if request.repo_context == 0 or path in NOT_FILES or not Path(path).absolute().parent.is_dir():
         return None
@@ -46,4 +55,5 @@ def request_context(request: CompletionRequest, counter: Counter, prompt_tokens:
         open_documents=dict(request.open_documents),
         root=request.context_root,
         extra=request.snippets,
+        deadline=Deadline.after(request.context_seconds, cancelled),
     )

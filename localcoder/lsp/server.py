@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import select
 import sys
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,14 +24,15 @@ from lsprotocol import types
 from pygls.capabilities import ServerCapabilitiesBuilder
 from pygls.exceptions import JsonRpcRequestCancelled
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from localcoder import __version__
 from localcoder.completion.generate import GenerationCancelled
 from localcoder.errors import LocalcoderError
 from localcoder.lsp import features
-from localcoder.lsp.documents import Change, Documents, Position, offset_at
+from localcoder.lsp.documents import Documents, Position, offset_at
 from localcoder.lsp.options import LspOptions
+from localcoder.lsp.protocol import LocalcoderProtocol, OneLineLog, StdinReader
+from localcoder.names import shown_name
 from localcoder.server.client import Completer, LoadedCompleter
 
 logger = logging.getLogger(__name__)
@@ -85,92 +83,6 @@ class Tickets:
             ticket.cancelled = True
 
 
-class StdinReader:
-    """stdin for pygls's reader, with its own buffer so that `pending()` can tell whether the client has
-    written more than has been read, and `close()` ends a read blocked on a client that never hangs up."""
-
-    def __init__(self, fd: int = 0) -> None:
-        self._fd, self._buffer, self._closed = fd, bytearray(), threading.Event()
-        self.bodies = 0  # message bodies read; the protocol counts those it has handled
-
-    def pending(self, handled: int) -> bool:
-        """Whether the client wrote something not yet handled: read but not yet handled, buffered, or unread."""
-        return handled < self.bodies or bool(self._buffer) or bool(select.select([self._fd], [], [], 0)[0])
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def _fill(self) -> bool:
-        while not self._closed.is_set():
-            if select.select([self._fd], [], [], 0.1)[0]:
-                chunk = os.read(self._fd, 1 << 16)
-                self._buffer += chunk
-                return bool(chunk)
-        return False
-
-    def readline(self) -> bytes:
-        while (end := self._buffer.find(b"\n")) < 0:
-            if not self._fill():
-                return self._take(len(self._buffer))
-        return self._take(end + 1)
-
-    def read(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            if not self._fill():
-                return b""
-        self.bodies += 1  # pygls reads each message's body with one read(Content-Length)
-        return self._take(size)
-
-    def _take(self, size: int) -> bytes:
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-
-class LocalcoderProtocol(LanguageServerProtocol):
-    """pygls's protocol with the documents kept by localcoder.lsp.documents (its line and position rules) and
-    a cancel that also stops a request already running, which pygls alone cannot do."""
-
-    _server: LocalcoderServer
-
-    def handle_message(self, message: Any) -> None:
-        try:
-            super().handle_message(message)
-        finally:
-            self._server.handled += 1
-
-    def _handle_cancel_notification(self, msg_id: Any) -> None:
-        self._server.tickets.cancel(msg_id)
-        super()._handle_cancel_notification(msg_id)
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
-        document = params.text_document
-        self._server.documents.open(document.uri, document.text, document.version, document.language_id)
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
-        changes = [
-            Change(
-                c.text,
-                Position(c.range.start.line, c.range.start.character),
-                Position(c.range.end.line, c.range.end.character),
-            )
-            if isinstance(c, types.TextDocumentContentChangePartial)
-            else Change(c.text)
-            for c in params.content_changes
-        ]
-        server = self._server
-        try:
-            server.documents.change(params.text_document.uri, params.text_document.version, changes, server.encoding)
-        except LocalcoderError as exc:
-            server.tell(str(exc))
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
-        self._server.documents.close(params.text_document.uri)
-
-
 class LocalcoderServer(LanguageServer):
     def __init__(self, options: LspOptions, open_completer: OpenCompleter, reader: StdinReader | None = None) -> None:
         super().__init__("localcoder", __version__, protocol_cls=LocalcoderProtocol)
@@ -188,10 +100,11 @@ class LocalcoderServer(LanguageServer):
 
     def tell(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
         """A message the user sees (window/showMessage); the server goes on."""
-        self.window_show_message(types.ShowMessageParams(type=kind, message=f"localcoder: {message}"))
+        self.window_show_message(types.ShowMessageParams(type=kind, message=f"localcoder: {shown_name(message)}"))
 
     def log(self, message: str) -> None:
-        self.window_log_message(types.LogMessageParams(type=types.MessageType.Log, message=f"localcoder: {message}"))
+        logged = types.LogMessageParams(type=types.MessageType.Log, message=f"localcoder: {shown_name(message)}")
+        self.window_log_message(logged)
 
     def configure(self, settings: Any) -> None:
         try:
@@ -364,21 +277,6 @@ def build_server(
             ls.reader.close()
 
     return server
-
-
-class OneLineLog(logging.Formatter):
-    """Log records on stderr (the editor's LSP log) as one line each: a malformed message from the client, which
-    pygls reports with its traceback, is said in a line; the client is also told (window/showMessage)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        head, traceback, trace = message.partition("Traceback (most recent call last):")
-        if traceback:  # pygls puts some tracebacks in the message itself: keep their last line, the error
-            message = f"{head.strip()}: {trace.strip().splitlines()[-1]}"
-        error = record.exc_info[1] if record.exc_info else None
-        if error is not None:
-            message = f"{message}: {type(error).__name__}: {error}"
-        return "localcoder lsp: " + " ".join(message.split())
 
 
 def serve_stdio(options: LspOptions, open_completer: OpenCompleter, stdout: BinaryIO) -> int:
