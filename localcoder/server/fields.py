@@ -96,3 +96,22 @@ class Fields:
         """llama.cpp's and Ollama's token counts: -1 (or any negative) means as many as allowed."""
         value = self.get(key, int, default)
         return cap if value < 0 else min(value, cap)
+
+
+def check_unicode(body: Any) -> None:
+    """BadRequest when a string holds a lone surrogate ("\\ud800" is valid JSON but no text): it could be neither
+    tokenized nor echoed back. Walks the body without recursion, so any depth json accepts is fine."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                surrogate = ord(exc.object[exc.start])
+                raise BadRequest(f"malformed JSON: a string holds the lone surrogate \\u{surrogate:04x}") from None
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
