@@ -175,17 +175,14 @@ def test_another_local_user_is_answered_without_context_or_cache_figures(server:
 
 def test_neither_root_nor_a_home_directory_is_ever_a_root(server: Server, repo: Path) -> None:
     home_file = Path.home() / "lc_trust_probe.py"  # a buffer in the home directory (the file need not exist)
-    for body in (
-        infill_body("/lc_trust_probe.py"),
-        infill_body(str(home_file)),
-        infill_body(str(repo / "pkg" / "app.py"), context_root="/"),
-        infill_body(str(repo / "pkg" / "app.py"), context_root=str(Path.home())),
-    ):
+    for body in (infill_body("/lc_trust_probe.py"), infill_body(str(home_file))):
         status, answer = server.post("/infill", body)
         assert status == 200 and answer["context"] == [], (body, answer)
         assert any("file system's root" in n or "home directory" in n for n in answer["notes"]), answer["notes"]
-    status, answer = server.post("/infill", infill_body(str(repo / "pkg" / "app.py"), context_root=str(repo)))
-    assert status == 200 and [s["path"] for s in answer["context"]] == ["pkg/config.py"], answer
+    # A workspace folder that may not be searched gives way to the file's own repository (paths relative to it).
+    for root in ("/", str(Path.home()), str(repo)):
+        status, answer = server.post("/infill", infill_body(str(repo / "pkg" / "app.py"), context_root=root))
+        assert status == 200 and [s["path"] for s in answer["context"]] == ["pkg/config.py"], (root, answer)
 
 
 def test_repo_root_limits_context_to_the_folders_named(model: Path, repo: Path, tmp_path_factory) -> None:

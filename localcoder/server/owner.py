@@ -8,17 +8,17 @@ requests). So every request gets a Caller: an identity, and whether it is the ow
 
 Weighed, for telling the owner apart:
 
-- The peer's uid of a loopback TCP connection (Linux: the client socket's line in /proc/net/tcp names its owner).
-  Works for every client with no set-up, llama.vim included, and costs one read of /proc/net/tcp a connection
-  (about 0.1 ms with a few hundred sockets). Linux only; elsewhere it says nothing.
+- The peer's uid of a loopback TCP connection (Linux: the kernel's socket diagnostics name the client socket's
+  owner, server/peer.py). Works for every client with no set-up, llama.vim included, for one netlink round trip
+  a connection. Linux only; elsewhere it says nothing.
 - A token file in the user's runtime directory (0600 in a 0700 folder: platformdirs' user_runtime_dir, or
   LOCALCODER_RUNTIME_DIR), that localcoder's own clients send as X-Localcoder-Token. Works on every platform, and
   the same secret lets a client check that the server it found is its user's (owner_proof below), which the uid
   cannot do from the client's side.
 
 Chosen: both, each where it answers. A request is the owner's when it carries the token, or when its loopback
-peer runs as the server's uid. Its identity (what superseding and the cache figures tell apart) is the uid where
-Linux says it, else "owner" for the token, else the peer's address.
+peer runs as the server's uid. Its identity (what superseding and the cache figures tell apart) is the uid: the
+server's own for the token (no table read), the peer's where Linux says it, else the peer's address.
 
 Roots: context only for roots the user works in. A root is where the context stage would search (the language
 server's workspace folder the request names as `context_root`, else the file's repository); never `/`, a home
@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import pwd
 import secrets
-import socket
 import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from localcoder.server.peer import peer_uid
 
 TOKEN_HEADER = "X-Localcoder-Token"
 NONCE_HEADER = "X-Localcoder-Nonce"
@@ -133,54 +133,10 @@ def same_secret(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
 
-# -- the peer's uid (Linux) ----------------------------------------------------------------------------------
-
-
-def _proc_address(host: str, port: int) -> str | None:
-    """An address as /proc/net/tcp{,6} spells it: the address's 32-bit words in host order, in hex, then :PORT."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    packed = address.packed
-    words = [int.from_bytes(packed[i : i + 4], "little" if _little() else "big") for i in range(0, len(packed), 4)]
-    return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
-
-
-def _little() -> bool:
-    return socket.htonl(1) != 1
-
-
-def peer_uid(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
-    """The uid owning the client's end of a loopback TCP connection from `peer` to `local`; None off Linux, for
-    a peer beyond loopback, or when the kernel's table no longer lists it."""
-    try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return None
-    mapped = getattr(address, "ipv4_mapped", None)
-    if not (mapped or address).is_loopback:
-        return None
-    own, theirs = _proc_address(peer[0], peer[1]), _proc_address(local[0], local[1])
-    if own is None or theirs is None:
-        return None
-    table = "/proc/net/tcp6" if len(own) > 13 else "/proc/net/tcp"
-    try:
-        with open(table, encoding="ascii") as lines:
-            next(lines, None)
-            for line in lines:
-                fields = line.split()
-                if len(fields) > 7 and fields[1] == own and fields[2] == theirs:
-                    return int(fields[7])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
 def caller(peer: tuple[str, int], local: tuple[str, int], token: str | None, expected_token: str | None) -> Caller:
+    if same_secret(token, expected_token):  # the server's own user: no table to read
+        return Caller(f"uid:{os.geteuid()}", True)
     uid = peer_uid(peer, local)
-    if same_secret(token, expected_token):
-        return Caller(f"uid:{uid}" if uid is not None else "owner", True)
     if uid is not None:
         return Caller(f"uid:{uid}", uid == os.geteuid())
     return Caller(f"addr:{peer[0]}", False)

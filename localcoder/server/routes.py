@@ -99,7 +99,7 @@ def parse_infill(body: Any) -> NativeInfill | llama_api.LlamaInfillRequest:
 def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -> None:
     if isinstance(request, llama_api.LlamaInfillRequest):
         return llama_infill(ex, request)
-    refused = repository_refusal(ex, request)
+    request, refused = repository_rule(ex, request)
     if refused is not None:
         request = replace(request, request=replace(request.request, repo_context=0))
     named = request.request.buffer.path
@@ -118,18 +118,22 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
         ex.send_json(200, result)
 
 
-def repository_refusal(ex: Exchange, request: NativeInfill) -> str | None:
-    """Why the request gets no context from the server's files ("" when it asked for none), or None when it does:
-    only the server's own user, and only for a root that user works in (server/owner.py)."""
+def repository_rule(ex: Exchange, request: NativeInfill) -> tuple[NativeInfill, str | None]:
+    """The request as the server may serve it, and why it gets no context from the server's files (None: it
+    does; "": it asked for none). Only the server's own user, and only a root that user works in: the workspace
+    folder the request names, else (or when that one may not be searched) the file's own repository."""
     path = request.request.buffer.path
     if request.request.repo_context == 0 or path == UNNAMED:
-        return ""
+        return request, ""
     if not ex.server.repo_context:
-        return "this server reads no repositories (serve --repo-context turns it on)"
+        return request, "this server reads no repositories (serve --repo-context turns it on)"
     if not ex.caller.owner:
-        return "only for requests from the server's own user"
-    root = Path(request.request.context_root) if request.request.context_root else find_root(Path(path))
-    return root_refusal(root, ex.server.repo_roots)
+        return request, "only for requests from the server's own user"
+    named = request.request.context_root
+    if named and root_refusal(Path(named), ex.server.repo_roots) is None:
+        return request, None
+    without = replace(request, request=replace(request.request, context_root=None))
+    return without, root_refusal(find_root(Path(path)), ex.server.repo_roots)
 
 
 def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
