@@ -40,7 +40,7 @@ from localcoder.completion.infill import InfillInput
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
-from localcoder.server.fields import MAX_BODY_BYTES, BadRequest, check_unicode
+from localcoder.server.fields import MAX_BODY_BYTES, BadRequest, read_json_body
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, Caller, caller, ensure_token
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions
 from localcoder.server.routes import find_route, route_list, superseded
@@ -330,38 +330,12 @@ class HttpExchange(BaseHTTPRequestHandler):
     # -- reading -----------------------------------------------------------------------------------------
 
     def _read_json(self) -> Any:
-        length_header = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            raise BadRequest("chunked request bodies are not supported; send Content-Length", 411)
-        if length_header is None:
-            self.close_connection = True
-            raise BadRequest("a POST needs a Content-Length header", 411)
         try:
-            length = int(length_header)
-        except ValueError:
-            self.close_connection = True
-            raise BadRequest(f"bad Content-Length {length_header!r}") from None
-        if length < 0:
-            self.close_connection = True
-            raise BadRequest(f"bad Content-Length {length_header!r}")
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise BadRequest(f"request body over {MAX_BODY_BYTES >> 20} MiB", 413)
-        data = self.rfile.read(length)
-        if len(data) < length:
-            self.close_connection = True
-            raise BadRequest("request body shorter than its Content-Length")
-        if not data.strip():
-            return {}
-        try:
-            body = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"malformed JSON: {exc}") from None
-        except RecursionError:
-            raise BadRequest("malformed JSON: nested too deeply") from None
-        check_unicode(body)
-        return body
+            return read_json_body(self.headers, self.rfile)
+        except BadRequest as exc:
+            if exc.status != 400 or not str(exc).startswith("malformed JSON"):
+                self.close_connection = True  # the stream's framing is in doubt: end it after the answer
+            raise
 
     def _discard_body(self) -> None:
         try:

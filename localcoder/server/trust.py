@@ -67,7 +67,8 @@ def _host_name(header: str) -> str | None:
     """The name in a Host header ("[::1]:8788" -> "::1"), lower case; None when it is not one."""
     try:
         parts = urlsplit(f"//{header.strip()}")
-        return parts.hostname  # lower case, brackets gone; touching .port checks it is a number
+        parts.port  # noqa: B018 (raises ValueError unless the port is a number in range)
+        return parts.hostname  # lower case, brackets gone
     except ValueError:
         return None
 
