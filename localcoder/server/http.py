@@ -42,6 +42,7 @@ from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest, read_json_body
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, Caller, caller, ensure_token
+from localcoder.server.peer import peer_uid
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions
 from localcoder.server.routes import find_route, route_list, superseded
 from localcoder.server.service import Service
@@ -220,11 +221,18 @@ class HttpExchange(BaseHTTPRequestHandler):
 
     # -- for route handlers ------------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def caller(self) -> Caller:
-        """Who sent this connection's requests (server/owner.py): its uid where Linux says, else its address."""
-        local = self.connection.getsockname()
-        return caller(self.client_address, (local[0], local[1]), self.headers.get(TOKEN_HEADER), self.server.token)
+        """Who sent this request (server/owner.py): the token's user, else the peer's uid where Linux says."""
+        if getattr(self, "_caller_of", None) is not self.headers:  # a new request on this connection
+            token = self.headers.get(TOKEN_HEADER)
+            self._caller = caller(self.client_address, lambda: self._peer_uid, token, self.server.token)
+            self._caller_of = self.headers
+        return self._caller
+
+    @cached_property
+    def _peer_uid(self) -> int | None:  # one lookup a connection
+        return peer_uid(self.client_address, self.endpoint())
 
     def owner_nonce(self) -> str | None:
         return self.headers.get(NONCE_HEADER)

@@ -35,10 +35,9 @@ import pwd
 import secrets
 import stat
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from localcoder.server.peer import peer_uid
 
 TOKEN_HEADER = "X-Localcoder-Token"
 NONCE_HEADER = "X-Localcoder-Nonce"
@@ -133,12 +132,15 @@ def same_secret(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
 
-def caller(peer: tuple[str, int], local: tuple[str, int], token: str | None, expected_token: str | None) -> Caller:
-    if same_secret(token, expected_token):  # the server's own user: no table to read
+def caller(
+    peer: tuple[str, int], uid: Callable[[], int | None], token: str | None, expected_token: str | None
+) -> Caller:
+    """Who sent a request from `peer`; `uid()` finds the peer's uid (asked only without a valid token)."""
+    if same_secret(token, expected_token):  # the server's own user: nothing to look up
         return Caller(f"uid:{os.geteuid()}", True)
-    uid = peer_uid(peer, local)
-    if uid is not None:
-        return Caller(f"uid:{uid}", uid == os.geteuid())
+    found = uid()
+    if found is not None:
+        return Caller(f"uid:{found}", found == os.geteuid())
     return Caller(f"addr:{peer[0]}", False)
 
 
