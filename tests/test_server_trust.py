@@ -328,3 +328,23 @@ def test_editors_on_slot_0_do_not_cancel_each_other_but_the_same_editor_does(end
     final = last_event(first, received)
     assert final.get("superseded") is True, final
     assert endless.request("GET", "/health")[1]["cache"]["superseded"] == 1
+
+
+def test_callers_that_cannot_be_told_apart_never_see_cache_figures() -> None:
+    """Off Linux no uid is known: every loopback client is "127.0.0.1", so none of them may see the figures
+    (control: a caller with a uid sees its own, and loses them once another's prompt is in the cache)."""
+    from types import SimpleNamespace
+
+    from localcoder.server.owner import caller
+    from localcoder.server.service import Service
+
+    service, model = Service(), SimpleNamespace(path=Path("m.gguf"))
+    unknown = caller(("127.0.0.1", 40000), lambda: None, None, "t" * 64)
+    mine = caller(("127.0.0.1", 40001), lambda: os.geteuid(), None, None)
+    theirs = caller(("127.0.0.1", 40002), lambda: os.geteuid() + 1, None, None)
+    assert mine.owner and not theirs.owner and not unknown.owner and unknown.cache_key is None
+    assert service.wrote(model, 0, mine.cache_key) and service.wrote(model, 0, mine.cache_key)  # its own prompts
+    assert not service.wrote(model, 0, unknown.cache_key)
+    assert not service.wrote(model, 0, mine.cache_key)  # the slot held an unknown caller's prompt
+    assert service.wrote(model, 0, mine.cache_key)  # its own again
+    assert not service.wrote(model, 1, theirs.cache_key)  # another user's request: slot 0 is still mine

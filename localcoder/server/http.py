@@ -273,7 +273,7 @@ class HttpExchange(BaseHTTPRequestHandler):
             if idle is not None:
                 model, awaited = idle
                 stop = lambda: awaited() or self._next_request()  # noqa: E731
-                self.server.service.prefetch(model, source, text, max_tokens, stop, self.caller.identity)
+                self.server.service.prefetch(model, source, text, max_tokens, stop, self.caller.cache_key)
 
     def _next_request(self) -> bool:
         """Bytes of this client's next request wait on the connection (a closed connection brings none)."""

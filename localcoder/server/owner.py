@@ -18,7 +18,8 @@ Weighed, for telling the owner apart:
 
 Chosen: both, each where it answers. A request is the owner's when it carries the token, or when its loopback
 peer runs as the server's uid. Its identity (what superseding and the cache figures tell apart) is the uid: the
-server's own for the token (no table read), the peer's where Linux says it, else the peer's address.
+server's own for the token (no lookup), the peer's where Linux says it, else the peer's address; a loopback
+address without a uid may be anyone's, so such a caller never sees cache figures (server/service.py).
 
 Roots: context only for roots the user works in. A root is where the context stage would search (the language
 server's workspace folder the request names as `context_root`, else the file's repository); never `/`, a home
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import pwd
 import secrets
@@ -47,8 +49,15 @@ MAX_NONCE = 128
 
 @dataclass(frozen=True)
 class Caller:
-    identity: str  # "uid:1000", "owner" (the token), or "addr:10.0.0.7"
+    identity: str  # "uid:1000", or "addr:10.0.0.7" where no uid is known
     owner: bool
+    shared: bool = False  # the identity may stand for several users (loopback, no uid known: not Linux)
+
+    @property
+    def cache_key(self) -> str | None:
+        """Whose prompts these are, for the cache figures (server/service.py); None: it cannot be told, and the
+        figures are never shown."""
+        return None if self.shared else self.identity
 
 
 def runtime_dir() -> Path | None:
@@ -141,7 +150,11 @@ def caller(
     found = uid()
     if found is not None:
         return Caller(f"uid:{found}", found == os.geteuid())
-    return Caller(f"addr:{peer[0]}", False)
+    try:
+        shared = ipaddress.ip_address(peer[0].split("%", 1)[0]).is_loopback
+    except ValueError:
+        shared = True
+    return Caller(f"addr:{peer[0]}", False, shared)
 
 
 # -- roots -----------------------------------------------------------------------------------------------------

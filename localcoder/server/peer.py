@@ -92,4 +92,3 @@ def _read_proc(client, client_port: int, server, server_port: int) -> int | None
         return int(fields[6])
     except (IndexError, ValueError):
         return None
-

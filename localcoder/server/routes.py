@@ -108,7 +108,7 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
         if request.stream:
             ex.open_stream("sse")
             on_text = both(on_text, lambda index, text: ex.event(encode_event(TextEvent(index, text))))
-        result = ex.server.service.native_infill(model, request, on_text, ex.cancelled, ex.caller.identity)
+        result = ex.server.service.native_infill(model, request, on_text, ex.cancelled, ex.caller.cache_key)
     if refused:
         result["notes"] = [*result["notes"], f"no repository context: {refused}"]
     if request.stream:
@@ -143,7 +143,7 @@ def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
         if request.stream:
             ex.open_stream("sse")
             on_text = both(on_text, lambda index, text: ex.event({"index": index, "content": text, "stop": False}))
-        result = ex.server.service.llama_infill(model, request, on_text, ex.cancelled, ex.caller.identity)
+        result = ex.server.service.llama_infill(model, request, on_text, ex.cancelled, ex.caller.cache_key)
         bodies = llama_api.completion_bodies(request, result, model.path.name)
     if request.stream:
         for body in bodies:
@@ -240,7 +240,7 @@ def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
         if request.stream:
             ex.open_stream("sse")
             on_text = both(on_text, lambda index, text: ex.event(envelope.chunk(index, text)))
-        result = ex.server.service.completion(model, request, on_text, ex.cancelled, ex.caller.identity)
+        result = ex.server.service.completion(model, request, on_text, ex.cancelled, ex.caller.cache_key)
     body = openai_api.completion_body(envelope, result)
     if request.stream:
         ex.event({**body, "choices": [{**choice, "text": ""} for choice in body["choices"]]})
@@ -267,7 +267,7 @@ def generate(ex: Exchange, request: ollama_api.GenerateRequest) -> None:
         if request.stream:
             ex.open_stream("ndjson")
             on_text = lambda _index, text: ex.event(ollama_api.chunk(path, text))  # noqa: E731
-        result = ex.server.service.generate(model, request, on_text, ex.cancelled, ex.caller.identity)
+        result = ex.server.service.generate(model, request, on_text, ex.cancelled, ex.caller.cache_key)
     text = "" if request.stream or result is None else result.alternatives[0].text
     total_ns = int((time.perf_counter() - started) * 1e9)
     final = ollama_api.final_chunk(path, result, 0.0, total_ns, text)

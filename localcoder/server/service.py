@@ -31,6 +31,7 @@ from localcoder.server.openai_api import OpenAICompletion
 from localcoder.server.wire import NativeInfill
 
 Cancelled = Callable[[], bool]
+Who = str | None  # whose prompts a request's are (owner.Caller.cache_key); None: cannot be told
 
 
 @dataclass
@@ -101,13 +102,14 @@ class Service:
         self._log = log
         self._writers: dict[Path, dict[int, str]] = {}  # model -> cache slot -> who last wrote it
 
-    def wrote(self, model: LoadedModel, slot: int, who: str) -> bool:
+    def wrote(self, model: LoadedModel, slot: int, who: Who) -> bool:
         """Record that `who` wrote `slot`; True when the model's cache held only `who`'s prompts before (its
-        figures are then its own). Called under the model's lease, so the table never changes under it."""
+        figures are then its own). `who` None: a caller that cannot be told apart, never shown figures. Called
+        under the model's lease, so the table never changes under it."""
         with self._stats_lock:
             slots = self._writers.setdefault(model.path, {})
-            own = all(writer == who for writer in slots.values())
-            slots[slot] = who
+            own = who is not None and all(writer == who for writer in slots.values())
+            slots[slot] = who or "someone"
         return own
 
     def stopped(self, superseded: bool, model_ms: float) -> None:
@@ -130,7 +132,7 @@ class Service:
         return served
 
     def native_infill(
-        self, model: LoadedModel, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled, who: str
+        self, model: LoadedModel, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> dict[str, Any]:
         """Exactly what `localcoder complete --json` prints for the same buffer and cursor."""
         result = complete(model, request.request, on_text, cancelled)
@@ -139,11 +141,11 @@ class Service:
         data = result.to_dict()
         return data if self.wrote(model, result.cache_slot, who) else blind_native(data)
 
-    def _seen(self, model: LoadedModel, result: FillResult, who: str) -> FillResult:
+    def _seen(self, model: LoadedModel, result: FillResult, who: Who) -> FillResult:
         return result if self.wrote(model, result.slot, who) else blind(result)
 
     def completion(
-        self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled, who: str
+        self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
         prompt = prepare(model, request.source, request.sampling.max_tokens)
@@ -152,7 +154,7 @@ class Service:
         return self._seen(model, result, who)
 
     def llama_infill(
-        self, model: LoadedModel, request: LlamaInfillRequest, on_text: TextSink | None, cancelled: Cancelled, who: str
+        self, model: LoadedModel, request: LlamaInfillRequest, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult:
         """llama-server's /infill: n_predict 0 only reads the prompt (snippets and all) into the cache."""
         prompt = prepare(model, request.source, request.sampling.max_tokens)
@@ -164,7 +166,7 @@ class Service:
         return self._seen(model, result, who)
 
     def generate(
-        self, model: LoadedModel, request: GenerateRequest, on_text: TextSink | None, cancelled: Cancelled, who: str
+        self, model: LoadedModel, request: GenerateRequest, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult | None:
         """Ollama's /api/generate; None for an empty prompt, which only loads the model."""
         if request.source is None:
@@ -176,7 +178,7 @@ class Service:
         return self._seen(model, result, who)
 
     def prefetch(
-        self, model: LoadedModel, source: InfillInput, text: str, max_tokens: int, cancelled: Cancelled, who: str
+        self, model: LoadedModel, source: InfillInput, text: str, max_tokens: int, cancelled: Cancelled, who: Who
     ) -> None:
         """serve --prefetch: read the prompt of the position the user reaches by accepting `text`, so that the
         next request there finds it cached; stops as soon as `cancelled()` (a request arrived) says so."""
