@@ -5,6 +5,10 @@ of the same OpenAI /v1/completions body, in one run. What it prints decides whic
 
 Per body: microseconds to check it with each, and their ratio; then, for a few malformed bodies, the message
 each gives (the server answers with one line; pydantic's message has to be reworded into one).
+
+Then what trust costs a request (server/trust.py, server/peer.py): the gate's checks of an editor's headers, and
+finding a loopback peer's uid (Linux: netlink sock_diag, then reading /proc/net/tcp for comparison) with as many
+other connections open as asked, per lookup; a client that sends the token skips the lookup.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import sys
 import time
 from datetime import date
@@ -25,6 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError  # noqa: E402
 from localcoder.completion.generate import SEED_MAX, SEED_MIN  # noqa: E402
 from localcoder.server.fields import BadRequest  # noqa: E402
 from localcoder.server.openai_api import parse_completion  # noqa: E402
+from localcoder.server.peer import _address, _read_proc, peer_uid  # noqa: E402
+from localcoder.server.trust import Gate  # noqa: E402
+
+EDITOR_HEADERS = {"Host": "127.0.0.1:8788", "Content-Type": "application/json", "Content-Length": "812",
+                  "Authorization": "Bearer "}  # fmt: skip
 
 
 class OpenAIBody(BaseModel):
@@ -100,6 +110,42 @@ def main() -> None:
     for name, body in MALFORMED.items():
         print(f"{name}:\n  fields.py: {message(parse_completion, body)}")
         print(f"  pydantic:  {message(OpenAIBody.model_validate, body)}")
+    print()
+    gate = Gate.for_server("127.0.0.1", 8788, None)
+    print(f"gate: {per_call_us(lambda h: gate.refusal('POST', h), EDITOR_HEADERS, rounds):.2f} us per request")
+    with open("/proc/net/tcp", "rb") as table:
+        listed = len(table.read().splitlines()) - 1
+    print(f"(/proc/net/tcp lists {listed} sockets before these connections)")
+    for count in (10, 500, 1500):
+        netlink, proc = peer_lookup_ms(count, peer_uid), peer_lookup_ms(count, read_proc)
+        print(f"peer uid, {count:>4} connections open: netlink {netlink:.3f} ms, /proc/net/tcp {proc:.3f} ms")
+
+
+def read_proc(peer: tuple[str, int], local: tuple[str, int]) -> int | None:
+    return _read_proc(_address(peer[0]), peer[1], _address(local[0]), local[1])
+
+
+def peer_lookup_ms(connections: int, lookup, rounds: int = 200) -> float:  # noqa: ANN001
+    """Best of 3: one uid lookup for a loopback connection while `connections` others are open (both ends)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=connections + 1)
+    pairs = []
+    try:
+        for _ in range(connections):
+            client = socket.create_connection(listener.getsockname())
+            pairs.append((client, listener.accept()[0]))
+        peer, local = pairs[-1][0].getsockname(), listener.getsockname()
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(rounds):
+                assert lookup(peer, local) == os.geteuid()
+            best = min(best, (time.perf_counter() - started) / rounds * 1000)
+        return best
+    finally:
+        for client, server in pairs:
+            client.close()
+            server.close()
+        listener.close()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from localcoder.bench import WINDOW, sample_source
 from localcoder.completion.prompt_read import read_tokens
 from localcoder.server.http import LocalcoderServer, ServeOptions
 from localcoder.server.pool import ModelPool, PoolOptions
-from tests.server_run import Server
+from tests.server_run import Server, post_head
 
 REPEATS = 5
 ABANDON_AFTER_S = 0.2
@@ -58,7 +58,7 @@ def body_for(path: str, prefix: str, suffix: str, who: object = None, tokens: in
 def start_abandoned(server: Server, path: str, body: dict[str, Any]) -> socket.socket:
     payload = json.dumps(body).encode()
     connection = socket.create_connection(("127.0.0.1", server.port))
-    connection.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(payload)))
+    connection.sendall(post_head(path, len(payload)))
     connection.sendall(payload)
     return connection
 

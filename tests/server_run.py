@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 
+def post_head(path: str, length: int) -> bytes:
+    """The head of a POST as real clients send it (a loopback Host, a JSON body), for tests on a raw socket."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
 @dataclass
 class Server:
     url: str
@@ -33,7 +41,9 @@ class Server:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
             data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-            connection.request(method, path, data, headers or {})
+            if headers is None:
+                headers = {"Content-Type": "application/json"} if data is not None else {}
+            connection.request(method, path, data, headers)
             response = connection.getresponse()
             payload = response.read()
             try:
@@ -68,7 +78,8 @@ class Server:
         """A streamed request's server-sent events, parsed, up to [DONE]."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
-            connection.request("POST", path, json.dumps({**body, "stream": True}).encode())
+            payload = json.dumps({**body, "stream": True}).encode()
+            connection.request("POST", path, payload, {"Content-Type": "application/json"})
             response = connection.getresponse()
             assert response.status == 200, response.read()
             assert response.getheader("Content-Type", "").startswith("text/event-stream")

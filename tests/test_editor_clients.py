@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.bigram import GARBAGE, bigram_model
-from tests.server_run import running_server, serving_home
+from tests.server_run import post_head, running_server, serving_home
 
 pytest.importorskip("llama_cpp")
 
@@ -245,7 +245,7 @@ def test_an_aborted_ollama_stream_cancels_its_generation(server, models) -> None
     body = {"model": str(models["endless"]), "prompt": ABOVE, "suffix": BELOW, "options": {"num_predict": -1}}
     payload = json.dumps(body).encode()
     connection = socket.create_connection(("127.0.0.1", server.port))
-    connection.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload)
+    connection.sendall(post_head("/api/generate", len(payload)) + payload)
     first = connection.recv(65536)
     assert first.startswith(b"HTTP/1.1 200") and b"application/x-ndjson" in first
     connection.close()

@@ -17,7 +17,7 @@ from convert.vocab.codegen25 import codegen25_tokenizer
 from localcoder.bench import sample_source
 from localcoder.completion.prompt_read import READ_BATCH
 from tests.bigram import GARBAGE, bigram_model, chain_for
-from tests.server_run import Server, running_server
+from tests.server_run import Server, post_head, running_server
 
 pytest.importorskip("llama_cpp")
 
@@ -38,8 +38,7 @@ def send_and_close(server: Server, path: str, body: dict) -> None:
     """A client that sends its request and hangs up before any answer (the user typed on)."""
     payload = json.dumps(body).encode()
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
-        head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(payload))
-        connection.sendall(head + payload)
+        connection.sendall(post_head(path, len(payload)) + payload)
 
 
 def cached_tokens(server: Server) -> int:
@@ -154,7 +153,7 @@ def open_stream(server: Server, path: str, body: dict) -> tuple[socket.socket, b
     """Send a streamed request and read until its first event: the model is leased and generating."""
     payload = json.dumps({**body, "stream": True}).encode()
     connection = socket.create_connection(("127.0.0.1", server.port), timeout=120)
-    connection.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(payload)))
+    connection.sendall(post_head(path, len(payload)))
     connection.sendall(payload)
     received = b""
     while b"data: " not in received:

@@ -366,7 +366,7 @@ def test_bad_bodies_and_methods_get_json_errors(server) -> None:
         assert status == 405 and "takes POST" in body["error"]["message"]
         assert server.request(method, "/nowhere")[0] == 404
     status, body = status_and_json(
-        raw_exchange(server.port, b"POST /infill HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        raw_exchange(server.port, b"POST /infill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n")
     )
     assert status == 400 and "Content-Length" in body["error"]["message"]
     status, body = status_and_json(raw_exchange(server.port, b"BREW /infill HTTP/1.1\r\nHost: x\r\n\r\n"))

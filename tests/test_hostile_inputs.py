@@ -26,8 +26,7 @@ from convert.errors import ConvertError
 from localcoder.errors import LocalcoderError
 from localcoder.render import escape_controls, print_untrusted
 from localcoder.server import ollama_api, openai_api
-from localcoder.server.fields import BadRequest
-from localcoder.server.http import check_unicode
+from localcoder.server.fields import BadRequest, check_unicode
 from localcoder.server.routes import parse_infill, parse_show
 from localcoder.source import parse_target, read_source_bytes, resolve_target
 

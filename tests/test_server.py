@@ -14,7 +14,7 @@ import pytest
 from localcoder.bench import sample_source
 from tests.bigram import GARBAGE, bigram_model
 from tests.helpers import checked_document, localcoder
-from tests.server_run import running_server, serving_home
+from tests.server_run import post_head, running_server, serving_home
 
 pytest.importorskip("llama_cpp")
 
@@ -110,7 +110,7 @@ def test_a_client_that_disconnects_cancels_its_generation(server, models) -> Non
     body |= {"scope": "full", "max_tokens": 1024, "n": 16, "temperature": 0, "stream": True}
     connection = socket.create_connection(("127.0.0.1", server.port))
     payload = json.dumps(body).encode()
-    connection.sendall(b"POST /infill HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload)
+    connection.sendall(post_head("/infill", len(payload)) + payload)
     assert connection.recv(65536).startswith(b"HTTP/1.1 200")  # the model is leased and generating
     connection.close()
     started = time.monotonic()
@@ -152,10 +152,10 @@ def test_other_bad_requests_and_the_server_survives(server) -> None:
     assert server.request("GET", "/nowhere")[0] == 404
     assert server.request("GET", "/infill")[0] == 405
     with socket.create_connection(("127.0.0.1", server.port)) as connection:  # refused before the body is read
-        connection.sendall(b"POST /infill HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (5 << 20))
+        connection.sendall(post_head("/infill", 5 << 20))
         assert connection.recv(65536).startswith(b"HTTP/1.1 413")
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
-        connection.sendall(b"POST /infill HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.sendall(b"POST /infill HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert connection.recv(65536).startswith(b"HTTP/1.1 411")
     status, health = server.request("GET", "/health")
     assert status == 200 and health["status"] == "ok"
@@ -198,7 +198,7 @@ def test_prompt_cache_hit_rate_over_typical_edits(models, layout: str) -> None:
 
 
 def test_serve_warns_off_loopback_and_refuses_a_busy_port(models) -> None:
-    with running_server("--model", str(models["answer"]), "--host", "0.0.0.0", "--no-preload") as server:
+    with running_server("--model", str(models["answer"]), "--host", "0.0.0.0", "--no-auth", "--no-preload") as server:
         assert any("anyone who can reach this address" in line for line in server.log)
         taken = subprocess.run(
             [sys.executable, "-m", "localcoder", "serve", "--port", str(server.port), "--no-preload"],

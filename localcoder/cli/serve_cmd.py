@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -28,7 +29,13 @@ the same client and file (llama-server's id_slot, OpenAI's user, localcoder's pa
 --prefetch reads, while the model is idle, the prompt of the position accepting a suggestion leads to.
 
 A POST /infill that names a file's absolute path gets context from that file's repository (see `localcoder
-context`), while the server listens on loopback; --repo-context / --no-repo-context say otherwise.
+context`), while the server listens on loopback, only for requests from your own user (its uid on Linux, or the
+token in your runtime folder that `complete` and `lsp` send), and never with / or a home directory as the root;
+--repo-root DIR allows only repositories inside DIR; --repo-context / --no-repo-context say otherwise.
+
+What it refuses: a Host that is not loopback or its own address, a web page's Origin, a POST body that is not
+Content-Type: application/json (403/415). Beyond loopback it needs --api-key (clients send Authorization:
+Bearer KEY; LOCALCODER_API_KEY sets it without showing it in `ps`), or --no-auth to serve anyone.
 
 Editors: llama.vim and llama.vscode (llama-server's /infill), Continue and twinny (Ollama's API: set
 OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the openai client (/v1/completions).
@@ -42,10 +49,13 @@ OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the
   localcoder serve --model codegen25-7b-mono_P.Q4_K_M --keep-alive 30m --lookup 10
   localcoder serve --cache-slots 4                  [dim]# four files' prompts stay cached[/]
   localcoder serve --prefetch --no-supersede        [dim]# read ahead; first come, first served[/]
-  localcoder serve --host 0.0.0.0 --no-repo-context  [dim]# public: none of this machine's files in prompts[/]
+  LOCALCODER_API_KEY=$(cat ~/.serve-key) localcoder serve --host 0.0.0.0  [dim]# a team's server[/]
+  localcoder serve --repo-root ~/src                [dim]# context only for repositories under ~/src[/]
   localcoder complete app.py:42                     [dim]# uses the running server[/]
-  curl -s localhost:{DEFAULT_PORT}/v1/completions -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
+  curl -s localhost:{DEFAULT_PORT}/v1/completions -H 'Content-Type: application/json' \\
+       -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
 """
+
 
 def parse_duration(text: str) -> float:
     """--keep-alive's seconds (server/pool.duration_seconds), or the one-line error."""
@@ -98,13 +108,32 @@ def serve_command(
         " loopback only: a public server would show its own files to whoever asks).",
         show_default=False,
     ),
+    api_key: Optional[str] = typer.Option(
+        None,
+        "--api-key",
+        envvar="LOCALCODER_API_KEY",
+        help="Requests must send Authorization: Bearer KEY (needed to listen beyond loopback; the environment"
+        " variable keeps it out of `ps`).",
+        show_envvar=True,
+    ),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Listen beyond loopback without an API key: anyone who reaches it may use it."
+    ),
+    repo_roots: Optional[list[Path]] = typer.Option(
+        None, "--repo-root", help="Repository context only for repositories inside this folder (repeatable)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
 ) -> None:
     """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
-    if host not in LOOPBACK:
+    if host not in LOOPBACK and no_auth and not api_key:
         stderr.print(
-            Text.assemble(("warning:", "yellow"), plain(f" listening on {host}: anyone who can reach this address"
-                          " can use the model; there is no authentication"))
+            Text.assemble(
+                ("warning:", "yellow"),
+                plain(
+                    f" listening on {host}: anyone who can reach this address"
+                    " can use the model; there is no authentication"
+                ),
+            )
         )
     options = ServeOptions(
         host=host,
@@ -117,6 +146,9 @@ def serve_command(
         supersede=supersede,
         prefetch=prefetch,
         repo_context=repo_context,
+        api_key=api_key or None,
+        no_auth=no_auth,
+        repo_roots=tuple(path.absolute() for path in repo_roots or ()),
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
 

@@ -1,10 +1,19 @@
-"""Talking to a running `localcoder serve`: finding it, and streaming an infill from it."""
+"""Talking to a running `localcoder serve`: finding it, checking it is the user's own, and streaming an infill from it.
+
+Anyone can listen on 127.0.0.1:8788 first: another local user, or a program of theirs. Before a buffer goes to the
+server found there, the server proves it knows the user's serve token (a 0600 file in the user's runtime folder,
+server/owner.py): GET /health with a fresh nonce must answer its HMAC bound to the address and port reached. A
+server that cannot is not sent the buffer: `complete` and `lsp` then load the model here, with a one-line note. A
+server the user names (--server, LOCALCODER_SERVER) is used either way: a team's server on another machine cannot
+know this machine's token, and gets no token from us. LOCALCODER_API_KEY is sent as `Authorization: Bearer`.
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +28,7 @@ from localcoder.completion.infill import TextSink
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel, load_model, resolve_model
+from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, owner_proof, read_token, same_secret
 from localcoder.server.wire import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -67,11 +77,44 @@ def _connection(url: str, timeout: float | None) -> tuple[http.client.HTTPConnec
     return kind(host, port, timeout=timeout), path
 
 
+def _headers(token: str | None = None) -> dict[str, str]:
+    """LOCALCODER_API_KEY as a bearer key (a server beyond loopback asks for it), and the user's token."""
+    headers = {}
+    key = os.environ.get("LOCALCODER_API_KEY")
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if token is not None:
+        headers[TOKEN_HEADER] = token
+    return headers
+
+
+def owner_token(url: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """The user's serve token when the server at `url` proves it knows it (the user started it), else None."""
+    token = read_token()
+    if token is None:
+        return None
+    nonce = secrets.token_hex(16)
+    connection, base = _connection(url, timeout)
+    try:
+        connection.request("GET", f"{base}/health", headers={**_headers(), NONCE_HEADER: nonce})
+        peer = connection.sock.getpeername() if connection.sock is not None else None  # what the answer binds
+        response = connection.getresponse()
+        body = json.loads(response.read()) if response.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()
+    proof = body.get("owner_proof") if isinstance(body, dict) else None
+    if peer is None or not isinstance(proof, str):
+        return None
+    return token if same_secret(proof, owner_proof(token, nonce, (peer[0], peer[1]))) else None
+
+
 def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
     """The server's /health answer, or None when nothing (or something else) answers there."""
     connection, base = _connection(url, timeout)
     try:
-        connection.request("GET", f"{base}/health")
+        connection.request("GET", f"{base}/health", headers=_headers())
         response = connection.getresponse()
         body = json.loads(response.read()) if response.status == 200 else None
         return body if isinstance(body, dict) and body.get("status") == "ok" else None
@@ -82,17 +125,23 @@ def health(url: str, timeout: float = PROBE_SECONDS) -> dict[str, Any] | None:
 
 
 def remote_infill(
-    url: str, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled | None = None
+    url: str,
+    request: NativeInfill,
+    on_text: TextSink | None,
+    cancelled: Cancelled | None = None,
+    token: str | None = None,
 ) -> dict[str, Any]:
     """POST /infill with streaming; `on_text` gets each alternative's text as it comes. Returns the result.
 
     When `cancelled()` says yes the connection is closed (the server then stops generating for it) and
-    GenerationCancelled is raised."""
+    GenerationCancelled is raised. `token` (the user's, to a server that proved it is the user's) lets the server
+    add context from the user's repository."""
     connection, base = _connection(url, None)
     body = json.dumps({**request.to_json(), "stream": True}).encode("utf-8")
     watcher = _HangUp(connection, cancelled) if cancelled is not None else None
     try:
-        connection.request("POST", f"{base}/infill", body, {"Content-Type": "application/json"})
+        headers = {**_headers(token), "Content-Type": "application/json"}
+        connection.request("POST", f"{base}/infill", body, headers)
         response = connection.getresponse()
         if response.status != 200:
             raise LocalcoderError(f"server {url}: {_error_message(response.read(), response.status)}")
@@ -202,11 +251,12 @@ class ServedCompleter:
 
     url: str
     model: str | None  # the resolved path of the model named here; None: the server's default
+    token: str | None = None  # the user's token, when the server proved it is the user's (owner_token)
 
     def complete(
         self, request: CompletionRequest, on_text: TextSink | None, cancelled: Cancelled | None = None
     ) -> dict[str, Any]:
-        return remote_infill(self.url, NativeInfill(request, self.model), on_text, cancelled)
+        return remote_infill(self.url, NativeInfill(request, self.model), on_text, cancelled, self.token)
 
 
 @dataclass
@@ -241,13 +291,18 @@ class LoadedCompleter:
 
 
 def open_completer(load: LoadOptions, server: tuple[str | None, bool], note: Callable[[str], None]) -> Completer:
-    """A running server when one answers (and serves the model asked for), else a model loaded here."""
+    """A running server when one answers (and serves the model asked for), else a model loaded here. A server
+    found at the default address must prove it is this user's before it is sent a buffer."""
     url, named = server
     if url is None or load.needs_own_load:
         return LoadedCompleter(load)
     if health(url) is None:
         if named:
             note(f"no localcoder server answers at {url}; loading the model here")
+        return LoadedCompleter(load)
+    token = owner_token(url)
+    if token is None and not named:
+        note(f"the server at {url} could not show that you started it; not sending it your code, loading the model")
         return LoadedCompleter(load)
     try:
         model = str(resolve_model(load.model).resolve())
@@ -258,14 +313,14 @@ def open_completer(load: LoadOptions, server: tuple[str | None, bool], note: Cal
     if load.model is not None and model not in served_models(url):
         note(f"the server at {url} does not serve {load.model}; loading it here")
         return LoadedCompleter(load)
-    return ServedCompleter(url, model)
+    return ServedCompleter(url, model, token)
 
 
 def served_models(url: str, timeout: float = PROBE_SECONDS) -> set[str]:
     """The paths of the models the server lets clients name (GET /v1/models); empty when it cannot say."""
     connection, base = _connection(url, timeout)
     try:
-        connection.request("GET", f"{base}/v1/models")
+        connection.request("GET", f"{base}/v1/models", headers=_headers())
         response = connection.getresponse()
         body = json.loads(response.read()) if response.status == 200 else {}
         entries = body.get("data", []) if isinstance(body, dict) else []

@@ -6,8 +6,10 @@ default as llama.cpp's clients use it. benchmarks/bench_wire.py and docs/archite
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, BinaryIO
 
 from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
 
@@ -96,3 +98,53 @@ class Fields:
         """llama.cpp's and Ollama's token counts: -1 (or any negative) means as many as allowed."""
         value = self.get(key, int, default)
         return cap if value < 0 else min(value, cap)
+
+
+def check_unicode(body: Any) -> None:
+    """BadRequest when a string holds a lone surrogate ("\\ud800" is valid JSON but no text): it could be neither
+    tokenized nor echoed back. Walks the body without recursion, so any depth json accepts is fine."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                surrogate = ord(exc.object[exc.start])
+                raise BadRequest(f"malformed JSON: a string holds the lone surrogate \\u{surrogate:04x}") from None
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
+def read_json_body(headers: Mapping[str, str], stream: BinaryIO) -> Any:
+    """A request's JSON body, read by its Content-Length (an empty body is {}); BadRequest for anything else.
+    Every refusal but malformed JSON leaves the connection's framing in doubt (the caller closes it)."""
+    length_header = headers.get("Content-Length")
+    if headers.get("Transfer-Encoding", "").lower() == "chunked":
+        raise BadRequest("chunked request bodies are not supported; send Content-Length", 411)
+    if length_header is None:
+        raise BadRequest("a POST needs a Content-Length header", 411)
+    try:
+        length = int(length_header)
+    except ValueError:
+        raise BadRequest(f"bad Content-Length {length_header!r}") from None
+    if length < 0:
+        raise BadRequest(f"bad Content-Length {length_header!r}")
+    if length > MAX_BODY_BYTES:
+        raise BadRequest(f"request body over {MAX_BODY_BYTES >> 20} MiB", 413)
+    data = stream.read(length)
+    if len(data) < length:
+        raise BadRequest("request body shorter than its Content-Length")
+    if not data.strip():
+        return {}
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
+    check_unicode(body)
+    return body

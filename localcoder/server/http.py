@@ -10,6 +10,9 @@ Why the standard library and not an ASGI stack: generation is a blocking llama.c
 when its client hangs up. One thread per connection lets the generation loop peek at its own socket after
 each token; under Starlette/uvicorn the same needs a worker thread per request plus a cross-thread cancel
 flag fed by the event loop's disconnect message, and two more dependencies, for the same dozen routes.
+
+Before its route runs, every request passes the gate (server/trust.py: Host, Origin, API key, Content-Type), and
+is told who it comes from (server/owner.py): repository context and cache figures are for the server's user.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,11 +40,14 @@ from localcoder.completion.infill import InfillInput
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
-from localcoder.server.fields import MAX_BODY_BYTES, BadRequest
+from localcoder.server.fields import MAX_BODY_BYTES, BadRequest, read_json_body
+from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, Caller, caller, ensure_token
+from localcoder.server.peer import peer_uid
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions
 from localcoder.server.routes import find_route, route_list, superseded
 from localcoder.server.service import Service
 from localcoder.server.supersede import Claim, Claims
+from localcoder.server.trust import Gate, check_listen
 from localcoder.server.wire import DEFAULT_HOST, DEFAULT_PORT
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -58,6 +66,9 @@ class ServeOptions:
     # Repository context read around the file a POST /infill names (its absolute path, on this machine). None: on
     # when listening on loopback only, since the prompt built from the server's files is then the client's own.
     repo_context: bool | None = None
+    api_key: str | None = None  # beyond loopback, clients send it as Authorization: Bearer KEY
+    no_auth: bool = False  # listen beyond loopback without an API key, because the user said so
+    repo_roots: tuple[Path, ...] = ()  # serve --repo-root: context only for repositories inside these
 
     @property
     def reads_repositories(self) -> bool:
@@ -81,9 +92,12 @@ class LocalcoderServer(ThreadingHTTPServer):
         self.claims = Claims(options.supersede)
         self.prefetch = options.prefetch
         self.repo_context = options.reads_repositories
+        self.repo_roots = options.repo_roots
+        self.token = ensure_token()  # localcoder's own clients prove they are this user with it, and we to them
         self.log = log
         self.started = time.time()
         super().__init__((options.host, options.port), HttpExchange)
+        self.gate = Gate.for_server(options.host, self.server_address[1], options.api_key)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # a broken client, not a server fault
         exc = sys.exc_info()[1]
@@ -137,6 +151,14 @@ class HttpExchange(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         self.stream_kind: str | None = None
         self.error_style = "ollama" if path.startswith("/api/") else "openai"
+        self.extra_headers: tuple[tuple[str, str], ...] = ()
+        refusal = self.server.gate.refusal(method, self.headers)
+        if refusal is not None:
+            self.close_connection = True  # its body, if any, is left unread
+            self.extra_headers = refusal.headers
+            self.server.log(f"{self.address_string()} {method} {path}: {refusal.status} {refusal.message}")
+            self.error(refusal.status, refusal.message)
+            return
         route, allowed = find_route(method, path)
         if route is None:
             if method not in ("GET", "HEAD"):
@@ -199,6 +221,27 @@ class HttpExchange(BaseHTTPRequestHandler):
 
     # -- for route handlers ------------------------------------------------------------------------------
 
+    @property
+    def caller(self) -> Caller:
+        """Who sent this request (server/owner.py): the token's user, else the peer's uid where Linux says."""
+        if getattr(self, "_caller_of", None) is not self.headers:  # a new request on this connection
+            token = self.headers.get(TOKEN_HEADER)
+            self._caller = caller(self.client_address, lambda: self._peer_uid, token, self.server.token)
+            self._caller_of = self.headers
+        return self._caller
+
+    @cached_property
+    def _peer_uid(self) -> int | None:  # one lookup a connection
+        return peer_uid(self.client_address, self.endpoint())
+
+    def owner_nonce(self) -> str | None:
+        return self.headers.get(NONCE_HEADER)
+
+    def endpoint(self) -> tuple[str, int]:
+        """The address and port this client reached (what an owner proof is bound to)."""
+        local = self.connection.getsockname()
+        return local[0], local[1]
+
     @contextmanager
     def model(self, name: str | None, keep_alive: float | None = None) -> Iterator[LoadedModel]:
         with self.server.pool.lease(name, self.cancelled, keep_alive) as model:
@@ -216,7 +259,8 @@ class HttpExchange(BaseHTTPRequestHandler):
             return None
         path = urlsplit(self.path).path
         before, after = (source.prefix, source.suffix) if source is not None else (None, None)
-        claim = self.claim = self.server.claims.claim((self.client_address[0], path, model, who), before, after)
+        key = (self.caller.identity, path, model, who)
+        claim = self.claim = self.server.claims.claim(key, before, after)
         return lambda index, text: claim.show(text) if index == 0 else None
 
     def prefetch(self, name: str | None, source: InfillInput, text: str, max_tokens: int) -> None:
@@ -228,7 +272,8 @@ class HttpExchange(BaseHTTPRequestHandler):
         with self.server.pool.when_idle(name) as idle:
             if idle is not None:
                 model, awaited = idle
-                self.server.service.prefetch(model, source, text, max_tokens, lambda: awaited() or self._next_request())
+                stop = lambda: awaited() or self._next_request()  # noqa: E731
+                self.server.service.prefetch(model, source, text, max_tokens, stop, self.caller.cache_key)
 
     def _next_request(self) -> bool:
         """Bytes of this client's next request wait on the connection (a closed connection brings none)."""
@@ -293,38 +338,12 @@ class HttpExchange(BaseHTTPRequestHandler):
     # -- reading -----------------------------------------------------------------------------------------
 
     def _read_json(self) -> Any:
-        length_header = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            raise BadRequest("chunked request bodies are not supported; send Content-Length", 411)
-        if length_header is None:
-            self.close_connection = True
-            raise BadRequest("a POST needs a Content-Length header", 411)
         try:
-            length = int(length_header)
-        except ValueError:
-            self.close_connection = True
-            raise BadRequest(f"bad Content-Length {length_header!r}") from None
-        if length < 0:
-            self.close_connection = True
-            raise BadRequest(f"bad Content-Length {length_header!r}")
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise BadRequest(f"request body over {MAX_BODY_BYTES >> 20} MiB", 413)
-        data = self.rfile.read(length)
-        if len(data) < length:
-            self.close_connection = True
-            raise BadRequest("request body shorter than its Content-Length")
-        if not data.strip():
-            return {}
-        try:
-            body = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"malformed JSON: {exc}") from None
-        except RecursionError:
-            raise BadRequest("malformed JSON: nested too deeply") from None
-        check_unicode(body)
-        return body
+            return read_json_body(self.headers, self.rfile)
+        except BadRequest as exc:
+            if exc.status != 400 or not str(exc).startswith("malformed JSON"):
+                self.close_connection = True  # the stream's framing is in doubt: end it after the answer
+            raise
 
     def _discard_body(self) -> None:
         try:
@@ -342,6 +361,8 @@ class HttpExchange(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in getattr(self, "extra_headers", ()):
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -362,27 +383,9 @@ class HttpExchange(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def check_unicode(body: Any) -> None:
-    """BadRequest when a string holds a lone surrogate ("\\ud800" is valid JSON but no text): it could be neither
-    tokenized nor echoed back. Walks the body without recursion, so any depth json accepts is fine."""
-    pending = [body]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                surrogate = ord(exc.object[exc.start])
-                raise BadRequest(f"malformed JSON: a string holds the lone surrogate \\u{surrogate:04x}") from None
-        elif isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-
-
 def serve(options: ServeOptions, on_ready: Callable[[str], None], log: Callable[[str], None]) -> None:
     """Run until interrupted (Ctrl-C, SIGTERM via KeyboardInterrupt) or `stop` is set."""
+    check_listen(options.host, options.api_key, options.no_auth)
     pool = ModelPool(options.pool)
     try:
         if options.preload:

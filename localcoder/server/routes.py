@@ -17,10 +17,12 @@ from localcoder import __version__
 from localcoder.completion.generate import Sampling
 from localcoder.completion.infill import InfillInput, TextSink
 from localcoder.completion.request import CompletionRequest
+from localcoder.context.repository import find_root
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.fields import Fields, json_object
+from localcoder.server.owner import MAX_NONCE, Caller, owner_proof, root_refusal
 from localcoder.server.pool import ModelPool
 from localcoder.server.service import Service
 from localcoder.server.wire import UNNAMED, NativeInfill, ResultEvent, TextEvent, encode_event
@@ -33,6 +35,8 @@ class ServerState(Protocol):
     service: Service
     started: float
     repo_context: bool  # whether a request naming a file on this machine gets context from its repository
+    repo_roots: tuple[Path, ...]  # serve --repo-root: the folders context may search (empty: any but / and homes)
+    token: str | None  # the user's serve token (server/owner.py), which proves this server is the user's
 
 
 class Exchange(Protocol):
@@ -44,6 +48,11 @@ class Exchange(Protocol):
     """
 
     server: ServerState
+    caller: Caller  # who sent the request (server/owner.py)
+
+    def owner_nonce(self) -> str | None: ...
+
+    def endpoint(self) -> tuple[str, int]: ...
 
     def model(self, name: str | None, keep_alive: float | None = None) -> AbstractContextManager[LoadedModel]: ...
 
@@ -90,7 +99,8 @@ def parse_infill(body: Any) -> NativeInfill | llama_api.LlamaInfillRequest:
 def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -> None:
     if isinstance(request, llama_api.LlamaInfillRequest):
         return llama_infill(ex, request)
-    if not ex.server.repo_context:
+    request, refused = repository_rule(ex, request)
+    if refused is not None:
         request = replace(request, request=replace(request.request, repo_context=0))
     named = request.request.buffer.path
     on_text = ex.for_client(None if named == UNNAMED else named, request.model, request.request)
@@ -98,7 +108,9 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
         if request.stream:
             ex.open_stream("sse")
             on_text = both(on_text, lambda index, text: ex.event(encode_event(TextEvent(index, text))))
-        result = ex.server.service.native_infill(model, request, on_text, ex.cancelled)
+        result = ex.server.service.native_infill(model, request, on_text, ex.cancelled, ex.caller.cache_key)
+    if refused:
+        result["notes"] = [*result["notes"], f"no repository context: {refused}"]
     if request.stream:
         ex.event(encode_event(ResultEvent(result)))
         ex.event("[DONE]")
@@ -106,13 +118,32 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
         ex.send_json(200, result)
 
 
+def repository_rule(ex: Exchange, request: NativeInfill) -> tuple[NativeInfill, str | None]:
+    """The request as the server may serve it, and why it gets no context from the server's files (None: it
+    does; "": it asked for none). Only the server's own user, and only a root that user works in: the workspace
+    folder the request names, else (or when that one may not be searched) the file's own repository."""
+    path = request.request.buffer.path
+    if request.request.repo_context == 0 or path == UNNAMED:
+        return request, ""
+    if not ex.server.repo_context:
+        return request, "this server reads no repositories (serve --repo-context turns it on)"
+    if not ex.caller.owner:
+        return request, "only for requests from the server's own user"
+    named = request.request.context_root
+    if named and root_refusal(Path(named), ex.server.repo_roots) is None:
+        return request, None
+    without = replace(request, request=replace(request.request, context_root=None))
+    return without, root_refusal(find_root(Path(path)), ex.server.repo_roots)
+
+
 def llama_infill(ex: Exchange, request: llama_api.LlamaInfillRequest) -> None:
-    on_text = ex.for_client(request.id_slot, request.model, request.source)
+    warm_up = request.n_predict == 0  # reads the prompt for later; supersedes nothing (supersede.py)
+    on_text = ex.for_client(None if warm_up else request.id_slot, request.model, request.source)
     with ex.model(ex.known_model(request.model)) as model:
         if request.stream:
             ex.open_stream("sse")
             on_text = both(on_text, lambda index, text: ex.event({"index": index, "content": text, "stop": False}))
-        result = ex.server.service.llama_infill(model, request, on_text, ex.cancelled)
+        result = ex.server.service.llama_infill(model, request, on_text, ex.cancelled, ex.caller.cache_key)
         bodies = llama_api.completion_bodies(request, result, model.path.name)
     if request.stream:
         for body in bodies:
@@ -161,22 +192,28 @@ def superseded(ex: Exchange, request: Any) -> None:
 
 
 def health(ex: Exchange, _request: Any) -> None:
+    """Status for anyone; the cache's figures only for the server's user (another's would be a prefix oracle);
+    with X-Localcoder-Nonce, the proof that this server knows its user's token (server/owner.py)."""
     pool = ex.server.pool
     try:
         default = str(pool.resolve(None))
     except LocalcoderError:
         default = None
-    ex.send_json(
-        200,
-        {
-            "status": "ok",
-            "version": __version__,
-            "uptime_s": round(time.time() - ex.server.started, 1),
-            "default_model": default,
-            "models": pool.status(),
-            "cache": ex.server.service.stats.to_dict(),
-        },
-    )
+    owner = ex.caller.owner
+    models = [entry if owner else {k: v for k, v in entry.items() if k != "cache"} for entry in pool.status()]
+    body: dict[str, Any] = {
+        "status": "ok",
+        "version": __version__,
+        "uptime_s": round(time.time() - ex.server.started, 1),
+        "default_model": default,
+        "models": models,
+    }
+    if owner:
+        body["cache"] = ex.server.service.stats.to_dict()
+    nonce = ex.owner_nonce()
+    if nonce and len(nonce) <= MAX_NONCE and ex.server.token is not None:
+        body["owner_proof"] = owner_proof(ex.server.token, nonce, ex.endpoint())
+    ex.send_json(200, body)
 
 
 def props(ex: Exchange, _request: Any) -> None:
@@ -203,7 +240,7 @@ def completions(ex: Exchange, request: openai_api.OpenAICompletion) -> None:
         if request.stream:
             ex.open_stream("sse")
             on_text = both(on_text, lambda index, text: ex.event(envelope.chunk(index, text)))
-        result = ex.server.service.completion(model, request, on_text, ex.cancelled)
+        result = ex.server.service.completion(model, request, on_text, ex.cancelled, ex.caller.cache_key)
     body = openai_api.completion_body(envelope, result)
     if request.stream:
         ex.event({**body, "choices": [{**choice, "text": ""} for choice in body["choices"]]})
@@ -230,7 +267,7 @@ def generate(ex: Exchange, request: ollama_api.GenerateRequest) -> None:
         if request.stream:
             ex.open_stream("ndjson")
             on_text = lambda _index, text: ex.event(ollama_api.chunk(path, text))  # noqa: E731
-        result = ex.server.service.generate(model, request, on_text, ex.cancelled)
+        result = ex.server.service.generate(model, request, on_text, ex.cancelled, ex.caller.cache_key)
     text = "" if request.stream or result is None else result.alternatives[0].text
     total_ns = int((time.perf_counter() - started) * 1e9)
     final = ollama_api.final_chunk(path, result, 0.0, total_ns, text)

@@ -2,6 +2,14 @@
 
 Every endpoint goes through the one infill core (localcoder/completion/infill.py); this module only maps a protocol's
 request onto it and counts what the prompt cache saved.
+
+Cache figures are a prefix oracle across clients: how many prompt tokens were cached (and how long the prompt took
+to read, and which slot served it) tells whether a guessed prompt starts like the last one another client sent.
+So the service remembers who wrote each cache slot of each model (the caller's identity, server/owner.py), and a
+request sees its figures only while every slot of the model holds prompts of its own caller (or nothing): one user,
+the common case, always sees them. Otherwise its answer says nothing was cached, no prompt time, slot 0, not typed
+through (`blind`); the wall-clock time of the answer still grows with what was read, which only separate models
+per user would hide.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from localcoder.completion.complete import complete
@@ -22,6 +31,7 @@ from localcoder.server.openai_api import OpenAICompletion
 from localcoder.server.wire import NativeInfill
 
 Cancelled = Callable[[], bool]
+Who = str | None  # whose prompts a request's are (owner.Caller.cache_key); None: cannot be told
 
 
 @dataclass
@@ -72,11 +82,35 @@ class Served:
         return f"cache slot {self.slot}: {read}{through}"
 
 
+def blind(result: FillResult) -> FillResult:
+    """The result as a cold cache would have served it: no cached tokens, no prompt time, slot 0."""
+    hidden = [replace(f, run=replace(f.run, cached_tokens=0, prompt_ms=0.0)) for f in result.alternatives]
+    return replace(result, slot=0, alternatives=hidden, typed_through=False)
+
+
+def blind_native(result: dict[str, Any]) -> dict[str, Any]:
+    """`complete --json`'s result with the cache figures hidden, as `blind` does."""
+    timings = {**result["timings_ms"], "prompt": 0.0}
+    tokens = {**result["tokens"], "cached": 0}
+    return {**result, "tokens": tokens, "timings_ms": timings, "cache_slot": 0, "typed_through": False}
+
+
 class Service:
     def __init__(self, log: Callable[[str], None] = lambda _line: None) -> None:
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
         self._log = log
+        self._writers: dict[Path, dict[int, str]] = {}  # model -> cache slot -> who last wrote it
+
+    def wrote(self, model: LoadedModel, slot: int, who: Who) -> bool:
+        """Record that `who` wrote `slot`; True when the model's cache held only `who`'s prompts before (its
+        figures are then its own). `who` None: a caller that cannot be told apart, never shown figures. Called
+        under the model's lease, so the table never changes under it."""
+        with self._stats_lock:
+            slots = self._writers.setdefault(model.path, {})
+            own = who is not None and all(writer == who for writer in slots.values())
+            slots[slot] = who or "someone"
+        return own
 
     def stopped(self, superseded: bool, model_ms: float) -> None:
         """A request stopped midway because nobody waits for it: count it and the model time it took."""
@@ -98,25 +132,29 @@ class Service:
         return served
 
     def native_infill(
-        self, model: LoadedModel, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled
+        self, model: LoadedModel, request: NativeInfill, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> dict[str, Any]:
         """Exactly what `localcoder complete --json` prints for the same buffer and cursor."""
         result = complete(model, request.request, on_text, cancelled)
         cached = [alternative.cached_tokens for alternative in result.alternatives]
         self._tally("/infill", result.cache_slot, result.prompt_tokens, cached, result.typed_through)
-        return result.to_dict()
+        data = result.to_dict()
+        return data if self.wrote(model, result.cache_slot, who) else blind_native(data)
+
+    def _seen(self, model: LoadedModel, result: FillResult, who: Who) -> FillResult:
+        return result if self.wrote(model, result.slot, who) else blind(result)
 
     def completion(
-        self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled
+        self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
         prompt = prepare(model, request.source, request.sampling.max_tokens)
         result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), request.n, on_text, cancelled)
         self._count(result, "/v1/completions")
-        return result
+        return self._seen(model, result, who)
 
     def llama_infill(
-        self, model: LoadedModel, request: LlamaInfillRequest, on_text: TextSink | None, cancelled: Cancelled
+        self, model: LoadedModel, request: LlamaInfillRequest, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult:
         """llama-server's /infill: n_predict 0 only reads the prompt (snippets and all) into the cache."""
         prompt = prepare(model, request.source, request.sampling.max_tokens)
@@ -125,10 +163,10 @@ class Service:
         else:
             result = fill(model, prompt, request.sampling, request.cut, request.n_cmpl, on_text, cancelled)
         self._count(result, "/infill (llama-server)")
-        return result
+        return self._seen(model, result, who)
 
     def generate(
-        self, model: LoadedModel, request: GenerateRequest, on_text: TextSink | None, cancelled: Cancelled
+        self, model: LoadedModel, request: GenerateRequest, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult | None:
         """Ollama's /api/generate; None for an empty prompt, which only loads the model."""
         if request.source is None:
@@ -137,15 +175,15 @@ class Service:
         prompt = prepare(model, source, request.sampling.max_tokens)
         result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), 1, on_text, cancelled)
         self._count(result, "/api/generate")
-        return result
+        return self._seen(model, result, who)
 
     def prefetch(
-        self, model: LoadedModel, source: InfillInput, text: str, max_tokens: int, cancelled: Cancelled
+        self, model: LoadedModel, source: InfillInput, text: str, max_tokens: int, cancelled: Cancelled, who: Who
     ) -> None:
         """serve --prefetch: read the prompt of the position the user reaches by accepting `text`, so that the
         next request there finds it cached; stops as soon as `cancelled()` (a request arrived) says so."""
         prompt = prepare(model, replace(source, prefix=source.prefix + text), max_tokens)
-        model.cache.select(prompt.ids)
+        self.wrote(model, model.cache.select(prompt.ids).slot, who)
         try:
             run = read_prompt(model.llm, prompt.ids, cancelled)
         except GenerationCancelled as exc:

@@ -1,11 +1,20 @@
-"""Superseding: a newer request from the same editor and file takes the place of the one still in flight.
+"""Superseding: a newer request from the same editor and document takes the place of the one still in flight.
 
 An editor that does not close the old connection (it just sends the next keystroke's request) would otherwise
 wait behind work nobody reads. A request says whom it is for where its body can: llama-server's `id_slot`,
-OpenAI's `user`, localcoder's own `path`; with the client's address, the route and the model that makes the
-key. A newer request with the same key marks the older superseded: it stops at its next check (prompt batch,
-abort callback, token) or leaves the queue, and is answered as its protocol expects (routes.superseded).
-Requests without such a field, and other clients' requests, keep their first-come order.
+OpenAI's `user`, localcoder's own `path`; with the caller (server/owner.py: the local uid, else the address), the
+route and the model that makes the key. A newer request with the same key marks the older superseded: it stops at
+its next check (prompt batch, abort callback, token) or leaves the queue, and is answered as its protocol expects
+(routes.superseded). Requests without such a field, and other callers' requests, keep their first-come order.
+
+The key alone does not tell editors apart: llama.vim and llama.vscode always send id_slot 0, so two editors of
+one user shared a key, and with both typing over 90% of each one's answers came back empty. So a newer request
+supersedes only older ones for the same document, as their text shows: a few whole lines next to the older's
+cursor (above it, or below it), at least MIN_ANCHOR visible characters, still appear in the newer's text. Typing
+on, pressing Enter, deleting above or below, moving a few lines: one of them stays. Another document shares them
+only by chance (boilerplate at the cursor). An older request with too little text to tell (a new, near-empty
+file) is superseded as before. A warm-up (llama.vim's n_predict 0) takes no part: it supersedes nothing, and
+nothing supersedes it; it is short, and its answer is not shown.
 
 One newer request does not supersede: the one whose text before the cursor is the older's plus the start of
 what the older has generated so far (the user is typing the suggestion as it appears). It waits for the older
@@ -17,6 +26,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable
 
+ANCHOR_LINES = 3  # whole lines next to the cursor that a newer request for the same document still shows
+MAX_ANCHOR_LINES = 8  # taken when the nearest ones are blank or short
+MIN_ANCHOR = 12  # visible characters that make an anchor tell documents apart
+
+
+def anchors(before: str, after: str) -> list[str]:
+    """Whole lines just above the cursor's line and just below it, each run as one string: at least ANCHOR_LINES
+    lines where there are as many, more up to MAX_ANCHOR_LINES until MIN_ANCHOR visible characters."""
+    above = before[: before.rfind("\n") + 1].splitlines(keepends=True)[::-1]  # nearest first
+    below = after[after.find("\n") + 1 :].splitlines(keepends=True) if "\n" in after else []
+    found = []
+    for lines, nearest_last in ((above, True), (below, False)):
+        for count in range(min(ANCHOR_LINES, len(lines)), min(MAX_ANCHOR_LINES, len(lines)) + 1):
+            run = lines[:count]
+            if count and len("".join("".join(run).split())) >= MIN_ANCHOR:
+                found.append("".join(run[::-1] if nearest_last else run))
+                break
+    return found
+
 
 class Claim:
     """One request's hold on its key: the text around its cursor, and the text it has generated so far."""
@@ -24,6 +52,7 @@ class Claim:
     def __init__(self, key: Hashable, before: str | None = None, after: str | None = None) -> None:
         self.key = key
         self.before, self.after = before, after
+        self._anchors = anchors(before, after or "") if before is not None else []
         self._shown: list[str] = []
         self._superseded = threading.Event()
 
@@ -39,6 +68,13 @@ class Claim:
         typed = before[len(self.before) :]
         return bool(typed) and "".join(self._shown).startswith(typed)
 
+    def same_document(self, before: str | None, after: str | None) -> bool:
+        """A request at `before`|`after` is for this one's document (or this one has too little text to tell)."""
+        if not self._anchors or before is None:
+            return True
+        text = before + (after or "")
+        return any(anchor in text for anchor in self._anchors)
+
     @property
     def superseded(self) -> bool:
         return self._superseded.is_set()
@@ -50,21 +86,26 @@ class Claim:
 class Claims:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._latest: dict[Hashable, Claim] = {}
+        self._live: dict[Hashable, list[Claim]] = {}
         self._lock = threading.Lock()
 
     def claim(self, key: Hashable, before: str | None = None, after: str | None = None) -> Claim:
-        """The caller's claim on `key`; the previous holder, if any, is superseded (when superseding is on)
-        unless the caller is typing into its suggestion: then the caller waits for it and types through."""
+        """The caller's claim on `key`; the older holders for the same document are superseded (when superseding
+        is on), except one the caller is typing into: then the caller waits for it and types through."""
         claim = Claim(key, before, after)
         with self._lock:
-            previous = self._latest.get(key)
-            self._latest[key] = claim
-        if previous is not None and self.enabled and not previous.typed_into_by(before, after):
-            previous.supersede()
+            older = list(self._live.get(key, ()))
+            self._live.setdefault(key, []).append(claim)
+        if self.enabled:
+            for previous in older:
+                if previous.same_document(before, after) and not previous.typed_into_by(before, after):
+                    previous.supersede()
         return claim
 
     def release(self, claim: Claim) -> None:
         with self._lock:
-            if self._latest.get(claim.key) is claim:
-                del self._latest[claim.key]
+            live = self._live.get(claim.key, [])
+            if claim in live:
+                live.remove(claim)
+            if not live:
+                self._live.pop(claim.key, None)

@@ -71,6 +71,7 @@ class NativeInfill:
             "stream": self.stream,
             "context": [{"filename": s.filename, "text": s.text} for s in request.snippets],
             "repo_context": request.repo_context,
+            "context_root": request.context_root,
         }
 
     @classmethod
@@ -97,10 +98,16 @@ class NativeInfill:
                 snippets=snippets_from(fields, "context"),
                 # Context reads around the file, so only a path the server cannot mistake for one of its own.
                 repo_context=fields.integer("repo_context", None, 0, 1 << 20) if os.path.isabs(path) else 0,
+                context_root=_absolute_or_none(fields.get("context_root", str)),
             )
         except LocalcoderError as exc:
             raise BadRequest(str(exc)) from None
         return cls(request, fields.get("model", str), fields.get("stream", bool, False))
+
+
+def _absolute_or_none(root: str | None) -> str | None:
+    """A workspace folder the client names for context (the language server's); only an absolute one counts."""
+    return root if root and os.path.isabs(root) else None
 
 
 def _absolute(path: str) -> str:
