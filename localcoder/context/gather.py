@@ -1,11 +1,14 @@
 """gather(): the snippets of other files a completion at a cursor should see, within a token budget.
 
-Ranked candidates: definitions the names near the cursor import from the repository (Python; imports resolved,
-an imported name not yet used anywhere ranks as if used on the cursor's line: it is about to be), then windows of
-other files that resemble the code before the cursor (identifier Jaccard; every language). Open documents rank
-first and their text wins over the disk. Each definition is first shown as its signature and docstring; bodies
-are added for the best ones while budget is left. The chosen snippets are emitted in path and line order, not in
-rank order, so that moving a rank does not move bytes in the prompt: the KV cache keeps them across keystrokes.
+Ranked candidates: what the language's resolver offers (definitions the names near the cursor import from the
+repository, and outlines of modules used as `m.N`; see python.py), then windows of other files that resemble the
+code before the cursor (identifier Jaccard; every language). Open documents rank first and their text wins over
+the disk. The budget buys breadth first: every candidate's signature and docstring (HEAD_LINES at most, an outline
+OUTLINE_SHARE of the budget at most), best first, then bodies for the best BODY_CANDIDATES, each capped at
+BODY_SHARE of the budget: one exception class used to take 484 of 1,024 tokens while the definition the line
+needed was left out. Nothing the buffer (or an editor's chunk) already shows is shown again. Each snippet carries
+its `rank` (1 = the best); the snippets are emitted in path and line order, not in rank order, so that moving a
+rank does not move bytes in the prompt: the KV cache keeps them across keystrokes.
 """
 
 from __future__ import annotations
@@ -22,13 +25,24 @@ from localcoder.completion.snippets import Snippet, render
 from localcoder.context.index import stamp
 from localcoder.context.repository import Repository, find_root, repository_at
 from localcoder.context.resolver import Deadline, resolver_for
-from localcoder.context.windows import WINDOW_LINES, Prepared, line_sets, prepare, query_of, windows
+from localcoder.context.windows import (
+    WINDOW_LINES,
+    Prepared,
+    file_lines,
+    keywords_of,
+    line_sets,
+    prepare,
+    query_of,
+    windows,
+)
 from localcoder.context.windows import ranked as ranked_windows
 
 Counter = Callable[[str], int]
 Progress = Callable[[int, int], None]  # files indexed so far, files to index
 HEAD_LINES = 12  # a signature and the start of its docstring; the rest waits for the body pass
 BODY_CANDIDATES = 4  # definitions whose bodies may grow while budget is left
+BODY_SHARE = 4  # a body grows to 1/BODY_SHARE of the budget at most
+OUTLINE_SHARE = 4  # a module's outline takes 1/OUTLINE_SHARE of the budget at most
 MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
 INDEX_SECONDS = 3  # a first index of a huge tree is built over several calls, each waiting this long at most
@@ -43,10 +57,11 @@ class ContextSnippet:
     tokens: int  # of the snippet as the prompt shows it (its path comment included)
     why: str
     text: str
-    rank: int = 0  # 0 is the best; the prompt's order is by path and line, not by rank
+    rank: int = 0  # 1 is the best; the prompt's order is by path and line, not by rank
+    kind: str = "definition"  # "outline" (a module's names and signatures) or "window"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("path", "start_line", "end_line", "tokens", "why")}
+        return {k: getattr(self, k) for k in ("path", "start_line", "end_line", "tokens", "why", "rank", "kind")}
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,8 @@ class _Candidate:
     head_end: int
     end: int
     why: str
+    kind: str = "definition"
+    shown: tuple[tuple[int, int], ...] = ()  # an outline's line ranges
 
 
 @functools.cache
@@ -116,18 +133,19 @@ def gather(
     candidates: list[_Candidate] = []
     if resolver is not None:
         found = resolver.candidates(repository, edited, text, offset, overlay, deadline)
+        lines: dict[int, list[str]] = {}  # one split per file text, however many definitions it holds
         candidates = [
-            _Candidate(f.score, f.path, repository.relative(f.path), f.text.split("\n"), f.start_line, f.head_end,
-                       f.end_line, f.why)
+            _Candidate(f.score, f.path, repository.relative(f.path), _split(lines, f.text), f.start_line, f.head_end,
+                       f.end_line, f.why, f.kind, f.shown)
             for f in found
         ]  # fmt: skip
-    heads = _choose_heads(candidates, room, count, kept_extra)
-    chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count)
+    heads = _choose_heads(candidates, room, count, (*(s.text for s in kept_extra), text), budget)
+    chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count, max(budget // BODY_SHARE, 1))
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
         indexed = resolver is None  # a language that resolves its imports needs no windows of the whole tree
         chosen += _windows(repository, edited, text, offset, overlay, chosen, room, count, progress, notes, indexed)
-    chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen)]
+    chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen, 1)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
     return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(notes))
 
@@ -150,15 +168,22 @@ def _fit_extra(extra: tuple[Snippet, ...], budget: int, count: Counter) -> tuple
 def _snippet(candidate: _Candidate, end: int, count: Counter) -> ContextSnippet:
     text = "\n".join(candidate.lines[candidate.start - 1 : end])
     tokens = count(render(Snippet(text, candidate.relative)))
-    return ContextSnippet(candidate.relative, candidate.start, end, tokens, candidate.why, text)
+    return ContextSnippet(candidate.relative, candidate.start, end, tokens, candidate.why, text, kind=candidate.kind)
 
 
-def _largest(candidate: _Candidate, low: int, high: int, room: int, count: Counter) -> ContextSnippet | None:
-    """The snippet ending as late as possible in [low, high] that fits `room` tokens (None if even `low` does not)."""
+def _outline(candidate: _Candidate, entries: list[tuple[int, int]], count: Counter) -> ContextSnippet:
+    text = "\n".join("\n".join(candidate.lines[start - 1 : end]) for start, end in entries)
+    tokens = count(render(Snippet(text, candidate.relative)))
+    start, end = entries[0][0], entries[-1][1]
+    return ContextSnippet(candidate.relative, start, end, tokens, candidate.why, text, kind="outline")
+
+
+def _largest(make: Callable[[int], ContextSnippet], low: int, high: int, room: int) -> ContextSnippet | None:
+    """The largest `make(n)` for n in [low, high] that fits `room` tokens (None if even `make(low)` does not)."""
     best = None
     while low <= high:
         middle = (low + high) // 2
-        snippet = _snippet(candidate, middle, count)
+        snippet = make(middle)
         if snippet.tokens <= room:
             best, low = snippet, middle + 1
         else:
@@ -167,18 +192,30 @@ def _largest(candidate: _Candidate, low: int, high: int, room: int, count: Count
 
 
 def _choose_heads(
-    candidates: list[_Candidate], room: int, count: Counter, extra: tuple[Snippet, ...]
+    candidates: list[_Candidate], room: int, count: Counter, shown: tuple[str, ...], budget: int
 ) -> list[tuple[_Candidate, ContextSnippet]]:
-    """Each candidate's signature and docstring (its first HEAD_LINES lines at most), best first, while they fit."""
+    """Each candidate's signature and docstring (its first HEAD_LINES lines at most), or an outline's first
+    entries, best first, while they fit; nothing `shown` (the buffer, the editor's chunks) already holds."""
     chosen: list[tuple[_Candidate, ContextSnippet]] = []
-    shown = [s.text for s in extra]
+    taken: list[ContextSnippet] = []  # definitions: what an outline need not repeat, nor a definition overlap
     for candidate in candidates:
-        head_end = min(candidate.head_end, candidate.start + HEAD_LINES - 1, len(candidate.lines))
-        first = "\n".join(candidate.lines[candidate.start - 1 : head_end])
-        taken = [s for _, s in chosen]
-        if any(first in text for text in shown) or _overlaps(taken, candidate.relative, candidate.start, head_end):
-            continue
-        snippet = _largest(candidate, candidate.start, head_end, room, count)
+        if candidate.kind == "outline":
+            entries = [
+                (start, min(end, len(candidate.lines)))
+                for start, end in candidate.shown
+                if start <= len(candidate.lines) and not _overlaps(taken, candidate.relative, start, end)
+            ]
+            make = lambda n, c=candidate, e=entries: _outline(c, e[:n], count)  # noqa: E731
+            snippet = _largest(make, 1, len(entries), min(room, budget // OUTLINE_SHARE)) if entries else None
+        else:
+            head_end = min(candidate.head_end, candidate.start + HEAD_LINES - 1, len(candidate.lines))
+            first = "\n".join(candidate.lines[candidate.start - 1 : head_end])
+            if _overlaps(taken, candidate.relative, candidate.start, head_end) or any(first in t for t in shown):
+                continue
+            make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
+            snippet = _largest(make, candidate.start, head_end, room)
+            if snippet is not None:
+                taken.append(snippet)
         if snippet is None:
             continue
         chosen.append((candidate, snippet))
@@ -186,13 +223,19 @@ def _choose_heads(
     return chosen
 
 
-def _grow_bodies(chosen: list[tuple[_Candidate, ContextSnippet]], room: int, count: Counter) -> list[ContextSnippet]:
-    """The best BODY_CANDIDATES definitions grow towards their last line while budget is left."""
+def _grow_bodies(
+    chosen: list[tuple[_Candidate, ContextSnippet]], room: int, count: Counter, cap: int
+) -> list[ContextSnippet]:
+    """The best BODY_CANDIDATES definitions grow towards their last line while budget is left, `cap` tokens each."""
     grown = []
-    for rank, (candidate, snippet) in enumerate(chosen):
-        if rank < BODY_CANDIDATES and room > 0 and snippet.end_line < candidate.end:
+    bodies = 0
+    for candidate, snippet in chosen:
+        if candidate.kind == "definition" and bodies < BODY_CANDIDATES and room > 0:
+            bodies += 1
             end = min(candidate.end, len(candidate.lines))
-            longer = _largest(candidate, snippet.end_line, end, room + snippet.tokens, count)
+            make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
+            fits = min(room + snippet.tokens, max(cap, snippet.tokens))
+            longer = _largest(make, snippet.end_line, end, fits) if snippet.end_line < end else None
             if longer is not None and longer.end_line > snippet.end_line:
                 room -= longer.tokens - snippet.tokens
                 snippet = longer
@@ -213,28 +256,34 @@ def _windows(
     notes: list[str],
     indexed: bool,
 ) -> list[ContextSnippet]:
-    query = query_of(text, offset)
+    keywords = keywords_of(edited.suffix)
+    query = query_of(text, offset, keywords=keywords)
     if not query:
         return []
     ranked = []
     for file, source in sorted(overlay.items()):
-        ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query)]
+        ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query, keywords=keywords)]
     if indexed and edited.suffix:
         for file, prepared in _indexed(repository, (edited.suffix,), {_real(edited), *overlay}, progress, notes):
-            ranked += [(w.score, file, w) for w in ranked_windows(prepared, query)]
+            ranked += [(w.score, file, w) for w in ranked_windows(prepared, query, keywords)]
     ranked.sort(key=lambda r: (-r[0], str(r[1]), r[2].start_line))
     found: list[ContextSnippet] = []
+    definitions = [s for s in chosen if s.kind != "outline"]  # an outline's lines are few, however far apart
     for score, file, window in ranked:
         relative = repository.relative(file) if file not in overlay else _overlay_name(repository, file)
-        if score <= 0 or _overlaps(chosen + found, relative, window.start_line, window.end_line):
+        if score <= 0 or _overlaps(definitions + found, relative, window.start_line, window.end_line):
             continue
         source = overlay[file] if file in overlay else repository.read(file)
         if source is None:
             continue
-        candidate = _Candidate(score, file, relative, source.split("\n"), window.start_line, 0, 0, "")
+        lines = file_lines(source)
+        if window.start_line > len(lines):
+            continue
+        candidate = _Candidate(score, file, relative, lines, window.start_line, 0, 0, "", "window")
         similarity = score - 1.0 if file in overlay else score  # open documents were ranked one point up
         candidate.why = f"resembles the code before the cursor (identifier Jaccard {similarity:.2f})"
-        snippet = _largest(candidate, window.start_line, window.end_line, room, count)
+        make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
+        snippet = _largest(make, window.start_line, min(window.end_line, len(lines)), room)
         if snippet is None or snippet.end_line - snippet.start_line < min(8, WINDOW_LINES):
             continue
         found.append(snippet)
@@ -272,6 +321,12 @@ def _indexed(
         if prepared:
             found.append((file, prepared))
     return found
+
+
+def _split(done: dict[int, list[str]], text: str) -> list[str]:
+    if id(text) not in done:
+        done[id(text)] = file_lines(text)
+    return done[id(text)]
 
 
 def _real(path: str | Path) -> Path:
