@@ -42,7 +42,10 @@ Progress = Callable[[int, int], None]  # files indexed so far, files to index
 HEAD_LINES = 12  # a signature and the start of its docstring; the rest waits for the body pass
 BODY_CANDIDATES = 4  # definitions whose bodies may grow while budget is left
 BODY_SHARE = 4  # a body grows to 1/BODY_SHARE of the budget at most
-OUTLINE_SHARE = 4  # a module's outline takes 1/OUTLINE_SHARE of the budget at most
+HEAD_SHARE = 8  # a signature and docstring take 1/HEAD_SHARE of the budget at most (the signature's first line always)
+MIN_HEAD_TOKENS = 64
+OUTLINE_SHARE = 4  # a module's outline first takes 1/OUTLINE_SHARE of the budget at most...
+OUTLINE_GROWN_SHARE = 2  # ...and, once every head is in, grows to 1/OUTLINE_GROWN_SHARE before bodies grow
 MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
 INDEX_SECONDS = 3  # a first index of a huge tree is built over several calls, each waiting this long at most
@@ -140,7 +143,7 @@ def gather(
             for f in found
         ]  # fmt: skip
     heads = _choose_heads(candidates, room, count, (*(s.text for s in kept_extra), text), budget)
-    chosen = _grow_bodies(heads, room - sum(s.tokens for _, s in heads), count, max(budget // BODY_SHARE, 1))
+    chosen = _grow(heads, room - sum(s.tokens for _, s in heads), count, budget)
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
         indexed = resolver is None  # a language that resolves its imports needs no windows of the whole tree
@@ -205,7 +208,8 @@ def _choose_heads(
                 for start, end in candidate.shown
                 if start <= len(candidate.lines) and not _overlaps(taken, candidate.relative, start, end)
             ]
-            make = lambda n, c=candidate, e=entries: _outline(c, e[:n], count)  # noqa: E731
+            candidate.shown = tuple(entries)
+            make = lambda n, c=candidate: _outline(c, list(c.shown[:n]), count)  # noqa: E731
             snippet = _largest(make, 1, len(entries), min(room, budget // OUTLINE_SHARE)) if entries else None
         else:
             head_end = min(candidate.head_end, candidate.start + HEAD_LINES - 1, len(candidate.lines))
@@ -213,7 +217,8 @@ def _choose_heads(
             if _overlaps(taken, candidate.relative, candidate.start, head_end) or any(first in t for t in shown):
                 continue
             make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
-            snippet = _largest(make, candidate.start, head_end, room)
+            snippet = _largest(make, candidate.start, head_end, min(room, max(budget // HEAD_SHARE, MIN_HEAD_TOKENS)))
+            snippet = snippet or _largest(make, candidate.start, candidate.start, room)
             if snippet is not None:
                 taken.append(snippet)
         if snippet is None:
@@ -223,13 +228,25 @@ def _choose_heads(
     return chosen
 
 
-def _grow_bodies(
-    chosen: list[tuple[_Candidate, ContextSnippet]], room: int, count: Counter, cap: int
+def _grow(
+    chosen: list[tuple[_Candidate, ContextSnippet]], room: int, count: Counter, budget: int
 ) -> list[ContextSnippet]:
-    """The best BODY_CANDIDATES definitions grow towards their last line while budget is left, `cap` tokens each."""
+    """Outlines grow (OUTLINE_GROWN_SHARE of the budget each at most), then the best BODY_CANDIDATES definitions
+    grow towards their last line (BODY_SHARE each at most), while budget is left."""
+    grown_outlines = []
+    for candidate, snippet in chosen:
+        if candidate.kind == "outline" and room > 0:
+            make = lambda n, c=candidate: _outline(c, list(c.shown[:n]), count)  # noqa: E731
+            fits = min(room + snippet.tokens, max(budget // OUTLINE_GROWN_SHARE, snippet.tokens))
+            longer = _largest(make, 1, len(candidate.shown), fits)
+            if longer is not None and longer.end_line > snippet.end_line:
+                room -= longer.tokens - snippet.tokens
+                snippet = longer
+        grown_outlines.append((candidate, snippet))
+    cap = max(budget // BODY_SHARE, 1)
     grown = []
     bodies = 0
-    for candidate, snippet in chosen:
+    for candidate, snippet in grown_outlines:
         if candidate.kind == "definition" and bodies < BODY_CANDIDATES and room > 0:
             bodies += 1
             end = min(candidate.end, len(candidate.lines))

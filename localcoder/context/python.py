@@ -10,7 +10,8 @@ module itself offers an outline (its public top-level names with their signature
 about to write; where the cursor's line already names one of its definitions, the outline is left out.
 
 Scores: a use at distance d lines above the cursor weighs 1/(1+d), below 0.5/(1+d), summed over the uses; a name
-imported and not used yet weighs 1 (it is about to be). Names imported only under `if TYPE_CHECKING:` weigh
+imported and not used yet weighs 1 (it is about to be), LOCAL_IMPORT_WEIGHT when the function around the cursor
+imports it. Names imported only under `if TYPE_CHECKING:` weigh
 TYPE_CHECKING_WEIGHT of that: at run time the code calls other names.
 """
 
@@ -29,6 +30,7 @@ SCAN_LINES_ABOVE = 2000
 SCAN_LINES_BELOW = 500
 TYPE_CHECKING_WEIGHT = 0.2
 MAX_OUTLINES = 3  # modules whose outline is offered, the most used near the cursor first
+LOCAL_IMPORT_WEIGHT = 3  # a name the enclosing function imports and has not used yet: it imported it for this
 STAR_LINES = 300  # with a star import, names this near the cursor are looked up in the star-imported modules
 
 
@@ -91,7 +93,8 @@ class PythonLanguage:
             if seen:
                 uses += [(list(chain), line - view.cursor_line) for line, chain in seen]
             else:  # imported, used nowhere yet: about to be, as if on the cursor's line
-                uses.append(([name], 0))
+                local = 0 < view.function_line < imports[name].line < view.cursor_line  # in the enclosing function
+                uses += [([name], 0)] * (LOCAL_IMPORT_WEIGHT if local else 1)
         if any(key.startswith("*") for key in imports):
             for head, seen in view.uses.items():
                 if head not in imports and head not in shadowed:

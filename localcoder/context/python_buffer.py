@@ -60,6 +60,7 @@ class BufferView:
     bound: set[str]  # def and class names, module-level assignments
     parameters: set[str]  # the enclosing function's parameters and its assignments up to the cursor
     cursor_text: str  # the cursor's line up to the cursor
+    function_line: int  # where the enclosing function starts (0: none within ENCLOSING_LINES)
 
 
 def read_part(text: str, start: int, end: int) -> Part:
@@ -173,7 +174,9 @@ def view_of(key: str, text: str, offset: int) -> BufferView:
             uses.setdefault(head, []).extend((line + shift, chain) for line, chain in found)
         bound |= part.bound
     line_start = text.rfind("\n", 0, offset) + 1
-    return BufferView(cursor_line, imports, uses, bound, _parameters(text, line_start), text[line_start:offset])
+    parameters, above = _parameters(text, line_start)
+    function_line = cursor_line - above if above else 0
+    return BufferView(cursor_line, imports, uses, bound, parameters, text[line_start:offset], function_line)
 
 
 def _line_start(text: str, offset: int, lines: int) -> int:
@@ -196,8 +199,9 @@ def _line_end(text: str, offset: int, lines: int) -> int:
     return position
 
 
-def _parameters(text: str, line_start: int) -> set[str]:
-    """The enclosing function's parameters and the names it assigns above the cursor's line."""
+def _parameters(text: str, line_start: int) -> tuple[set[str], int]:
+    """The enclosing function's parameters and the names it assigns above the cursor's line, and how many lines
+    above the cursor's its `def` is (0: none found)."""
     above = text[_line_start(text, line_start, ENCLOSING_LINES) : line_start].split("\n")
     names: set[str] = set()
     for index in range(len(above) - 1, -1, -1):
@@ -206,5 +210,5 @@ def _parameters(text: str, line_start: int) -> set[str]:
             header = " ".join([match.group(2), *above[index + 1 : index + 6]]).split(")", 1)[0]
             names |= set(re.findall(r"(?:^|,|\(|\*)\s*([A-Za-z_]\w*)", header))
             names |= set(_LOCAL_ASSIGN.findall("\n".join(above[index + 1 :])))
-            break
-    return names
+            return names, len(above) - 1 - index
+    return names, 0

@@ -19,7 +19,7 @@ from localcoder.context.python_buffer import BufferView, read_part
 from localcoder.context.repository import Repository
 
 MAX_REEXPORT_DEPTH = 4
-OUTLINE_SIGNATURE_LINES = 4
+OUTLINE_SIGNATURE_LINES = 2  # a long signature shows its start; the definition shows the rest
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
 
 
@@ -32,6 +32,7 @@ class Target:
     statement: str = ""  # the import as written, for `why`
     type_checking: bool = False  # imported only under `if TYPE_CHECKING:`
     whole: Path | None = None  # `import a.b` binds a, and brings a.b: this is a.b's file
+    line: int = 0  # where the import is (1-based; 0: not in the edited buffer)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class PythonResolver:
         return self.repository.read(module)
 
     def buffer_imports(self, view: BufferView) -> dict[str, Target]:
-        runtime = self._imports([(i.statement, False) for i in view.imports if not i.type_checking], self.path)
-        checking = self._imports([(i.statement, True) for i in view.imports if i.type_checking], self.path)
+        runtime = self._imports([(i.statement, False, i.line) for i in view.imports if not i.type_checking], self.path)
+        checking = self._imports([(i.statement, True, i.line) for i in view.imports if i.type_checking], self.path)
         return {**checking, **runtime}  # a name imported both ways is a run-time name
 
     def module_of(self, chain: list[str], imports: dict[str, Target]) -> tuple[Path, int] | None:
@@ -143,16 +144,16 @@ class PythonResolver:
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            imports = self._imports([(s, False) for _, s, _ in read_part(text, 0, len(text)).imports], module)
+            imports = self._imports([(s, False, 0) for _, s, _ in read_part(text, 0, len(text)).imports], module)
             shaped = _shaped_definitions(module, text)
-            outline = [(n, d.start_line, d.start_line) for n, d in shaped.items() if not n.startswith("_")]
+            outline = [(n, d.start_line, d.start_line) for n, d in shaped.items() if _public(n)]
             return ModuleSummary(shaped, imports, [], outline)
         definitions: dict[str, Definition] = {}
-        statements: list[tuple[ast.stmt, bool]] = []
+        statements: list[tuple[ast.stmt, bool, int]] = []
         outline: list[tuple[str, int, int]] = []
         for node in tree.body:
             if isinstance(node, ast.Import | ast.ImportFrom):
-                statements.append((node, False))
+                statements.append((node, False, 0))
                 continue
             for name, definition in _definitions_of(module, node):
                 definitions[name] = definition
@@ -162,9 +163,9 @@ class PythonResolver:
         named = {k: v for k, v in imports.items() if not k.startswith("*")}
         return ModuleSummary(definitions, named, star, outline)
 
-    def _imports(self, statements: list[tuple[ast.stmt, bool]], module: Path) -> dict[str, Target]:
+    def _imports(self, statements: list[tuple[ast.stmt, bool, int]], module: Path) -> dict[str, Target]:
         found: dict[str, Target] = {}
-        for node, checking in statements:
+        for node, checking, line in statements:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     written = ast.unparse(ast.Import([alias]))
@@ -172,12 +173,12 @@ class PythonResolver:
                     if alias.asname:  # import x.y as z: z is x.y
                         file = self._absolute(parts)
                         if file is not None:
-                            found[alias.asname] = Target(file, None, written, checking)
+                            found[alias.asname] = Target(file, None, written, checking, None, line)
                     else:  # import x.y: x is bound; x.y.f resolves through it
                         file = self._absolute(parts[:1])
                         if file is not None:
                             whole = self._absolute(parts) if len(parts) > 1 else file
-                            found[parts[0]] = Target(file, None, written, checking, whole)
+                            found[parts[0]] = Target(file, None, written, checking, whole, line)
             elif isinstance(node, ast.ImportFrom):
                 parts = node.module.split(".") if node.module else []
                 base = self._relative(module, node.level, parts) if node.level else self._absolute(parts)
@@ -186,9 +187,9 @@ class PythonResolver:
                 for alias in node.names:
                     written = ast.unparse(ast.ImportFrom(node.module, [alias], node.level))
                     if alias.name == "*":
-                        found[f"*{len(found)}"] = Target(base, None, written, checking)
+                        found[f"*{len(found)}"] = Target(base, None, written, checking, None, line)
                     else:
-                        found[alias.asname or alias.name] = Target(base, alias.name, written, checking)
+                        found[alias.asname or alias.name] = Target(base, alias.name, written, checking, None, line)
         return found
 
     def _absolute(self, parts: list[str]) -> Path | None:
@@ -214,12 +215,12 @@ class PythonResolver:
 def _outline_of(node: ast.stmt) -> list[tuple[str, int, int]]:
     """A top-level statement's entry in its module's outline: a public name and the lines of its signature."""
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        if node.name.startswith("_"):
+        if not _public(node.name):
             return []
         end = max(node.lineno, node.body[0].lineno - 1) if node.body else node.lineno
         return [(node.name, node.lineno, min(end, node.lineno + OUTLINE_SIGNATURE_LINES - 1))]
     targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-    names = [t.id for t in targets if isinstance(t, ast.Name) and not t.id.startswith("_")]
+    names = [t.id for t in targets if isinstance(t, ast.Name) and _public(t.id)]
     return [(names[0], node.lineno, node.lineno)] if names else []
 
 
@@ -284,3 +285,8 @@ def _source_roots(repository: Repository, path: Path) -> list[Path]:
     if folder not in roots and (folder == root or root in folder.parents):
         roots.append(folder)
     return roots
+
+
+def _public(name: str) -> bool:
+    """Worth an outline's line: not private; `__version__` and the like are, `__all__` is not."""
+    return not name.startswith("_") or (name.startswith("__") and name.endswith("__") and name != "__all__")
