@@ -42,9 +42,10 @@ Progress = Callable[[int, int], None]  # files indexed so far, files to index
 HEAD_LINES = 12  # a signature and the start of its docstring; the rest waits for the body pass
 BODY_CANDIDATES = 4  # definitions whose bodies may grow while budget is left
 BODY_SHARE = 4  # a body grows to 1/BODY_SHARE of the budget at most
-HEAD_SHARE = 8  # a signature and docstring take 1/HEAD_SHARE of the budget at most (the signature's first line always)
-MIN_HEAD_TOKENS = 64
-OUTLINE_SHARE = 4  # a module's outline first takes 1/OUTLINE_SHARE of the budget at most...
+HEAD_SHARE = 32  # a head first takes 1/HEAD_SHARE of the budget at most (the signature's first line always)...
+MIN_HEAD_TOKENS = 32
+DOC_SHARE = 16  # ...and, once every head is in, grows to its whole signature and docstring, 1/DOC_SHARE at most
+OUTLINE_SHARE = 8  # a module's outline first takes 1/OUTLINE_SHARE of the budget at most...
 OUTLINE_GROWN_SHARE = 2  # ...and, once every head is in, grows to 1/OUTLINE_GROWN_SHARE before bodies grow
 MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
@@ -212,7 +213,7 @@ def _choose_heads(
             make = lambda n, c=candidate: _outline(c, list(c.shown[:n]), count)  # noqa: E731
             snippet = _largest(make, 1, len(entries), min(room, budget // OUTLINE_SHARE)) if entries else None
         else:
-            head_end = min(candidate.head_end, candidate.start + HEAD_LINES - 1, len(candidate.lines))
+            head_end = _head_end(candidate)
             first = "\n".join(candidate.lines[candidate.start - 1 : head_end])
             if _overlaps(taken, candidate.relative, candidate.start, head_end) or any(first in t for t in shown):
                 continue
@@ -231,33 +232,35 @@ def _choose_heads(
 def _grow(
     chosen: list[tuple[_Candidate, ContextSnippet]], room: int, count: Counter, budget: int
 ) -> list[ContextSnippet]:
-    """Outlines grow (OUTLINE_GROWN_SHARE of the budget each at most), then the best BODY_CANDIDATES definitions
-    grow towards their last line (BODY_SHARE each at most), while budget is left."""
-    grown_outlines = []
-    for candidate, snippet in chosen:
-        if candidate.kind == "outline" and room > 0:
-            make = lambda n, c=candidate: _outline(c, list(c.shown[:n]), count)  # noqa: E731
-            fits = min(room + snippet.tokens, max(budget // OUTLINE_GROWN_SHARE, snippet.tokens))
-            longer = _largest(make, 1, len(candidate.shown), fits)
+    """While budget is left, in rank order: outlines grow (to OUTLINE_GROWN_SHARE of the budget each), then heads
+    to their whole signature and docstring (DOC_SHARE each), then the best BODY_CANDIDATES definitions towards
+    their last line (BODY_SHARE each)."""
+    grown = list(chosen)
+    every = len(grown)
+    passes = [("outline", every, OUTLINE_GROWN_SHARE), ("doc", every, DOC_SHARE), ("body", BODY_CANDIDATES, BODY_SHARE)]
+    for kind, most, share in passes:
+        done = 0
+        for place, (candidate, snippet) in enumerate(grown):
+            if room <= 0 or done >= most or candidate.kind != ("outline" if kind == "outline" else "definition"):
+                continue
+            done += 1
+            if kind == "outline":
+                make = lambda n, c=candidate: _outline(c, list(c.shown[:n]), count)  # noqa: E731
+                low, high = 1, len(candidate.shown)
+            else:
+                make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
+                last = _head_end(candidate) if kind == "doc" else min(candidate.end, len(candidate.lines))
+                low, high = snippet.end_line, last
+            fits = min(room + snippet.tokens, max(budget // share, snippet.tokens))
+            longer = _largest(make, low, high, fits) if low < high or kind == "outline" else None
             if longer is not None and longer.end_line > snippet.end_line:
                 room -= longer.tokens - snippet.tokens
-                snippet = longer
-        grown_outlines.append((candidate, snippet))
-    cap = max(budget // BODY_SHARE, 1)
-    grown = []
-    bodies = 0
-    for candidate, snippet in grown_outlines:
-        if candidate.kind == "definition" and bodies < BODY_CANDIDATES and room > 0:
-            bodies += 1
-            end = min(candidate.end, len(candidate.lines))
-            make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
-            fits = min(room + snippet.tokens, max(cap, snippet.tokens))
-            longer = _largest(make, snippet.end_line, end, fits) if snippet.end_line < end else None
-            if longer is not None and longer.end_line > snippet.end_line:
-                room -= longer.tokens - snippet.tokens
-                snippet = longer
-        grown.append(snippet)
-    return grown
+                grown[place] = (candidate, longer)
+    return [snippet for _, snippet in grown]
+
+
+def _head_end(candidate: _Candidate) -> int:
+    return min(candidate.head_end, candidate.start + HEAD_LINES - 1, len(candidate.lines))
 
 
 def _windows(
