@@ -197,9 +197,11 @@ def test_the_buffer_reading_kept_between_keystrokes_equals_a_fresh_one(tmp_path:
     for number, edited in enumerate(edits):
         at = offset + 7 if number == 0 else offset + 1
         kept, fresh = view_of("kept", edited, at), view_of(f"fresh{number}", edited, at)
-        assert kept.cursor_line == fresh.cursor_line and kept.uses == fresh.uses and kept.bound == fresh.bound
+        uses = {head: kept.uses_of(head) for head in kept.heads()}
+        assert uses == {head: fresh.uses_of(head) for head in fresh.heads()} and kept.heads() == fresh.heads()
+        assert kept.cursor_line == fresh.cursor_line and kept.bound == fresh.bound
         assert [(i.line, i.type_checking) for i in kept.imports] == [(i.line, i.type_checking) for i in fresh.imports]
-        assert kept.parameters == fresh.parameters == {"a", "b", "c"} and kept.uses["nodes"]
+        assert kept.parameters == fresh.parameters == {"a", "b", "c"} and kept.uses_of("nodes")
 
 
 def test_complete_json_carries_ranks(tmp_path: Path) -> None:

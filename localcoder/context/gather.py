@@ -138,12 +138,13 @@ def gather(
     if resolver is not None:
         found = resolver.candidates(repository, edited, text, offset, overlay, deadline)
         lines: dict[int, list[str]] = {}  # one split per file text, however many definitions it holds
+        names = {path: repository.relative(path) for path in {f.path for f in found}}
         candidates = [
-            _Candidate(f.score, f.path, repository.relative(f.path), _split(lines, f.text), f.start_line, f.head_end,
+            _Candidate(f.score, f.path, names[f.path], _split(lines, f.text), f.start_line, f.head_end,
                        f.end_line, f.why, f.kind, f.shown)
             for f in found
         ]  # fmt: skip
-    heads = _choose_heads(candidates, room, count, (*(s.text for s in kept_extra), text), budget)
+    heads = _choose_heads(candidates, room, count, tuple(s.text for s in kept_extra), budget)
     chosen = _grow(heads, room - sum(s.tokens for _, s in heads), count, budget)
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:

@@ -89,17 +89,16 @@ class PythonLanguage:
         for name in imports:
             if name.startswith("*") or name in shadowed:
                 continue
-            seen = view.uses.get(name)
+            seen = view.uses_of(name)
             if seen:
                 uses += [(list(chain), line - view.cursor_line) for line, chain in seen]
             else:  # imported, used nowhere yet: about to be, as if on the cursor's line
                 local = 0 < view.function_line < imports[name].line < view.cursor_line  # in the enclosing function
                 uses += [([name], 0)] * (LOCAL_IMPORT_WEIGHT if local else 1)
         if any(key.startswith("*") for key in imports):
-            for head, seen in view.uses.items():
-                if head not in imports and head not in shadowed:
-                    cursor = view.cursor_line
-                    uses += [(list(c), n - cursor) for n, c in seen if abs(n - cursor) <= STAR_LINES]
+            for head in view.heads() - imports.keys() - shadowed:
+                cursor = view.cursor_line
+                uses += [(list(c), n - cursor) for n, c in view.uses_of(head) if abs(n - cursor) <= STAR_LINES]
         scores: dict[tuple[Path, int], float] = {}
         found: dict[tuple[Path, int], tuple[Definition, str]] = {}
         modules: dict[Path, tuple[float, Target]] = {}
@@ -135,7 +134,7 @@ class PythonLanguage:
                 start, head_end, end = definition.start_line, definition.head_end, definition.end_line
                 candidates.append(Found(score, definition.path, source, start, head_end, end, f"definition of {why}"))
         candidates += self._outlines(resolver, view, imports, modules, deadline)
-        candidates.sort(key=lambda c: (-c.score, repository.relative(c.path), c.start_line))
+        candidates.sort(key=lambda c: (-c.score, resolver.relative(c.path), c.start_line))
         return candidates
 
     def _outlines(
@@ -149,11 +148,10 @@ class PythonLanguage:
         """The outlines of the modules most used near the cursor (by `m.N`), unless its line already names one
         of their definitions; after `m.` or `m.pre` on the cursor's line, that module's names (starting `pre`)."""
         named: set[Path] = set()  # modules one of whose names the cursor's line already holds
-        for head, seen in view.uses.items():
-            for line, chain in seen if head in imports else ():
-                reached = resolver.module_of(list(chain), imports) if line == view.cursor_line else None
-                if reached is not None and reached[1] < len(chain) and resolver.resolve(list(chain), imports):
-                    named.add(reached[0])
+        for chain in view.on_cursor_line():
+            reached = resolver.module_of(list(chain), imports) if chain[0] in imports else None
+            if reached is not None and reached[1] < len(chain) and resolver.resolve(list(chain), imports):
+                named.add(reached[0])
         ranked = [(m, s) for m, (s, _) in sorted(modules.items(), key=lambda m: -m[1][0]) if m not in named]
         prefix = ""
         typed = _TYPED_ATTRIBUTE.search(view.cursor_text)
@@ -169,7 +167,7 @@ class PythonLanguage:
             entries = [(s, e) for n, s, e in summary.outline if n.startswith(prefix)] if summary else []
             if source is None or not entries:
                 continue
-            why = f"outline of {resolver.repository.relative(module)}: its public names"
+            why = f"outline of {resolver.relative(module)}: its public names"
             found.append(Found(score, module, source, entries[0][0], entries[0][1], entries[-1][1], why, "outline",
                                tuple(entries)))  # fmt: skip
         return found

@@ -56,11 +56,23 @@ class BufferView:
 
     cursor_line: int
     imports: list[ImportLine]
-    uses: dict[str, list[tuple[int, tuple[str, ...]]]]  # head -> (line, chain), outside import statements
     bound: set[str]  # def and class names, module-level assignments
     parameters: set[str]  # the enclosing function's parameters and its assignments up to the cursor
     cursor_text: str  # the cursor's line up to the cursor
     function_line: int  # where the enclosing function starts (0: none within ENCLOSING_LINES)
+    parts: tuple[tuple[Part, int], ...]  # above, around the cursor, below; each with the lines before it
+
+    def uses_of(self, head: str) -> list[tuple[int, tuple[str, ...]]]:
+        """Where the buffer uses `head` (outside import statements): each line and dotted name, in line order;
+        looked up per name, so a keystroke costs the uses of the names imported, not every name of the buffer."""
+        return [(line + shift, chain) for part, shift in self.parts for line, chain in part.uses.get(head, ())]
+
+    def heads(self) -> set[str]:
+        return {head for part, _ in self.parts for head in part.uses}
+
+    def on_cursor_line(self) -> list[tuple[str, ...]]:
+        center, shift = self.parts[1]
+        return [c for found in center.uses.values() for line, c in found if line + shift == self.cursor_line]
 
 
 def read_part(text: str, start: int, end: int) -> Part:
@@ -163,20 +175,17 @@ def view_of(key: str, text: str, offset: int) -> BufferView:
             _KEPT.move_to_end(key)
     assert kept is not None
     center = read_part(text, *middle)
-    parts = [(kept.head_part, 0), (center, kept.head_part.lines - 1)]
-    parts.append((kept.tail_part, kept.head_part.lines + center.lines - 2))
+    parts = ((kept.head_part, 0), (center, kept.head_part.lines - 1))
+    parts += ((kept.tail_part, kept.head_part.lines + center.lines - 2),)
     imports: list[ImportLine] = []
-    uses: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
     bound: set[str] = set()
     for part, shift in parts:
         imports += [ImportLine(line + shift, statement, tc) for line, statement, tc in part.imports]
-        for head, found in part.uses.items():
-            uses.setdefault(head, []).extend((line + shift, chain) for line, chain in found)
         bound |= part.bound
     line_start = text.rfind("\n", 0, offset) + 1
     parameters, above = _parameters(text, line_start)
     function_line = cursor_line - above if above else 0
-    return BufferView(cursor_line, imports, uses, bound, parameters, text[line_start:offset], function_line)
+    return BufferView(cursor_line, imports, bound, parameters, text[line_start:offset], function_line, parts)
 
 
 def _line_start(text: str, offset: int, lines: int) -> int:

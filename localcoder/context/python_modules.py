@@ -12,13 +12,21 @@ from __future__ import annotations
 import ast
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from localcoder.context.python_buffer import BufferView, read_part
 from localcoder.context.repository import Repository
 
+T = TypeVar("T")
+
 MAX_REEXPORT_DEPTH = 4
+FRESH_SECONDS = 2.0
+MAX_FRESH = 50_000
+_FRESH: dict[tuple[object, ...], tuple[float, object]] = {}
 OUTLINE_SIGNATURE_LINES = 2  # a long signature shows its start; the definition shows the rest
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
 
@@ -60,11 +68,20 @@ class PythonResolver:
         self.path = Path(os.path.realpath(path))
         self.roots = _source_roots(repository, self.path)
         self.overlay = overlay or {}  # open documents (resolved path -> text): their text wins over the disk
+        self.texts: dict[Path, str | None] = {}  # read once per request
+        self.summaries: dict[Path, ModuleSummary | None] = {}
+
+    def allowed(self, path: Path) -> Path | None:
+        """`Repository.allowed`, remembered for FRESH_SECONDS: every keystroke asks about the same modules."""
+        return _fresh(("allowed", self.repository.real_root, path), lambda: self.repository.allowed(path))
 
     def text_of(self, module: Path) -> str | None:
-        if module in self.overlay and self.repository.allowed(module) is not None:
-            return self.overlay[module]
-        return self.repository.read(module)
+        if module not in self.texts:
+            if module in self.overlay and self.allowed(module) is not None:
+                self.texts[module] = self.overlay[module]
+            else:
+                self.texts[module] = self.repository.read(module)
+        return self.texts[module]
 
     def buffer_imports(self, view: BufferView) -> dict[str, Target]:
         runtime = self._imports([(i.statement, False, i.line) for i in view.imports if not i.type_checking], self.path)
@@ -79,13 +96,13 @@ class PythonResolver:
         module = target.module
         if target.name is not None:
             sub = _submodule(module, target.name)
-            if sub is None or self.repository.allowed(sub) is None:
+            if sub is None or self.allowed(sub) is None:
                 return None
             module = sub
         used = 1
         for part in chain[1:]:
             sub = _submodule(module, part)
-            if sub is None or self.repository.allowed(sub) is None:
+            if sub is None or self.allowed(sub) is None:
                 break
             module, used = sub, used + 1
         return module, used
@@ -133,12 +150,19 @@ class PythonResolver:
         return None
 
     def summary(self, module: Path) -> ModuleSummary | None:
-        text = self.text_of(module)
-        if text is None:
-            return None
-        if module in self.overlay:
-            return self._summarize(module, text)
-        return self.repository.memo(("python", module), lambda: self._summarize(module, text))
+        if module not in self.summaries:
+            text = self.text_of(module)
+            if text is None:
+                self.summaries[module] = None
+            elif module in self.overlay:
+                self.summaries[module] = self._summarize(module, text)
+            else:
+                make = lambda: self._summarize(module, text)  # noqa: E731
+                self.summaries[module] = self.repository.memo(("python", module), make)
+        return self.summaries[module]
+
+    def relative(self, path: Path) -> str:
+        return _fresh(("relative", self.repository.real_root, path), lambda: self.repository.relative(path))
 
     def _summarize(self, module: Path, text: str) -> ModuleSummary:
         try:
@@ -195,12 +219,12 @@ class PythonResolver:
     def _absolute(self, parts: list[str]) -> Path | None:
         for base in self.roots:
             file = _module_file(base, parts)
-            if file is not None and self.repository.allowed(file) is not None:
+            if file is not None and self.allowed(file) is not None:
                 return file
         root = self.repository.real_root
         if parts and parts[0] == root.name and (root / "__init__.py").is_file():
             file = _module_file(root, parts[1:])  # the root is itself the package (an installed one, say)
-            if file is not None and self.repository.allowed(file) is not None:
+            if file is not None and self.allowed(file) is not None:
                 return file
         return None
 
@@ -209,7 +233,7 @@ class PythonResolver:
         for _ in range(level - 1):
             package = package.parent
         file = _module_file(package, parts)
-        return file if file is not None and self.repository.allowed(file) is not None else None
+        return file if file is not None and self.allowed(file) is not None else None
 
 
 def _outline_of(node: ast.stmt) -> list[tuple[str, int, int]]:
@@ -258,7 +282,24 @@ def _shaped_definitions(module: Path, text: str) -> dict[str, Definition]:
     return found
 
 
+def _fresh(key: tuple[object, ...], make: Callable[[], T]) -> T:
+    """`make()`, remembered for FRESH_SECONDS (what the file system says of a path: a new file is seen that late)."""
+    now = time.monotonic()
+    kept = _FRESH.get(key)
+    if kept is not None and now - kept[0] < FRESH_SECONDS:
+        return kept[1]  # type: ignore[no-any-return]
+    value = make()
+    if len(_FRESH) > MAX_FRESH:
+        _FRESH.clear()
+    _FRESH[key] = (now, value)
+    return value
+
+
 def _module_file(base: Path, parts: list[str]) -> Path | None:
+    return _fresh(("module", base, *parts), lambda: _find_module_file(base, parts))
+
+
+def _find_module_file(base: Path, parts: list[str]) -> Path | None:
     folder = base.joinpath(*parts)
     if (folder / "__init__.py").is_file():
         return folder / "__init__.py"
