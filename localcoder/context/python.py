@@ -99,32 +99,30 @@ class PythonLanguage:
             for head in view.heads() - imports.keys() - shadowed:
                 cursor = view.cursor_line
                 uses += [(list(c), n - cursor) for n, c in view.uses_of(head) if abs(n - cursor) <= STAR_LINES]
+        weights: dict[tuple[str, ...], list[float]] = {}  # each dotted name: its summed weight, how many uses
+        for chain, distance in uses:
+            entry = weights.setdefault(tuple(chain), [0.0, 0])
+            entry[0] += _weight(distance)
+            entry[1] += 1
         scores: dict[tuple[Path, int], float] = {}
         found: dict[tuple[Path, int], tuple[Definition, str]] = {}
         modules: dict[Path, tuple[float, Target]] = {}
-        resolved: dict[tuple[str, ...], tuple[Definition, Target] | None] = {}
-        reaches: dict[tuple[str, ...], tuple[Path, int] | None] = {}
-        for number, (chain, distance) in enumerate(uses):
+        for number, (key, (weight, count)) in enumerate(weights.items()):
             if number % 32 == 0 and deadline.expired():
                 break
+            chain = list(key)
             target = imports.get(chain[0])
-            weight = _weight(distance) * (TYPE_CHECKING_WEIGHT if target and target.type_checking else 1.0)
-            key = tuple(chain)
-            if target is not None:
-                if key not in reaches:
-                    reaches[key] = resolver.module_of(chain, imports)
-                reached = reaches[key]
-                if reached is not None:
-                    module = reached[0] if reached[1] < len(chain) or target.whole is None else target.whole
-                    modules[module] = (modules.get(module, (0.0, target))[0] + weight, target)
-            if key not in resolved:
-                resolved[key] = resolver.resolve(chain, imports)
-            hit = resolved[key]
+            weight *= TYPE_CHECKING_WEIGHT if target and target.type_checking else 1.0
+            reached = resolver.module_of(chain, imports) if target is not None else None
+            if target is not None and reached is not None:
+                module = reached[0] if reached[1] < len(chain) or target.whole is None else target.whole
+                modules[module] = (modules.get(module, (0.0, target))[0] + weight, target)
+            hit = resolver.resolve(chain, imports)
             if hit is None or hit[0].path == resolver.path:
                 continue
             definition, via = hit
             where = (definition.path, definition.start_line)
-            scores[where] = scores.get(where, 0.0) + weight + (1.0 if definition.path in resolver.overlay else 0.0)
+            scores[where] = scores.get(where, 0.0) + weight + (count if definition.path in resolver.overlay else 0.0)
             found.setdefault(where, (definition, f"{'.'.join(chain)}: {via.statement}"))
         candidates = []
         for where, score in scores.items():
