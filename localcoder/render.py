@@ -315,7 +315,8 @@ def render_models(console: Console, document: dict[str, Any]) -> None:
 def render_context(console: Console, context: RepoContext) -> None:
     """`context`'s result: each snippet as the prompt shows it, under a line saying where it is from and why."""
     for snippet in context.snippets:
-        where = f"{snippet.path}:{snippet.start_line}-{snippet.end_line}  #{snippet.rank}  {snippet.tokens} tokens  {snippet.why}"
+        lines = f"{snippet.path}:{snippet.start_line}-{snippet.end_line}"
+        where = f"{lines}  #{snippet.rank}  {snippet.tokens} tokens  {snippet.why}"
         console.print(plain(where, "bold"), soft_wrap=True)
         print_untrusted(console, snippet.text)
         console.print()

@@ -4,7 +4,6 @@ windows and the buffer reading kept between keystrokes."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -204,8 +203,8 @@ def test_the_buffer_reading_kept_between_keystrokes_equals_a_fresh_one(tmp_path:
         assert kept.parameters == fresh.parameters == {"a", "b", "c"} and kept.uses_of("nodes")
 
 
-def test_complete_json_carries_ranks(tmp_path: Path) -> None:
+def test_the_context_command_lists_the_outline_with_its_kind_and_rank(tmp_path: Path) -> None:
     root = make_repo(tmp_path)
     (root / "pkg" / "app.py").write_text("from . import nodes\n\n\n")
-    shown = json.loads(localcoder("context", f"{root / 'pkg' / 'app.py'}:3", "--json").stdout)
+    shown = checked_document("context", localcoder("context", f"{root / 'pkg' / 'app.py'}:3", "--json").stdout)
     assert [(s["kind"], s["rank"]) for s in shown["snippets"]] == [("outline", 1)]
