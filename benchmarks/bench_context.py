@@ -200,7 +200,11 @@ def cold_and_warm(runs: int) -> list[Case]:
         gather(file, text, offset, budget=1024)
         warm.append(time.perf_counter() - started)
     print(f"\nrepository: all thirteen trees in one git repository ({len(files)} files)")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "localcoder", "context", "--help"], capture_output=True, env=env, check=True)
+    startup = time.perf_counter() - started
     print(f"  localcoder context, cold:   median {statistics.median(cold):.2f} s over {len(cold)}")
+    print(f"  of which start-up alone (localcoder context --help): {startup:.2f} s")
     print(f"  gather() warm, one process: median {statistics.median(warm) * 1000:.1f} ms over {len(warm)}")
     return cases
 

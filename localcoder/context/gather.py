@@ -45,7 +45,7 @@ BODY_SHARE = 4  # a body grows to 1/BODY_SHARE of the budget at most
 HEAD_SHARE = 32  # a head first takes 1/HEAD_SHARE of the budget at most (the signature's first line always)...
 MIN_HEAD_TOKENS = 32
 DOC_SHARE = 16  # ...and, once every head is in, grows to its whole signature and docstring, 1/DOC_SHARE at most
-OUTLINE_SHARE = 8  # a module's outline first takes 1/OUTLINE_SHARE of the budget at most...
+OUTLINE_SHARE = 3  # a module's outline first takes 1/OUTLINE_SHARE of the budget at most...
 OUTLINE_GROWN_SHARE = 2  # ...and, once every head is in, grows to 1/OUTLINE_GROWN_SHARE before bodies grow
 MIN_WINDOW_TOKENS = 48
 MAX_WINDOW_FILES = 20_000
@@ -177,6 +177,8 @@ def _snippet(candidate: _Candidate, end: int, count: Counter) -> ContextSnippet:
 
 
 def _outline(candidate: _Candidate, entries: list[tuple[int, int]], count: Counter) -> ContextSnippet:
+    """The outline's first `entries` (those to keep first), shown in file order."""
+    entries = sorted(entries)
     text = "\n".join("\n".join(candidate.lines[start - 1 : end]) for start, end in entries)
     tokens = count(render(Snippet(text, candidate.relative)))
     start, end = entries[0][0], entries[-1][1]
@@ -199,10 +201,12 @@ def _largest(make: Callable[[int], ContextSnippet], low: int, high: int, room: i
 def _choose_heads(
     candidates: list[_Candidate], room: int, count: Counter, shown: tuple[str, ...], budget: int
 ) -> list[tuple[_Candidate, ContextSnippet]]:
-    """Each candidate's signature and docstring (its first HEAD_LINES lines at most), or an outline's first
-    entries, best first, while they fit; nothing `shown` (the buffer, the editor's chunks) already holds."""
+    """Each candidate's head (its signature, the start of its docstring), or an outline's first entries, best
+    first, while they fit; nothing `shown` (the editor's chunks) already holds. A definition ranked below its
+    module's outline is left to the outline (its signature is one of the outline's entries, which grow later)."""
     chosen: list[tuple[_Candidate, ContextSnippet]] = []
     taken: list[ContextSnippet] = []  # definitions: what an outline need not repeat, nor a definition overlap
+    outlined: list[ContextSnippet] = []  # every entry of the outlines chosen so far
     for candidate in candidates:
         if candidate.kind == "outline":
             entries = [
@@ -213,10 +217,14 @@ def _choose_heads(
             candidate.shown = tuple(entries)
             make = lambda n, c=candidate: _outline(c, list(c.shown[:n]), count)  # noqa: E731
             snippet = _largest(make, 1, len(entries), min(room, budget // OUTLINE_SHARE)) if entries else None
+            if snippet is not None:
+                outlined += [replace(snippet, start_line=s, end_line=e) for s, e in entries]
         else:
             head_end = _head_end(candidate)
             first = "\n".join(candidate.lines[candidate.start - 1 : head_end])
-            if _overlaps(taken, candidate.relative, candidate.start, head_end) or any(first in t for t in shown):
+            if _overlaps(taken + outlined, candidate.relative, candidate.start, head_end) or any(
+                first in t for t in shown
+            ):
                 continue
             make = lambda end, c=candidate: _snippet(c, end, count)  # noqa: E731
             snippet = _largest(make, candidate.start, head_end, min(room, max(budget // HEAD_SHARE, MIN_HEAD_TOKENS)))

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from localcoder.context.python_buffer import BufferView, view_of
-from localcoder.context.python_modules import Definition, PythonResolver, Target
+from localcoder.context.python_modules import Definition, ModuleSummary, PythonResolver, Target
 from localcoder.context.repository import Repository
 from localcoder.context.resolver import Deadline, Found, register
 
@@ -29,6 +29,7 @@ MAX_SCAN_CHARS = 1 << 20  # a larger buffer is read around the cursor only
 SCAN_LINES_ABOVE = 2000
 SCAN_LINES_BELOW = 500
 TYPE_CHECKING_WEIGHT = 0.2
+OUTLINE_WEIGHT = 0.5  # of the module's summed uses: the names used nearest come before the module's outline
 MAX_OUTLINES = 3  # modules whose outline is offered, the most used near the cursor first
 LOCAL_IMPORT_WEIGHT = 3  # a name the enclosing function imports and has not used yet: it imported it for this
 STAR_LINES = 300  # with a star import, names this near the cursor are looked up in the star-imported modules
@@ -131,7 +132,8 @@ class PythonLanguage:
             if source is not None:
                 start, head_end, end = definition.start_line, definition.head_end, definition.end_line
                 candidates.append(Found(score, definition.path, source, start, head_end, end, f"definition of {why}"))
-        candidates += self._outlines(resolver, view, imports, modules, deadline)
+        used = {(c.path, c.start_line): c.score for c in candidates}
+        candidates += self._outlines(resolver, view, imports, modules, used, deadline)
         candidates.sort(key=lambda c: (-c.score, resolver.relative(c.path), c.start_line))
         return candidates
 
@@ -141,6 +143,7 @@ class PythonLanguage:
         view: BufferView,
         imports: dict[str, Target],
         modules: dict[Path, tuple[float, Target]],
+        used: dict[tuple[Path, int], float],
         deadline: Deadline,
     ) -> list[Found]:
         """The outlines of the modules most used near the cursor (by `m.N`), unless its line already names one
@@ -163,12 +166,21 @@ class PythonLanguage:
             summary = resolver.summary(module) if not deadline.expired() and module != resolver.path else None
             source = resolver.text_of(module) if summary is not None else None
             entries = [(s, e) for n, s, e in summary.outline if n.startswith(prefix)] if summary else []
+            # Kept first when the budget cannot show them all: the names the buffer uses, the nearest first.
+            entries.sort(key=lambda entry: -used.get((module, _start(summary, entry[0])), 0.0))
             if source is None or not entries:
                 continue
             why = f"outline of {resolver.relative(module)}: its public names"
-            found.append(Found(score, module, source, entries[0][0], entries[0][1], entries[-1][1], why, "outline",
-                               tuple(entries)))  # fmt: skip
+            first, last = min(s for s, _ in entries), max(e for _, e in entries)
+            shown = tuple(entries)
+            found.append(Found(score * OUTLINE_WEIGHT, module, source, first, first, last, why, "outline", shown))
         return found
+
+
+def _start(summary: ModuleSummary | None, line: int) -> int:
+    """The first line (decorators included) of the definition whose name is on `line`: how candidates are keyed."""
+    starts = summary.starts if summary is not None else {}
+    return starts.get(line, line)
 
 
 register(PythonLanguage())

@@ -58,6 +58,7 @@ class ModuleSummary:
     imports: dict[str, Target]
     star: list[Path]
     outline: list[tuple[str, int, int]] = field(default_factory=list)  # public top-level name, its signature lines
+    starts: dict[int, int] = field(default_factory=dict)  # an outline entry's line -> its definition's first line
 
 
 class PythonResolver:
@@ -185,7 +186,8 @@ class PythonResolver:
         imports = self._imports(statements, module)
         star = [t.module for key, t in imports.items() if key.startswith("*")]
         named = {k: v for k, v in imports.items() if not k.startswith("*")}
-        return ModuleSummary(definitions, named, star, outline)
+        starts = {line: definitions[name].start_line for name, line, _ in outline if name in definitions}
+        return ModuleSummary(definitions, named, star, outline, starts)
 
     def _imports(self, statements: list[tuple[ast.stmt, bool, int]], module: Path) -> dict[str, Target]:
         found: dict[str, Target] = {}
