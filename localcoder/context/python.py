@@ -11,8 +11,10 @@ about to write; where the cursor's line already names one of its definitions, th
 
 Scores: a use at distance d lines above the cursor weighs 1/(1+d), below 0.5/(1+d), summed over the uses; a name
 imported and not used yet weighs 1 (it is about to be), LOCAL_IMPORT_WEIGHT when the function around the cursor
-imports it. Names imported only under `if TYPE_CHECKING:` weigh
-TYPE_CHECKING_WEIGHT of that: at run time the code calls other names.
+imports it. Names imported only under `if TYPE_CHECKING:` weigh TYPE_CHECKING_WEIGHT of that: at run time the code
+calls other names. An outline weighs OUTLINE_WEIGHT of its module's summed uses, so the names used nearest come
+first; it keeps the names the buffer uses first when its share of the budget cannot show them all. Tuned on half
+of bench-context's packages only: recall@1024 93% there, 88% on the held-out half (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
