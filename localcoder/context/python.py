@@ -34,6 +34,7 @@ TYPE_CHECKING_WEIGHT = 0.2
 OUTLINE_WEIGHT = 0.5  # of the module's summed uses: the names used nearest come before the module's outline
 MAX_OUTLINES = 3  # modules whose outline is offered, the most used near the cursor first
 LOCAL_IMPORT_WEIGHT = 3  # a name the enclosing function imports and has not used yet: it imported it for this
+USE_LINES = 2000  # uses farther from the cursor weigh under 1/2000 each: left out
 STAR_LINES = 300  # with a star import, names this near the cursor are looked up in the star-imported modules
 
 
@@ -92,10 +93,10 @@ class PythonLanguage:
         for name in imports:
             if name.startswith("*") or name in shadowed:
                 continue
-            seen = view.uses_of(name)
+            seen, anywhere = view.uses_near(name, USE_LINES)
             if seen:
                 uses += [(list(chain), line - view.cursor_line) for line, chain in seen]
-            else:  # imported, used nowhere yet: about to be, as if on the cursor's line
+            elif not anywhere:  # imported, used nowhere yet: about to be, as if on the cursor's line
                 local = 0 < view.function_line < imports[name].line < view.cursor_line  # in the enclosing function
                 uses += [([name], 0)] * (LOCAL_IMPORT_WEIGHT if local else 1)
         if any(key.startswith("*") for key in imports):
