@@ -16,7 +16,9 @@ budget is full), in the same run. Then the cold `localcoder context` command (a 
 one git repository holding all thirteen trees (about 3,500 files), the same calls warm in one process, and the
 cost of a keystroke: a line typed one character at a time in a real module (warm `gather()` per keystroke), and in
 that module repeated to 15,000 lines; inside a running `localcoder serve` too (its POST /infill reports the context
-stage's own time; a random-weight model of the bench shape, built once into --dir; --no-serve skips it).
+stage's own time; a random-weight model of the bench shape, built once into --dir; --no-serve skips it). Last,
+the windows' path (other languages: no imports to follow) on a git copy of an installed C++ header tree (--headers,
+torch's by default), cold with its on-disk index and warm.
 """
 
 from __future__ import annotations
@@ -274,6 +276,42 @@ def served_context_ms(file: Path, trace: list[tuple[str, int]], gguf: Path) -> l
     return times[1:]
 
 
+def other_language(folder: Path, suffix: str, runs: int) -> None:
+    """The windows' path (no imports to follow): cold CLI calls on a git copy of `folder`, the first one building
+    the on-disk index, the next ones reading it; then warm calls in one process."""
+    import random
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        repo = Path(scratch) / folder.name
+        shutil.copytree(folder, repo)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+        files = sorted(repo.rglob(f"*{suffix}"))
+        picked = random.Random(2).sample(files, min(runs, len(files)))
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "LOCALCODER_HOME": scratch}
+        cold = []
+        for file in picked:
+            line = max(1, file.read_text(encoding="utf-8", errors="replace").count("\n") // 2)
+            command = [sys.executable, "-m", "localcoder", "context", f"{file}:{line}", "--json", "--budget", "1024"]
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, env=env, check=False)
+            cold.append(time.perf_counter() - started)
+            assert done.returncode == 0, done.stderr
+        os.environ["LOCALCODER_HOME"] = scratch
+        buffers = [(file, file.read_text(encoding="utf-8", errors="replace")) for file in picked]
+        warm = []
+        for file, text in buffers * 2:
+            started = time.perf_counter()
+            gather(file, text, len(text) // 2, budget=1024)
+            warm.append(time.perf_counter() - started)
+        print(f"\nother languages: a git copy of {folder.name} ({len(files)} {suffix} files), windows from the index")
+        print(f"  localcoder context, first (builds the index): {cold[0]:.2f} s")
+        print(f"  localcoder context, cold, index on disk:      median {statistics.median(cold[1:]):.2f} s")
+        warm_ms = statistics.median(warm[len(buffers) :]) * 1000
+        print(f"  gather() warm, one process:                   median {warm_ms:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=30, help="cases per package")
@@ -283,6 +321,10 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true", help="recall only: no cold, warm or keystroke timings")
     parser.add_argument("--no-serve", action="store_true", help="skip the timing inside serve (needs no model)")
     parser.add_argument("--dir", type=Path, default=Path("bench-out"), help="where the bench model is kept")
+    site = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    parser.add_argument(
+        "--headers", type=Path, default=site / "torch/include/torch", help="a C++ tree for the windows' path"
+    )
     args = parser.parse_args()
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"budget {args.budget} tokens; corpus in {cache_folder()}; tuning half {', '.join(TUNING)}")
@@ -298,6 +340,8 @@ def main() -> None:
     root = corpus()
     model = None if args.no_serve else serve_model(args.dir)
     keystrokes(root, root / "docutils-0.21.2" / "docutils" / "writers" / "_html_base.py", model)
+    if args.headers.is_dir():
+        other_language(args.headers, ".h", args.runs)
 
 
 def serve_model(directory: Path) -> Path:
