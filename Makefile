@@ -149,12 +149,13 @@ bench-kld: $(VENV)/.runtime
 bench-engine: $(VENV)/.test system-deps
 	$(BIN)/python benchmarks/bench_engine.py
 
-# Repository context: recall@1024 and MRR on installed packages beside Copilot's Jaccard windows; cold and warm time.
 # The editor-latency trace against llama.cpp's own llama-server, side by side (LLAMA_SERVER=path to its binary,
 # built from the llama.cpp sources in llama-cpp-python's sdist; see the script's --help).
 bench-llama-server: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_llama_server.py --llama-server $(LLAMA_SERVER) --shape $(COMPLETE_SHAPE)
 
+# Repository context: recall@1024 and MRR on thirteen PyPI sdists (downloaded by pip into ~/.cache/localcoder-bench,
+# or $LOCALCODER_BENCH_CACHE; a tuning and a held-out half) beside Copilot's Jaccard windows; cold, warm, per keystroke.
 bench-context: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_context.py
 

@@ -320,8 +320,9 @@ def render_models(console: Console, document: dict[str, Any]) -> None:
 def render_context(console: Console, context: RepoContext) -> None:
     """`context`'s result: each snippet as the prompt shows it, under a line saying where it is from and why."""
     for snippet in context.snippets:
-        span = f"{snippet.start_line}-{snippet.end_line}  {snippet.tokens} tokens  {shown_name(snippet.why)}"
-        console.print(plain(f"{shown_name(snippet.path)}:{span}", "bold"), soft_wrap=True)
+        lines = f"{shown_name(snippet.path)}:{snippet.start_line}-{snippet.end_line}"
+        where = f"{lines}  #{snippet.rank}  {snippet.tokens} tokens  {shown_name(snippet.why)}"
+        console.print(plain(where, "bold"), soft_wrap=True)
         print_untrusted(console, snippet.text)
         console.print()
     root = shown_name(context.root)

@@ -30,6 +30,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("LOCALCODER_SERVER", "off")  # a developer's own running server must not answer tests
+    # What a resident server's context holds is tested here, not how fast a loaded 2-core runner finds it: the
+    # deadline's own tests give theirs explicitly (tests/test_repo_trust.py), the rest a generous one.
+    monkeypatch.setenv("LOCALCODER_CONTEXT_MS", "5000")
 
 
 @pytest.fixture(scope="session")

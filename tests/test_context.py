@@ -289,7 +289,7 @@ def test_the_index_is_kept_on_disk_follows_changes_and_takes_concurrent_saves(tm
 
     (root / "lib" / "headers.rb").write_text("function renamedThing(line) {\n  return line;\n}\n" * 4)
     again = localcoder("context", f"{root / 'lib/app.rb'}:1", "--json", env=env)
-    assert [s["end_line"] for s in json.loads(again.stdout)["snippets"]] == [13]  # the new text, 13 lines (not 17)
+    assert [s["end_line"] for s in json.loads(again.stdout)["snippets"]] == [12]  # the new text: 12 lines (not 16)
     assert "renamedThing" in json.loads(index.read_text())["files"]["lib/headers.rb"][2][0]
 
 

@@ -9,6 +9,7 @@ alternatives) is a one-line LocalcoderError from `build`, before a model is load
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -21,9 +22,11 @@ from localcoder.source import Cursor, SourceBuffer, locate
 
 MAX_ALTERNATIVES = 16
 # How long the repository context stage may take (localcoder.context.stage): a resident process (serve, the language
-# server) answers keystrokes, so a few hundred ms; a one-shot CLI call a few seconds (it indexes a cold tree).
+# server) answers keystrokes, so a few hundred ms (LOCALCODER_CONTEXT_MS changes it: a slow disk, a loaded machine);
+# a one-shot CLI call a few seconds (it indexes a cold tree).
 RESIDENT_CONTEXT_SECONDS = 0.3
 ONE_SHOT_CONTEXT_SECONDS = 3.0
+CONTEXT_MS_VARIABLE = "LOCALCODER_CONTEXT_MS"
 
 # File suffixes to the language names editors use (LSP's languageId); None where a path says nothing.
 LANGUAGES = {
@@ -68,7 +71,7 @@ class CompletionRequest:
     repo_context: int | None = None  # tokens for repository context (localcoder.context); None: the default; 0: none
     open_documents: tuple[tuple[str, str], ...] = ()  # (path, text) of other open buffers: context ranks them first
     context_root: str | None = None  # the repository the context stage searches; None: found from the path
-    context_seconds: float = RESIDENT_CONTEXT_SECONDS  # the context stage's deadline
+    context_seconds: float | None = None  # the context stage's deadline; None: a resident process's (see above)
 
     @classmethod
     def build(
@@ -86,7 +89,7 @@ class CompletionRequest:
         repo_context: int | None = None,
         open_documents: tuple[tuple[str, str], ...] = (),
         context_root: str | None = None,
-        context_seconds: float = RESIDENT_CONTEXT_SECONDS,
+        context_seconds: float | None = None,
     ) -> CompletionRequest:
         """The checked request for the cursor at `line`:`col` (1-based; no col: the end of the line's text)."""
         if scope is not None:
@@ -117,6 +120,17 @@ class CompletionRequest:
             context_root=context_root,
             context_seconds=context_seconds,
         )
+
+    @property
+    def context_deadline_seconds(self) -> float:
+        """The context stage's time: the request's own, else LOCALCODER_CONTEXT_MS, else a resident process's."""
+        if self.context_seconds is not None:
+            return self.context_seconds
+        asked = os.environ.get(CONTEXT_MS_VARIABLE, "").strip()
+        try:
+            return max(0.0, float(asked) / 1000) if asked else RESIDENT_CONTEXT_SECONDS
+        except ValueError:
+            return RESIDENT_CONTEXT_SECONDS
 
     @property
     def prefix(self) -> str:

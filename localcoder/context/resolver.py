@@ -65,6 +65,8 @@ class Found:
     head_end: int  # last line of the signature and its doc
     end_line: int  # last line of the whole definition
     why: str  # shown in `context --json`: "definition of X: <import as written>"
+    kind: str = "definition"  # or "outline": a module's names and signatures, the lines in `shown` only
+    shown: tuple[tuple[int, int], ...] = ()  # an outline's line ranges (1-based, inclusive), the first kept first
 
 
 class Resolver(Protocol):

@@ -5,8 +5,8 @@ they all see the same context. The budget is shared with the prefix and suffix: 
 prompt's tokens, never more than the snippets' share (completion.snippets.SNIPPET_SHARE), which the trimming of
 the code around the cursor leaves to them.
 
-Its time is bounded too: the request's `context_seconds` (a few hundred ms in serve and the language server, a few
-seconds for the CLI; completion.request), and the request's `cancelled` (a client that hung up, a newer keystroke)
+Its time is bounded too: the request's `context_seconds` (a few hundred ms in serve and the language server, or
+LOCALCODER_CONTEXT_MS; a few seconds for the CLI; completion.request), and the request's `cancelled` (a client that hung up, a newer keystroke)
 ends it early, so a hostile or huge repository never decides how long a keystroke waits or holds the model.
 """
 
@@ -55,5 +55,5 @@ def request_context(
         open_documents=dict(request.open_documents),
         root=request.context_root,
         extra=request.snippets,
-        deadline=Deadline.after(request.context_seconds, cancelled),
+        deadline=Deadline.after(request.context_deadline_seconds, cancelled),
     )
