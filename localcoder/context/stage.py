@@ -5,9 +5,10 @@ they all see the same context. The budget is shared with the prefix and suffix: 
 prompt's tokens, never more than the snippets' share (completion.snippets.SNIPPET_SHARE), which the trimming of
 the code around the cursor leaves to them.
 
-Its time is bounded too: the request's `context_seconds` (a few hundred ms in serve and the language server, or
-LOCALCODER_CONTEXT_MS; a few seconds for the CLI; completion.request), and the request's `cancelled` (a client that hung up, a newer keystroke)
-ends it early, so a hostile or huge repository never decides how long a keystroke waits or holds the model.
+Its time is bounded too: the request's `context_seconds` (a few seconds for the CLI; for serve and the language
+server a few hundred ms, or LOCALCODER_CONTEXT_MS; completion.request), and the request's `cancelled` (a client that
+hung up, a newer keystroke) ends it early, so a hostile or huge repository never decides how long a keystroke waits
+or holds the model.
 """
 
 from __future__ import annotations
