@@ -20,6 +20,7 @@ from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
+from localcoder.server.engine_pool import EnginePool
 from localcoder.server.fields import Fields, json_object
 from localcoder.server.pool import ModelPool
 from localcoder.server.service import Service
@@ -29,7 +30,7 @@ from localcoder.server.wire import UNNAMED, NativeInfill, ResultEvent, TextEvent
 class ServerState(Protocol):
     """What handlers read of the running server (http.LocalcoderServer)."""
 
-    pool: ModelPool
+    pool: ModelPool | EnginePool
     service: Service
     started: float
     repo_context: bool  # whether a request naming a file on this machine gets context from its repository
@@ -175,7 +176,8 @@ def health(ex: Exchange, _request: Any) -> None:
             "default_model": default,
             "models": pool.status(),
             "cache": ex.server.service.stats.to_dict(),
-        },
+        }
+        | ({"engine": engine} if (engine := pool.engine_status()) is not None else {}),
     )
 
 

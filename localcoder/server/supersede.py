@@ -9,13 +9,14 @@ Requests without such a field, and other clients' requests, keep their first-com
 
 One newer request does not supersede: the one whose text before the cursor is the older's plus the start of
 what the older has generated so far (the user is typing the suggestion as it appears). It waits for the older
-instead, and is answered with the rest of that suggestion (completion/typing_through.py) the moment it ends.
+instead, and is answered with the rest of that suggestion (completion/typing_through.py) the moment it ends
+(`await_older`: with a local model the queue orders them anyway; serve --engine runs requests side by side).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 class Claim:
@@ -26,6 +27,14 @@ class Claim:
         self.before, self.after = before, after
         self._shown: list[str] = []
         self._superseded = threading.Event()
+        self._released = threading.Event()
+        self.older: Claim | None = None  # the request whose suggestion this one types into
+
+    def await_older(self, gone: Callable[[], bool]) -> None:
+        """Wait until the request this one types into has ended (or this one's client is gone)."""
+        while self.older is not None and not self.older._released.wait(0.02):
+            if gone():
+                return
 
     def show(self, text: str) -> None:
         """More of the suggestion (its first alternative, as the stop rules let it out)."""
@@ -60,11 +69,15 @@ class Claims:
         with self._lock:
             previous = self._latest.get(key)
             self._latest[key] = claim
-        if previous is not None and self.enabled and not previous.typed_into_by(before, after):
-            previous.supersede()
+        if previous is not None and self.enabled:
+            if previous.typed_into_by(before, after):
+                claim.older = previous
+            else:
+                previous.supersede()
         return claim
 
     def release(self, claim: Claim) -> None:
+        claim._released.set()
         with self._lock:
             if self._latest.get(claim.key) is claim:
                 del self._latest[claim.key]
