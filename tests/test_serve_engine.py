@@ -164,6 +164,15 @@ def test_typing_through_answers_from_the_engines_suggestion_without_asking_it(
     assert engine_requests(engine_log) == before  # the engine was not asked
 
 
+def test_a_warm_up_puts_the_prompt_in_the_engines_cache(served: Server, engine_log: Path) -> None:
+    """llama.vim's n_predict 0: nothing to generate for the client; one token on the engine, thrown away."""
+    before = engine_requests(engine_log)
+    path, body = infill_bodies("# warm\n" + PREFIX)["llama-server"]
+    status, answer = served.post(path, {**body, "n_predict": 0})
+    assert status == 200 and answer["content"] == "" and answer["tokens_evaluated"] > 0
+    assert engine_requests(engine_log) == before + 1
+
+
 def test_the_bundled_codegen25_tokenizer_replaces_the_gguf(model: Path, engine_url: str, tmp_path: Path) -> None:
     """`complete --engine` with `--model codegen25-tokenizer`: no GGUF here, the same prompt and answer."""
     target = tmp_path / "app.py"
