@@ -11,6 +11,8 @@ sends them. An editor waits for each answer before its next keystroke.
       Keystrokes serve answers by typing through an earlier suggestion (no engine request) are left out.
       Goal <= 1.10. The engine does the same work both ways (the same prompt, the same tokens), so the
       difference is serve's: parsing, the prompt (tokenizer here), the relay of the stream.
+  serve's own: the same keystrokes against a stand-in engine that answers at once (16 canned chunks, in this
+      process): what serve adds per request in milliseconds, whatever the engine's speed.
   throughput: all editors at once, each on its own thread, through serve --parallel 1 and --parallel 4:
       requests answered per second over the wall clock. llama_cpp.server (the engine here) runs one completion
       at a time and does not batch, so --parallel only overlaps serve's own work with the engine's; a batching
@@ -26,6 +28,7 @@ import json
 import statistics
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +140,59 @@ def overhead(gguf: Path, url: str, editors: int) -> list[str]:
     ]
 
 
+class _InstantEngine(BaseHTTPRequestHandler):
+    """An OpenAI completions engine that answers every request at once with NEW_TOKENS canned chunks."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as uvicorn: each write goes out at once
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer(b'{"object":"list","data":[]}', "application/json")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        chunks = [
+            {"choices": [{"text": "x", "index": 0, "finish_reason": "length" if n == NEW_TOKENS - 1 else None}]}
+            for n in range(NEW_TOKENS)
+        ]
+        stream = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks)
+        self._answer(stream + b"data: [DONE]\n\n", "text/event-stream")
+
+    def _answer(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve_own_ms(gguf: Path, editors: int) -> tuple[float, float]:
+    """Median ms per keystroke through serve and straight, against an engine that takes no time."""
+    instant = ThreadingHTTPServer(("127.0.0.1", 0), _InstantEngine)
+    threading.Thread(target=instant.serve_forever, daemon=True).start()
+    port = instant.server_address[1]
+    url = f"http://127.0.0.1:{port}"
+    strokes = [stroke for editor in range(editors) for stroke in keystrokes(editor)]
+    # canned answers: salted so that nothing is typed through
+    trace = [(f"# {index}\n{prefix}", suffix) for index, (prefix, suffix) in enumerate(strokes)]
+    bodies = engine_bodies(gguf, url, trace)
+    through, straight = [], []
+    try:
+        options = ("--engine", url, "--engine-prompt", "text", "--parallel", "1", "--quiet")
+        with running_server("--model", str(gguf), *options) as server:
+            _post(server.port, "/v1/completions", _serve_body(*trace[0]))
+            for (prefix, suffix), body in zip(trace, bodies, strict=True):
+                through.append(_post(server.port, "/v1/completions", _serve_body(prefix, suffix))[0])
+                straight.append(_post(port, "/v1/completions", body)[0])
+    finally:
+        instant.shutdown()
+        instant.server_close()
+    return statistics.median(through), statistics.median(straight)
+
+
 def throughput(gguf: Path, url: str, editors: int, parallel: int) -> tuple[float, float]:
     """Requests answered per second, and the median request's ms, with all editors typing at once."""
     times: list[float] = []
@@ -163,6 +219,11 @@ def throughput(gguf: Path, url: str, editors: int, parallel: int) -> tuple[float
 
 def editor_trace(gguf: Path, url: str, editors: int) -> list[str]:
     lines = overhead(gguf, url, editors)
+    through, straight = serve_own_ms(gguf, editors)
+    lines.append(
+        f"  serve's own: against an engine that answers at once, median {through:5.1f} ms through serve,"
+        f" {straight:5.1f} ms straight: {through - straight:5.1f} ms per request"
+    )
     rates = {parallel: throughput(gguf, url, editors, parallel) for parallel in (1, 4)}
     for parallel, (rate, median) in rates.items():
         lines.append(
