@@ -78,6 +78,7 @@ class Claims:
 
     def release(self, claim: Claim) -> None:
         claim._released.set()
+        claim.older = None  # no chain of claims through a long typing session
         with self._lock:
             if self._latest.get(claim.key) is claim:
                 del self._latest[claim.key]
