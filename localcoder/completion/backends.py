@@ -4,8 +4,9 @@ A backend is chosen once, when the model is opened (`runtime.load_model(..., bac
 end asks it the same things: continue these prompt ids through a cut (infill for `complete`, `serve` and
 `eval`; the program-synthesis prompt for `chat` and MTPB), answer these chat messages through a cut (`chat`
 with a GGUF that has a chat template), and put these prompt ids in the generator's cache (a warm-up: read here,
-or one discarded token on the engine). With an engine, runtime.load_model reads only the vocabulary here. The prompt ids are always built here, with the GGUF's tokenizer, in the
-family's format; only the generation moves. `chat`'s `/model` keeps the backend it was opened with.
+or one discarded token on the engine). The prompt ids are always built here, with the GGUF's tokenizer, in the
+family's format; only the generation moves (so with an engine, runtime.load_model reads the vocabulary only).
+`chat`'s `/model` keeps the backend it was opened with.
 
 `Backend.describe()` is what results report about it (`complete --json`'s "engine"), None for in-process.
 """
