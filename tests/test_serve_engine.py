@@ -354,3 +354,13 @@ def test_a_client_that_hangs_up_before_the_first_token_closes_the_engine_stream(
         connection.sendall(payload)
         connection.close()  # serve reads what was sent, asks the engine, and must notice the hang-up
         server.wait_for_log("client went away; generation cancelled", seconds=15)  # long before the 30 s
+
+
+def test_bench_engine_times_serve_and_complete_in_front_of_the_engine(model: Path, engine_url: str) -> None:
+    result = localcoder(
+        "bench", "--model", str(model), "--engine", engine_url, "--new-tokens", "4", "--no-cold", "--json", timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [row["scenario"] for row in rows] == ["warm", "hot-type", "hot-enter"]
+    assert all(row["generated_tokens"] == 4 and row["latency_ms"] > 0 for row in rows), rows
