@@ -193,8 +193,9 @@ def serve_own_ms(gguf: Path, editors: int) -> tuple[float, float]:
     return statistics.median(through), statistics.median(straight)
 
 
-def throughput(gguf: Path, url: str, editors: int, parallel: int) -> tuple[float, float]:
-    """Requests answered per second, and the median request's ms, with all editors typing at once."""
+def throughput(gguf: Path, url: str, editors: int, parallel: int) -> tuple[float, float, int]:
+    """Requests answered per second, the median request's ms, and how many were typed through (the engine not
+    asked), with all editors typing at once."""
     times: list[float] = []
     lock = threading.Lock()
     options = ("--engine", url, "--engine-prompt", "text", "--parallel", str(parallel), "--quiet")
@@ -214,7 +215,8 @@ def throughput(gguf: Path, url: str, editors: int, parallel: int) -> tuple[float
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
-    return len(times) / wall, statistics.median(times)
+        typed = _typed_through(server.port)
+    return len(times) / wall, statistics.median(times), typed
 
 
 def editor_trace(gguf: Path, url: str, editors: int) -> list[str]:
@@ -225,10 +227,10 @@ def editor_trace(gguf: Path, url: str, editors: int) -> list[str]:
         f" {straight:5.1f} ms straight: {through - straight:5.1f} ms per request"
     )
     rates = {parallel: throughput(gguf, url, editors, parallel) for parallel in (1, 4)}
-    for parallel, (rate, median) in rates.items():
+    for parallel, (rate, median, typed) in rates.items():
         lines.append(
             f"  throughput {editors} editors at once, --parallel {parallel}: {rate:5.2f} requests/s,"
-            f" median request {median:6.0f} ms"
+            f" median request {median:6.0f} ms; typed through {typed}"
         )
     lines.append(f"  ratio      --parallel 4 / --parallel 1: {rates[4][0] / rates[1][0]:.2f}")
     return lines
