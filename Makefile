@@ -145,7 +145,8 @@ KLD_SHAPE ?= 1gb
 bench-kld: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_kld.py --shape $(KLD_SHAPE)
 
-# eval samples/s in-process against llama-cpp-python's server at --concurrency 1 / 4 / 16 (needs the test extra).
+# eval samples/s in-process against llama-cpp-python's server at --concurrency 1 / 4 / 16 (needs the test extra); then
+# four editors through serve --engine: overhead against the engine alone, --parallel 1 against 4.
 bench-engine: $(VENV)/.test system-deps
 	$(BIN)/python benchmarks/bench_engine.py
 

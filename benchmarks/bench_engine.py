@@ -1,7 +1,10 @@
 """eval throughput, in one run on one GGUF: in-process against llama-cpp-python's server (`python -m
-llama_cpp.server`, started here) at --concurrency 1 / 4 / 16.
+llama_cpp.server`, started here) at --concurrency 1 / 4 / 16; then the editor trace through `serve --engine`
+(benchmarks/engine_editor.py: serve's overhead per request against the same requests sent straight to the
+engine, and --parallel 1 against --parallel 4).
 
-    python benchmarks/bench_engine.py [--shape bench] [--quant Q4_K_M] [--limit 16] [-n 2] [--max-tokens 32]
+    python benchmarks/bench_engine.py [--part all|eval|editor] [--shape bench] [--quant Q4_K_M] [--limit 16]
+        [-n 2] [--max-tokens 32] [--editors 4]
 
 Each run is a real `localcoder eval humaneval ... -t 0 --json` process with a fresh results file, its programs
 checked in the OS sandbox (bubblewrap; the benchmark refuses to run without it). samples/s is new samples over
@@ -24,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_complete import BENCH_SHAPES, bench_model  # noqa: E402
+from benchmarks.engine_editor import editor_trace  # noqa: E402
 from localcoder import sandbox  # noqa: E402
 from tests.llama_server import llama_cpp_server  # noqa: E402
 
@@ -38,6 +42,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("-n", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--dir", type=Path, default=Path("bench-out"))
+    parser.add_argument("--part", choices=("all", "eval", "editor"), default="all")
+    parser.add_argument("--editors", type=int, default=4, help="editors typing in the editor trace")
     return parser.parse_args()
 
 
@@ -53,12 +59,22 @@ def eval_run(args: argparse.Namespace, gguf: Path, out: Path, *engine: str) -> d
 
 def main() -> None:
     args = arguments()
-    if not sandbox.status().available:
+    if args.part != "editor" and not sandbox.status().available:
         raise SystemExit("error: the OS sandbox (bubblewrap) is missing; the checks must run in it")
     args.dir.mkdir(exist_ok=True)
     gguf = bench_model(args.shape, args.quant, args.dir)
     print(f"machine   {platform.machine()}, {os.cpu_count()} cores, {platform.system()}; {date.today()}")
     print(f"model     random {args.shape} {BENCH_SHAPES[args.shape]}, {args.quant}, {gguf.stat().st_size / 1e6:.0f} MB")
+    if args.part != "editor":
+        eval_part(args, gguf)
+    if args.part != "eval":
+        print("editor    trace through serve --engine (llama_cpp.server as the engine)")
+        with llama_cpp_server(gguf) as url:
+            for line in editor_trace(gguf, url, args.editors):
+                print(line, flush=True)
+
+
+def eval_part(args: argparse.Namespace, gguf: Path) -> None:
     print(f"eval      humaneval --limit {args.limit} -n {args.n} --max-tokens {args.max_tokens} -t 0, sandboxed")
     rates: dict[str, float] = {}
     completions: dict[str, dict] = {}

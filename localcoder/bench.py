@@ -24,11 +24,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from localcoder.completion.engine import Engine
 from localcoder.completion.generate import Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import resolve_model
 from localcoder.server.client import remote_infill
+from localcoder.server.engine_pool import EnginePool
 from localcoder.server.http import LocalcoderServer, ServeOptions
 from localcoder.server.pool import ModelPool, PoolOptions
 from localcoder.server.wire import NativeInfill
@@ -107,10 +109,14 @@ def run_bench(
     gpu_layers: int | None = None,
     cold: bool = True,
     progress: Callable[[str], None] = lambda _: None,
+    engine: Engine | None = None,
 ) -> BenchReport:
+    """With `engine`, the resident server is `serve --engine` (the tokenizer here, generation there) and the cold
+    runs are `complete --engine`; "warm" then starts from whatever the engine itself has cached."""
     path = resolve_model(model_name).resolve()
     text, line = sample_source()
-    pool = ModelPool(PoolOptions(str(path), WINDOW, threads, gpu_layers, lookup, keep_alive=-1))
+    options = PoolOptions(str(path), WINDOW, threads, gpu_layers, lookup, keep_alive=-1)
+    pool = EnginePool(options, engine, 1) if engine is not None else ModelPool(options)
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
@@ -125,10 +131,11 @@ def run_bench(
             for count in new_tokens:
                 if cold:
                     progress(f"cold, {count} new tokens (a new process)")
-                    report.rows.append(_cold(path, source, line, count, lookup, threads, gpu_layers))
+                    report.rows.append(_cold(path, source, line, count, lookup, threads, gpu_layers, engine))
                 progress(f"warm and hot, {count} new tokens")
-                with pool.lease(None) as model:
-                    model.llm.reset()  # warm: resident, nothing cached
+                if engine is None:
+                    with pool.lease(None) as model:
+                        model.llm.reset()  # warm: resident, nothing cached
                 report.rows.append(_resident(url, "warm", text, line, count))
                 typed = _type_at(text, line, TYPED)
                 report.rows.append(_resident(url, "hot-type", typed, line, count))
@@ -163,13 +170,23 @@ def _resident(url: str, scenario: str, text: str, line: int, count: int) -> Meas
 
 
 def _cold(
-    model: Path, source: Path, line: int, count: int, lookup: int, threads: int | None, gpu_layers: int | None
+    model: Path,
+    source: Path,
+    line: int,
+    count: int,
+    lookup: int,
+    threads: int | None,
+    gpu_layers: int | None,
+    engine: Engine | None = None,
 ) -> Measurement:
     argv = [sys.executable, "-m", "localcoder", "complete", f"{source}:{line}", "--model", str(model), "--no-server"]
     argv += ["--json", "--temperature", "0", "--scope", "full", "--max-tokens", str(count), "--ctx", str(WINDOW)]
     argv += ["--seed", "0", "--lookup", str(lookup)]
     argv += ["--threads", str(threads)] if threads else []
     argv += ["--gpu-layers", str(gpu_layers)] if gpu_layers is not None else []
+    if engine is not None:
+        argv += ["--engine", engine.url, "--engine-prompt", engine.prompt_kind, "--engine-timeout", str(engine.timeout)]
+        argv += ["--engine-model", engine.model] if engine.model else []
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
     latency = (time.perf_counter() - started) * 1000

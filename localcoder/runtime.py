@@ -19,9 +19,10 @@ from typing import Any
 from ggufkit.llamacpp import tokenize
 from localcoder import paths
 from localcoder.completion.backends import Backend, LocalBackend
-from localcoder.completion.prompt_cache import PromptCache
+from localcoder.completion.prompt_cache import EngineCache, PromptCache
 from localcoder.completion.prompts import PromptFormat, Vocabulary, detect_format
 from localcoder.errors import LocalcoderError
+from localcoder.tokenizer_only import BUNDLED_TOKENIZER, bundled_tokenizer_path, is_tokenizer_only, load_vocabulary
 
 HOW_TO_GET_A_MODEL = (
     "get one with `localcoder pull Salesforce/codegen25-7b-mono_P` (online), convert a checkpoint with"
@@ -52,6 +53,8 @@ def _by_name(value: str) -> Path:
     found = find_by_name(value)
     if found is not None:
         return found
+    if value == BUNDLED_TOKENIZER:  # the CodeGen2.5 vocabulary shipped with localcoder (tokenizer_only.py)
+        return bundled_tokenizer_path()
     raise LocalcoderError(f"model {value}: no such file (nor in {paths.models_dir()}); {HOW_TO_GET_A_MODEL}")
 
 
@@ -100,7 +103,7 @@ class LoadedModel:
     format: PromptFormat
     n_ctx: int
     load_ms: float
-    cache: PromptCache
+    cache: PromptCache | EngineCache  # EngineCache: the engine holds the prompts (tokenizer_only.py)
     backend: Backend = field(default_factory=LocalBackend)  # where tokens come from; the prompt is built here
 
     @property
@@ -147,8 +150,14 @@ def load_model(
     Prompt lookup proposes the tokens that followed the last n-gram's earlier occurrence in the context and
     verifies them in one batch: completions that copy nearby code come out several tokens per step, with
     the same tokens as plain decoding (each one is still sampled from the model's own distribution).
+
+    With an engine backend only the vocabulary is read (tokenizer_only.load_vocabulary): no weights.
     """
     check_gguf(path, HOW_TO_GET_A_MODEL)
+    if backend is not None and backend.kind == "engine":
+        return load_vocabulary(path, n_ctx, backend)  # type: ignore[no-any-return]
+    if is_tokenizer_only(path):
+        raise LocalcoderError(f"{BUNDLED_TOKENIZER} is a tokenizer without weights: use it with --engine URL")
     import llama_cpp
 
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)

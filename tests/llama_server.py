@@ -40,14 +40,17 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def llama_cpp_server(model: Path, *options: str) -> Iterator[str]:
-    """The URL of a running llama_cpp.server on `model`; it is stopped on exit."""
-    port = free_port()
+def llama_cpp_server(
+    model: Path, *options: str, port: int | None = None, log_path: Path | None = None
+) -> Iterator[str]:
+    """The URL of a running llama_cpp.server on `model` (on `port`, else a free one); it is stopped on exit. Its
+    log (uvicorn's access lines: one per request) goes to `log_path` where given."""
+    port = port or free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", "2048", "--verbose", "False", "--interrupt_requests", "False"]
     # Its log goes to a file, not a pipe: each rejected token-id prompt logs a long traceback, and a pipe
     # nobody reads fills up and blocks the server.
-    log = tempfile.TemporaryFile("w+")
+    log = open(log_path, "a+") if log_path is not None else tempfile.TemporaryFile("w+")  # noqa: SIM115
     process = subprocess.Popen([*command, *options], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -71,13 +71,13 @@ TEMPERATURE: Any = typer.Option(
 )
 TOP_P: Any = typer.Option(0.95, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold.")
 
-# The --engine options of complete, chat and eval: one definition, so the three commands agree.
+# The --engine options of complete, chat, eval, lsp and serve: one definition, so the commands agree.
 ENGINE_URL: Any = typer.Option(
     None,
     "--engine",
     help="URL of an OpenAI-compatible completions engine (vLLM, llama-server, llama_cpp.server) to generate;"
-    " --model still names the GGUF whose tokenizer builds the prompt. Key: LOCALCODER_ENGINE_KEY or"
-    " OPENAI_API_KEY.",
+    " --model still names the GGUF whose tokenizer builds the prompt (its vocabulary only, no weights; or"
+    " codegen25-tokenizer, bundled). Key: LOCALCODER_ENGINE_KEY or OPENAI_API_KEY.",
 )
 ENGINE_MODEL: Any = typer.Option(None, "--engine-model", help="Model name the engine serves.")
 ENGINE_PROMPT: Any = typer.Option(

@@ -10,11 +10,14 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from localcoder.cli._common import fail, stderr, user_errors
+from localcoder.cli._common import ENGINE_MODEL, ENGINE_PROMPT, ENGINE_TIMEOUT, ENGINE_URL, fail, stderr, user_errors
+from localcoder.completion.engine import make_engine
 from localcoder.render import plain
+from localcoder.server.engine_pool import DEFAULT_PARALLEL
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
 from localcoder.server.pool import PoolOptions, duration_seconds
 from localcoder.server.routes import ROUTES
+from localcoder.tokenizer_only import BUNDLED_TOKENIZER
 
 _ROUTES = "\n".join(f"  {route.method:<5}{route.path:<17}{escape(route.summary)}" for route in ROUTES)
 EPILOG = f"""\
@@ -37,6 +40,12 @@ What it refuses: a Host that is not loopback or its own address, a web page's Or
 Content-Type: application/json (403/415). Beyond loopback it needs --api-key (clients send Authorization:
 Bearer KEY; LOCALCODER_API_KEY sets it without showing it in `ps`), or --no-auth to serve anyone.
 
+With --engine URL (vLLM, llama-server, llama_cpp.server) the engine generates and this server builds the
+prompts: every route answers as with a local model. --model then names the GGUF whose vocabulary is read (no
+weights), or {BUNDLED_TOKENIZER} for CodeGen2.5 (bundled: no GGUF needed); --parallel N requests go to the
+engine at once (default {DEFAULT_PARALLEL}; a local model serves one at a time). A request the engine fails
+(down, slow, garbled) gets a 502 with one line; /health shows the engine's state.
+
 Editors: llama.vim and llama.vscode (llama-server's /infill), Continue and twinny (Ollama's API: set
 OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the openai client (/v1/completions).
 
@@ -51,6 +60,7 @@ OLLAMA_HOST=127.0.0.1:{DEFAULT_PORT} for ollama clients), minuet-ai.nvim and the
   localcoder serve --prefetch --no-supersede        [dim]# read ahead; first come, first served[/]
   LOCALCODER_API_KEY=$(cat ~/.serve-key) localcoder serve --host 0.0.0.0  [dim]# a team's server[/]
   localcoder serve --repo-root ~/src                [dim]# context only for repositories under ~/src[/]
+  localcoder serve --engine http://gpu-box:8000 --engine-model codegen25 --model {BUNDLED_TOKENIZER} --parallel 8
   localcoder complete app.py:42                     [dim]# uses the running server[/]
   curl -s localhost:{DEFAULT_PORT}/v1/completions -H 'Content-Type: application/json' \\
        -d '{{"prompt": "def add(a, b):", "suffix": "\\n", "max_tokens": 32}}'
@@ -122,6 +132,18 @@ def serve_command(
     repo_roots: Optional[list[Path]] = typer.Option(
         None, "--repo-root", help="Repository context only for repositories inside this folder (repeatable)."
     ),
+    engine: Optional[str] = ENGINE_URL,
+    engine_model: Optional[str] = ENGINE_MODEL,
+    engine_prompt: str = ENGINE_PROMPT,
+    engine_timeout: float = ENGINE_TIMEOUT,
+    parallel: Optional[int] = typer.Option(
+        None,
+        "--parallel",
+        min=1,
+        max=256,
+        help=f"Requests in flight to --engine at once (default {DEFAULT_PARALLEL}); a local model: one at a time.",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No request log on stderr."),
 ) -> None:
     """Keep models loaded and serve completions over HTTP (llama-server, Ollama and OpenAI compatible)."""
@@ -135,6 +157,11 @@ def serve_command(
                 ),
             )
         )
+    remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
+    if remote is None and parallel is not None and parallel > 1:
+        raise fail("--parallel above 1 needs --engine (a model in this process generates one request at a time)")
+    if remote is not None and prefetch:
+        raise fail("--prefetch reads prompts into a model in this process; with --engine the engine keeps its cache")
     options = ServeOptions(
         host=host,
         port=port,
@@ -149,6 +176,8 @@ def serve_command(
         api_key=api_key or None,
         no_auth=no_auth,
         repo_roots=tuple(path.absolute() for path in repo_roots or ()),
+        engine=remote,
+        parallel=parallel or DEFAULT_PARALLEL,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
 

@@ -10,6 +10,12 @@ Stops: the ids are sent as `stop_token_ids` where the engine takes it (vLLM), an
 each stop token as a stop string for engines that print special tokens; llama.cpp-based engines also stop
 at the GGUF's end-of-generation set, which holds `<eom>` in our converted GGUFs.
 
+Cancelling reaches the engine: while a stream is open, a watcher asks `cancelled()` every CANCEL_POLL_S and,
+once it says yes, shuts the connection's socket. The engine sees its client go (vLLM aborts the request,
+llama-server and llama_cpp.server stop generating) even while it is still reading the prompt and has sent
+nothing yet, and the caller gets GenerationCancelled at once instead of after the next token.
+`health` keeps what the last request or probe found (serve's /health shows it).
+
 The API key comes from LOCALCODER_ENGINE_KEY, else OPENAI_API_KEY, and is sent as a bearer token only.
 """
 
@@ -20,6 +26,7 @@ import http.client
 import json
 import os
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -27,12 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ggufkit.llamacpp import token_piece
-from localcoder.completion.generate import Generation, Sampling, TextCut, finish_cut, through_cut
+from localcoder.completion.generate import Generation, GenerationCancelled, Sampling, TextCut, finish_cut, through_cut
 from localcoder.errors import LocalcoderError
 
 PROMPT_KINDS = ("auto", "ids", "text")
 DEFAULT_TIMEOUT = 60.0
 MAX_LINE = 1 << 20  # one streamed event; a completion chunk is a few hundred bytes
+CANCEL_POLL_S = 0.02  # how often an open stream asks whether its caller still wants it
+PROBE_TIMEOUT = 2.0  # a health probe's wait: /health must answer quickly when the engine is down or stuck
 
 
 def make_engine(url: str | None, model: str | None, prompt_kind: str, timeout: float) -> Engine | None:
@@ -48,6 +57,23 @@ class EngineError(LocalcoderError):
     """The engine could not be asked (down, slow, garbage): no answer about the prompt, so nothing to record."""
 
 
+@dataclass
+class EngineHealth:
+    """What the last request (or probe) to the engine found: up, or down with its one-line reason."""
+
+    up: bool | None = None  # None: not asked yet
+    error: str | None = None
+    at: float = 0.0  # time.monotonic() of the finding
+
+    def record(self, error: str | None) -> None:
+        self.up, self.error, self.at = error is None, error, time.monotonic()
+
+    def to_dict(self) -> dict[str, Any]:
+        state = "unknown" if self.up is None else "up" if self.up else "down"
+        age = round(time.monotonic() - self.at, 1) if self.up is not None else None
+        return {"state": state, "error": self.error, "checked_s_ago": age}
+
+
 class _Rejected(Exception):
     """The engine answered 4xx to a token-id prompt (its schema takes text only)."""
 
@@ -59,6 +85,7 @@ class Engine:
     timeout: float = DEFAULT_TIMEOUT
     prompt_kind: str = "auto"
     used_kind: str | None = field(default=None, init=False)  # what the last request sent
+    health: EngineHealth = field(default_factory=EngineHealth, init=False)
 
     def __post_init__(self) -> None:
         if self.prompt_kind not in PROMPT_KINDS:
@@ -83,10 +110,34 @@ class Engine:
     def label(self) -> str:
         return f"{self.url}" + (f" ({self.model})" if self.model else "")
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         host, port = self._parts.hostname or "", self._parts.port
         cls = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
-        return cls(host, port, timeout=self.timeout)
+        return cls(host, port, timeout=timeout or self.timeout)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        key = api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def probe(self) -> EngineHealth:
+        """Ask the engine's GET /v1/models (every OpenAI-compatible engine has it), within PROBE_TIMEOUT."""
+        conn = self._connection(min(self.timeout, PROBE_TIMEOUT))
+        try:
+            conn.request("GET", f"{self._api}/models", headers=self._headers())
+            response = conn.getresponse()
+            response.read(65536)
+            error = None if response.status < 400 else f"engine {self.label} answered HTTP {response.status}"
+        except TimeoutError:
+            error = f"engine {self.label} did not answer within {min(self.timeout, PROBE_TIMEOUT):g} s"
+        except (OSError, http.client.HTTPException) as exc:
+            error = f"engine {self.label} is not reachable: {getattr(exc, 'strerror', None) or exc}"
+        finally:
+            conn.close()
+        self.health.record(error)
+        return self.health
 
     def generate_cut(
         self,
@@ -153,18 +204,25 @@ class Engine:
         return body | {"top_k": sampling.top_k or 0, "min_p": 0.0, "repeat_penalty": 1.0}
 
     def _stream(self, body, cut, on_text, cancelled, eom_text, path=None, text_of=None) -> Generation:  # type: ignore[no-untyped-def]
+        try:
+            run = self._stream_once(body, cut, on_text, cancelled, eom_text, path, text_of)
+        except EngineError as exc:
+            self.health.record(str(exc))
+            raise
+        self.health.record(None)
+        return run
+
+    def _stream_once(self, body, cut, on_text, cancelled, eom_text, path, text_of) -> Generation:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         first = None
         pieces: list[str] = []
         tokens, reason = 0, "max_tokens"
         feed = through_cut(cut, on_text, cancelled)
         conn = self._connection()
+        watcher = _Watcher(conn, cancelled)
         try:
-            headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-            key = api_key()
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
-            conn.request("POST", path or self._path, json.dumps(body).encode(), headers)
+            conn.request("POST", path or self._path, json.dumps(body).encode(), self._headers())
+            watcher.start()
             response = conn.getresponse()
             if response.status >= 400:
                 message = _error_message(response.read(65536))
@@ -209,20 +267,61 @@ class Engine:
                     break
             if not done:
                 raise EngineError(f"engine {self.label} closed the stream midway")
-        except (ConnectionError, socket.gaierror) as exc:
-            raise EngineError(f"engine {self.label} is not reachable: {exc.strerror or exc}") from None
-        except TimeoutError:
-            raise EngineError(
-                f"engine {self.label} did not answer within {self.timeout:g} s (--engine-timeout)"
-            ) from None
-        except (http.client.HTTPException, OSError) as exc:
-            raise EngineError(f"engine {self.label}: {exc}") from None
+        except GenerationCancelled:
+            raise
+        except (EngineError, OSError, http.client.HTTPException) as exc:
+            if watcher.fired:  # the caller stopped wanting it, and the watcher cut the connection
+                raise GenerationCancelled from None
+            raise self._as_engine_error(exc) from None
         finally:
+            watcher.stop()
             conn.close()
         finish_cut(cut, on_text)
         finished = time.perf_counter()
         first = first or finished
         return Generation("".join(pieces), tokens, reason, (first - started) * 1000, (finished - first) * 1000)
+
+    def _as_engine_error(self, exc: Exception) -> EngineError:
+        if isinstance(exc, EngineError):
+            return exc
+        if isinstance(exc, ConnectionError | socket.gaierror):
+            return EngineError(f"engine {self.label} is not reachable: {getattr(exc, 'strerror', None) or exc}")
+        if isinstance(exc, TimeoutError):
+            return EngineError(f"engine {self.label} did not answer within {self.timeout:g} s (--engine-timeout)")
+        return EngineError(f"engine {self.label}: {exc}")
+
+
+class _Watcher:
+    """Shuts `conn`'s socket once `cancelled()` says so, from its own thread: a read blocked on the engine
+    returns at once, and the engine sees its client go."""
+
+    def __init__(self, conn: http.client.HTTPConnection, cancelled: Callable[[], bool] | None) -> None:
+        self._conn, self._cancelled = conn, cancelled
+        self._done = threading.Event()
+        self.fired = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._cancelled is not None:
+            self._thread = threading.Thread(target=self._watch, name="localcoder-engine-cancel", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(CANCEL_POLL_S):
+            if self._cancelled():  # type: ignore[misc]
+                self.fired = True
+                sock = self._conn.sock
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _error_message(raw: bytes) -> str:

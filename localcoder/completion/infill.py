@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ggufkit.llamacpp import token_piece
-from localcoder.completion.generate import Generation, Sampling, TextCut, read_prompt
+from localcoder.completion.generate import Generation, Sampling, TextCut
 from localcoder.completion.prompt_cache import Suggestion
 from localcoder.completion.prompts import (
     FORMATS,
@@ -162,4 +162,4 @@ def _type_through(
 def warm_up(model: LoadedModel, prompt: Prompt, cancelled: Callable[[], bool] | None = None) -> FillResult:
     """Read the prompt into a cache slot and generate nothing (n_predict 0 in llama-server's terms)."""
     slot = model.cache.select(prompt.ids).slot
-    return FillResult(prompt, slot, [Filled("", read_prompt(model.llm, prompt.ids, cancelled), False)])
+    return FillResult(prompt, slot, [Filled("", model.backend.warm(model.llm, prompt.ids, cancelled), False)])

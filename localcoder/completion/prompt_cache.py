@@ -15,6 +15,7 @@ Memory: each slot but the live one keeps its KV cache in RAM: its tokens x 2 (K 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,12 @@ class Suggestion:
 class Suggestions:
     def __init__(self) -> None:
         self._kept: list[Suggestion] = []
+        self._lock = threading.Lock()  # an engine-backed server remembers from several requests at once
 
     def remember(self, suggestion: Suggestion, replacing: Suggestion | None = None) -> None:
-        kept = [s for s in self._kept if s is not replacing and s.before != suggestion.before]
-        self._kept = [*kept, suggestion][-KEPT_SUGGESTIONS:]
+        with self._lock:
+            kept = [s for s in self._kept if s is not replacing and s.before != suggestion.before]
+            self._kept = [*kept, suggestion][-KEPT_SUGGESTIONS:]
 
     def find(self, context: tuple[Any, ...], before: str) -> tuple[Suggestion, str] | None:
         """The latest suggestion `before` types into, and the typed text (never empty)."""
@@ -133,3 +136,22 @@ class PromptCache:
             "tokens": [len(self.tokens(slot)) for slot in range(self.slots)],
             "saved_mib": round(self.saved_bytes / 2**20, 1),
         }
+
+
+class EngineCache:
+    """The prompt cache of a model that generates on an engine: the engine keeps its own (vLLM's prefix caching,
+    llama-server's slots), so nothing is held here but the suggestions given, to type through. One slot, never
+    switched; several requests may use it at once."""
+
+    slots = 1
+    live = 0
+    saved_bytes = 0
+
+    def __init__(self) -> None:
+        self.suggestions = Suggestions()
+
+    def select(self, ids: list[int]) -> CacheChoice:
+        return CacheChoice(0, 0, False)
+
+    def status(self) -> dict[str, Any]:
+        return {"slots": 1, "live": 0, "tokens": [0], "saved_mib": 0.0, "held_by": "engine"}

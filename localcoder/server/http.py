@@ -35,11 +35,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from localcoder import __version__
+from localcoder.completion.engine import Engine, EngineError
 from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import InfillInput
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import USER_ERRORS, LocalcoderError
 from localcoder.runtime import LoadedModel
+from localcoder.server.engine_pool import DEFAULT_PARALLEL, EnginePool
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest, read_json_body
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, Caller, caller, ensure_token
 from localcoder.server.peer import peer_uid
@@ -69,6 +71,8 @@ class ServeOptions:
     api_key: str | None = None  # beyond loopback, clients send it as Authorization: Bearer KEY
     no_auth: bool = False  # listen beyond loopback without an API key, because the user said so
     repo_roots: tuple[Path, ...] = ()  # serve --repo-root: context only for repositories inside these
+    engine: Engine | None = None  # serve --engine: generation there, the tokenizer here (engine_pool.py)
+    parallel: int = DEFAULT_PARALLEL  # requests in flight to the engine at once
 
     @property
     def reads_repositories(self) -> bool:
@@ -85,7 +89,7 @@ class LocalcoderServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, options: ServeOptions, pool: ModelPool, log: Callable[[str], None]) -> None:
+    def __init__(self, options: ServeOptions, pool: ModelPool | EnginePool, log: Callable[[str], None]) -> None:
         self.address_family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         self.pool = pool
         self.service = Service(log)
@@ -194,6 +198,8 @@ class HttpExchange(BaseHTTPRequestHandler):
             self._fail(exc.status, str(exc))
         except Busy as exc:
             self._fail(503, str(exc) or "busy: too many requests waiting; try again")
+        except EngineError as exc:  # the engine is down, slow or garbled: its fault, not the request's
+            self._fail(502, str(exc))
         except USER_ERRORS as exc:
             self._fail(400, str(exc))
         except Exception as exc:  # a bug must cost one request, never the server
@@ -244,6 +250,8 @@ class HttpExchange(BaseHTTPRequestHandler):
 
     @contextmanager
     def model(self, name: str | None, keep_alive: float | None = None) -> Iterator[LoadedModel]:
+        if self.claim is not None:  # typing into a suggestion still coming: wait for it, then type through
+            self.claim.await_older(self.cancelled)
         with self.server.pool.lease(name, self.cancelled, keep_alive) as model:
             self.leased_at = time.perf_counter()
             yield model
@@ -386,7 +394,7 @@ class HttpExchange(BaseHTTPRequestHandler):
 def serve(options: ServeOptions, on_ready: Callable[[str], None], log: Callable[[str], None]) -> None:
     """Run until interrupted (Ctrl-C, SIGTERM via KeyboardInterrupt) or `stop` is set."""
     check_listen(options.host, options.api_key, options.no_auth)
-    pool = ModelPool(options.pool)
+    pool = EnginePool(options.pool, options.engine, options.parallel) if options.engine else ModelPool(options.pool)
     try:
         if options.preload:
             pool.preload(None)

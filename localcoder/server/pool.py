@@ -52,17 +52,23 @@ class PoolOptions:
 
 
 class FairLock:
-    """One holder at a time; waiters get it strictly in arrival order (threading.Lock promises no order)."""
+    """`capacity` holders at a time (one for a model in this process; serve --engine's --parallel for an engine);
+    waiters get in strictly in arrival order (threading.Lock promises no order); at most `max_waiting` wait."""
 
-    def __init__(self, max_waiting: int) -> None:
+    def __init__(self, max_waiting: int, capacity: int = 1) -> None:
         self._condition = threading.Condition()
         self._waiters: collections.deque[object] = collections.deque()
-        self._held = False
+        self._holders = 0
+        self._capacity = capacity
         self._max_waiting = max_waiting
 
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    @property
+    def holders(self) -> int:
+        return self._holders
 
     def acquire(self, gone: Callable[[], bool] = lambda: False) -> None:
         ticket = object()
@@ -70,31 +76,32 @@ class FairLock:
             if len(self._waiters) >= self._max_waiting:
                 raise Busy
             self._waiters.append(ticket)
-            while self._held or self._waiters[0] is not ticket:
+            while self._holders >= self._capacity or self._waiters[0] is not ticket:
                 self._condition.wait(0.1)
                 if gone():
                     self._waiters.remove(ticket)
                     self._condition.notify_all()
                     raise Gone
             self._waiters.popleft()
-            self._held = True
+            self._holders += 1
+            self._condition.notify_all()  # the next waiter may fit too
 
     def try_acquire(self) -> bool:
         """Take it only if nobody holds it or waits for it (work that must never delay a request)."""
         with self._condition:
-            if self._held or self._waiters:
+            if self._holders or self._waiters:
                 return False
-            self._held = True
+            self._holders = 1
             return True
 
     def release(self) -> None:
         with self._condition:
-            self._held = False
+            self._holders -= 1
             self._condition.notify_all()
 
     @property
     def held(self) -> bool:
-        return self._held
+        return self._holders > 0
 
 
 @dataclass
@@ -222,6 +229,10 @@ class ModelPool:
             }
             for slot in slots
         ]
+
+    def engine_status(self) -> dict[str, object] | None:
+        """None: the models generate in this process (engine_pool.EnginePool answers with the engine's state)."""
+        return None
 
     def close(self) -> None:
         """Unload what is idle; a model still generating is left to the process exit, never freed under it."""

@@ -21,6 +21,7 @@ from localcoder.context.repository import find_root
 from localcoder.errors import LocalcoderError
 from localcoder.runtime import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
+from localcoder.server.engine_pool import EnginePool
 from localcoder.server.fields import Fields, json_object
 from localcoder.server.owner import MAX_NONCE, Caller, owner_proof, root_refusal
 from localcoder.server.pool import ModelPool
@@ -31,7 +32,7 @@ from localcoder.server.wire import UNNAMED, NativeInfill, ResultEvent, TextEvent
 class ServerState(Protocol):
     """What handlers read of the running server (http.LocalcoderServer)."""
 
-    pool: ModelPool
+    pool: ModelPool | EnginePool
     service: Service
     started: float
     repo_context: bool  # whether a request naming a file on this machine gets context from its repository
@@ -210,6 +211,8 @@ def health(ex: Exchange, _request: Any) -> None:
     }
     if owner:
         body["cache"] = ex.server.service.stats.to_dict()
+    if (engine := pool.engine_status()) is not None:
+        body["engine"] = engine
     nonce = ex.owner_nonce()
     if nonce and len(nonce) <= MAX_NONCE and ex.server.token is not None:
         body["owner_proof"] = owner_proof(ex.server.token, nonce, ex.endpoint())

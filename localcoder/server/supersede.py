@@ -18,13 +18,14 @@ nothing supersedes it; it is short, and its answer is not shown.
 
 One newer request does not supersede: the one whose text before the cursor is the older's plus the start of
 what the older has generated so far (the user is typing the suggestion as it appears). It waits for the older
-instead, and is answered with the rest of that suggestion (completion/typing_through.py) the moment it ends.
+instead, and is answered with the rest of that suggestion (completion/typing_through.py) the moment it ends
+(`await_older`: with a local model the queue orders them anyway; serve --engine runs requests side by side).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 ANCHOR_LINES = 3  # whole lines next to the cursor that a newer request for the same document still shows
 MAX_ANCHOR_LINES = 8  # taken when the nearest ones are blank or short
@@ -55,6 +56,14 @@ class Claim:
         self._anchors = anchors(before, after or "") if before is not None else []
         self._shown: list[str] = []
         self._superseded = threading.Event()
+        self._released = threading.Event()
+        self.older: Claim | None = None  # the request whose suggestion this one types into
+
+    def await_older(self, gone: Callable[[], bool]) -> None:
+        """Wait until the request this one types into has ended (or this one's client is gone)."""
+        while self.older is not None and not self.older._released.wait(0.02):
+            if gone():
+                return
 
     def show(self, text: str) -> None:
         """More of the suggestion (its first alternative, as the stop rules let it out)."""
@@ -98,11 +107,15 @@ class Claims:
             self._live.setdefault(key, []).append(claim)
         if self.enabled:
             for previous in older:
-                if previous.same_document(before, after) and not previous.typed_into_by(before, after):
+                if previous.typed_into_by(before, after):
+                    claim.older = previous
+                elif previous.same_document(before, after):
                     previous.supersede()
         return claim
 
     def release(self, claim: Claim) -> None:
+        claim._released.set()
+        claim.older = None  # no chain of claims through a long typing session
         with self._lock:
             live = self._live.get(claim.key, [])
             if claim in live:
