@@ -23,7 +23,7 @@ from localcoder.server.pool import Busy, FairLock
 from tests.bigram import bigram_model
 from tests.helpers import assert_one_line_error, localcoder
 from tests.llama_server import engine, free_port, llama_cpp_server
-from tests.server_run import Server, running_server
+from tests.server_run import Server, post_head, running_server
 
 pytest.importorskip("llama_cpp")
 
@@ -299,7 +299,7 @@ def test_a_superseded_request_closes_its_engine_stream(model: Path, engine_url: 
             endless = {"prompt": PREFIX, "suffix": SUFFIX, "max_tokens": 1024, "temperature": 0, "user": "editor"}
             connection = socket.create_connection(("127.0.0.1", server.port))
             payload = json.dumps({**endless, "stream": True}).encode()
-            head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload)
+            head = post_head("/v1/completions", len(payload))
             connection.sendall(head + payload)
             connection.settimeout(60)
             received = b""
@@ -350,7 +350,7 @@ def test_a_client_that_hangs_up_before_the_first_token_closes_the_engine_stream(
     with engine(model, "slow") as url, running_server("--model", str(model), "--engine", url) as server:
         connection = socket.create_connection(("127.0.0.1", server.port))
         payload = json.dumps({"prompt": PREFIX, "suffix": SUFFIX, "max_tokens": 8}).encode()
-        connection.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload))
+        connection.sendall(post_head("/v1/completions", len(payload)))
         connection.sendall(payload)
         connection.close()  # serve reads what was sent, asks the engine, and must notice the hang-up
         server.wait_for_log("client went away; generation cancelled", seconds=15)  # long before the 30 s
