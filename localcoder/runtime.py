@@ -182,16 +182,24 @@ def load_model(
     except (ValueError, RuntimeError) as exc:
         raise LocalcoderError(f"llama.cpp cannot load {path}: {exc}") from None
     load_ms = (time.perf_counter() - started) * 1000
+    vocab = vocabulary_of(llm)
+    # llama.cpp pads the context to a multiple of 256, but llama-cpp-python's token buffer keeps the size
+    # asked for: the smaller of the two is the real window.
+    window = min(llm.n_ctx(), len(llm.input_ids))
+    chosen = backend or LocalBackend()
+    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, PromptCache(llm, cache_slots), chosen)
+
+
+def vocabulary_of(llm: Any) -> Vocabulary:
+    """What the prompt stage needs of a loaded llama.cpp model (weights or vocab_only): tokenize, metadata, and
+    the end-of-generation ids, found only when asked."""
+    import llama_cpp
+
     vocab_handle = llm._model.vocab
-    vocab = Vocabulary(
+    return Vocabulary(
         tokenize=lambda text: tokenize(llm, text),
         metadata=dict(llm.metadata),
         find_end_of_generation=lambda: frozenset(
             t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)
         ),
     )
-    # llama.cpp pads the context to a multiple of 256, but llama-cpp-python's token buffer keeps the size
-    # asked for: the smaller of the two is the real window.
-    window = min(llm.n_ctx(), len(llm.input_ids))
-    chosen = backend or LocalBackend()
-    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, PromptCache(llm, cache_slots), chosen)

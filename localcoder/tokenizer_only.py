@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit import metadata as gguf_metadata
-from ggufkit.llamacpp import tokenize
 from localcoder import paths
 from localcoder.completion.prompt_cache import EngineCache
-from localcoder.completion.prompts import Vocabulary, detect_format
+from localcoder.completion.prompts import detect_format
 from localcoder.errors import LocalcoderError
 
 BUNDLED_TOKENIZER = "codegen25-tokenizer"  # what --model names to use the bundled CodeGen2.5 vocabulary
@@ -71,16 +70,7 @@ def _write_tokenizer_gguf(path: Path) -> None:
     writer.add_rope_dimension_count(128)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_vocab_size(vocab.VOCAB_SIZE)
-    table = vocab.gguf_vocab()
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
-    writer.add_token_list(table.tokens)
-    writer.add_token_types(table.token_types)
-    writer.add_token_merges(table.merges)
-    writer.add_bos_token_id(vocab.ENDOFTEXT_ID)
-    writer.add_eos_token_id(vocab.ENDOFTEXT_ID)
-    writer.add_eom_token_id(vocab.EOM_ID)
-    writer.add_add_bos_token(False)
+    vocab.add_to_gguf(writer)
     writer.add_string(gguf_metadata.FAMILY, "codegen2.5")
     writer.add_string(gguf_metadata.PROMPT_FORMAT, "codegen-infill")
     writer.write_header_to_file()
@@ -95,7 +85,7 @@ def load_vocabulary(path: Path, n_ctx: int | None, backend: Any) -> Any:
     import llama_cpp
     from llama_cpp._utils import suppress_stdout_stderr
 
-    from localcoder.runtime import LoadedModel
+    from localcoder.runtime import LoadedModel, vocabulary_of
 
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
     try:  # llama-cpp-python makes a context even for vocab_only (n_ctx 64 keeps it at nothing), and llama.cpp
@@ -104,14 +94,7 @@ def load_vocabulary(path: Path, n_ctx: int | None, backend: Any) -> Any:
             llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, n_ctx=64, n_batch=64, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise LocalcoderError(f"llama.cpp cannot read the vocabulary of {path}: {exc}") from None
-    vocab_handle = llm._model.vocab
-    vocab = Vocabulary(
-        tokenize=lambda text: tokenize(llm, text),
-        metadata=dict(llm.metadata),
-        find_end_of_generation=lambda: frozenset(
-            t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)
-        ),
-    )
+    vocab = vocabulary_of(llm)
     arch = vocab.metadata.get("general.architecture", "")
     trained = vocab.metadata.get(f"{arch}.context_length")
     window = n_ctx or (int(trained) if trained else DEFAULT_WINDOW)

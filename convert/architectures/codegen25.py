@@ -149,15 +149,4 @@ class CodeGen25(SourceArchitecture):
         writer.add_vocab_size(vocab.VOCAB_SIZE)
 
     def add_vocab(self, writer: GGUFWriter) -> None:
-        # bos/eos in config.json are ignored on purpose: the instruct config says
-        # 1/2, which are ordinary GPT-2 tokens; pad 0 ("!") must not become padding.
-        table = vocab.gguf_vocab()
-        writer.add_tokenizer_model("gpt2")
-        writer.add_tokenizer_pre("gpt-2")
-        writer.add_token_list(table.tokens)
-        writer.add_token_types(table.token_types)
-        writer.add_token_merges(table.merges)
-        writer.add_bos_token_id(vocab.ENDOFTEXT_ID)
-        writer.add_eos_token_id(vocab.ENDOFTEXT_ID)
-        writer.add_eom_token_id(vocab.EOM_ID)
-        writer.add_add_bos_token(False)
+        vocab.add_to_gguf(writer)

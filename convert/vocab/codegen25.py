@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
+from typing import Any
 
 from convert.vocab.bpe import ByteLevelBPE, bytes_to_unicode
 
@@ -219,3 +220,21 @@ def gguf_vocab() -> GGUFVocab:
     """
     tokens, types, merges = _gguf_arrays()
     return GGUFVocab(tokens=list(tokens), token_types=list(types), merges=list(merges))
+
+
+def add_to_gguf(writer: Any) -> None:
+    """CodeGen2.5's tokenizer keys on a GGUFWriter: the vocabulary, and the ids that begin and end text.
+
+    bos/eos in config.json are ignored on purpose: the instruct config says 1/2, which are ordinary GPT-2
+    tokens; pad 0 ("!") must not become padding. Shared by the converter and the bundled tokenizer-only GGUF
+    (localcoder/tokenizer_only.py), so both tokenize alike."""
+    table = gguf_vocab()
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")
+    writer.add_token_list(table.tokens)
+    writer.add_token_types(table.token_types)
+    writer.add_token_merges(table.merges)
+    writer.add_bos_token_id(ENDOFTEXT_ID)
+    writer.add_eos_token_id(ENDOFTEXT_ID)
+    writer.add_eom_token_id(EOM_ID)
+    writer.add_add_bos_token(False)

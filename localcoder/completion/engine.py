@@ -10,7 +10,7 @@ Stops: the ids are sent as `stop_token_ids` where the engine takes it (vLLM), an
 each stop token as a stop string for engines that print special tokens; llama.cpp-based engines also stop
 at the GGUF's end-of-generation set, which holds `<eom>` in our converted GGUFs.
 
-Cancelling reaches the engine: while a stream is open, a watcher asks `cancelled()` every CANCEL_POLL_S and,
+Cancelling reaches the engine: while a stream is open, a `HangUp` (hang_up.py) asks `cancelled()` every 20 ms and,
 once it says yes, shuts the connection's socket. The engine sees its client go (vLLM aborts the request,
 llama-server and llama_cpp.server stop generating) even while it is still reading the prompt and has sent
 nothing yet, and the caller gets GenerationCancelled at once instead of after the next token.
@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import socket
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -36,11 +35,11 @@ from typing import Any
 from ggufkit.llamacpp import token_piece
 from localcoder.completion.generate import Generation, GenerationCancelled, Sampling, TextCut, finish_cut, through_cut
 from localcoder.errors import LocalcoderError
+from localcoder.hang_up import HangUp
 
 PROMPT_KINDS = ("auto", "ids", "text")
 DEFAULT_TIMEOUT = 60.0
 MAX_LINE = 1 << 20  # one streamed event; a completion chunk is a few hundred bytes
-CANCEL_POLL_S = 0.02  # how often an open stream asks whether its caller still wants it
 PROBE_TIMEOUT = 2.0  # a health probe's wait: /health must answer quickly when the engine is down or stuck
 
 
@@ -219,7 +218,7 @@ class Engine:
         tokens, reason = 0, "max_tokens"
         feed = through_cut(cut, on_text, cancelled)
         conn = self._connection()
-        watcher = _Watcher(conn, cancelled)
+        watcher = HangUp(conn, cancelled)
         try:
             conn.request("POST", path or self._path, json.dumps(body).encode(), self._headers())
             watcher.start()
@@ -270,7 +269,7 @@ class Engine:
         except GenerationCancelled:
             raise
         except (EngineError, OSError, http.client.HTTPException) as exc:
-            if watcher.fired:  # the caller stopped wanting it, and the watcher cut the connection
+            if watcher.hung_up:  # the caller stopped wanting it, and the watcher cut the connection
                 raise GenerationCancelled from None
             raise self._as_engine_error(exc) from None
         finally:
@@ -289,39 +288,6 @@ class Engine:
         if isinstance(exc, TimeoutError):
             return EngineError(f"engine {self.label} did not answer within {self.timeout:g} s (--engine-timeout)")
         return EngineError(f"engine {self.label}: {exc}")
-
-
-class _Watcher:
-    """Shuts `conn`'s socket once `cancelled()` says so, from its own thread: a read blocked on the engine
-    returns at once, and the engine sees its client go."""
-
-    def __init__(self, conn: http.client.HTTPConnection, cancelled: Callable[[], bool] | None) -> None:
-        self._conn, self._cancelled = conn, cancelled
-        self._done = threading.Event()
-        self.fired = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._cancelled is not None:
-            self._thread = threading.Thread(target=self._watch, name="localcoder-engine-cancel", daemon=True)
-            self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._done.wait(CANCEL_POLL_S):
-            if self._cancelled():  # type: ignore[misc]
-                self.fired = True
-                sock = self._conn.sock
-                if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 def _error_message(raw: bytes) -> str:

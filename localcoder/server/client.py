@@ -14,8 +14,6 @@ import http.client
 import json
 import os
 import secrets
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +25,7 @@ from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import TextSink
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
+from localcoder.hang_up import HangUp
 from localcoder.runtime import LoadedModel, load_model, resolve_model
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, owner_proof, read_token, same_secret
 from localcoder.server.wire import (
@@ -138,10 +137,12 @@ def remote_infill(
     add context from the user's repository."""
     connection, base = _connection(url, None)
     body = json.dumps({**request.to_json(), "stream": True}).encode("utf-8")
-    watcher = _HangUp(connection, cancelled) if cancelled is not None else None
+    watcher = HangUp(connection, cancelled) if cancelled is not None else None
     try:
         headers = {**_headers(token), "Content-Type": "application/json"}
         connection.request("POST", f"{base}/infill", body, headers)
+        if watcher is not None:
+            watcher.start()
         response = connection.getresponse()
         if response.status != 200:
             raise LocalcoderError(f"server {url}: {_error_message(response.read(), response.status)}")
@@ -166,36 +167,6 @@ def remote_infill(
         if watcher is not None:
             watcher.stop()
         connection.close()
-
-
-class _HangUp:
-    """Closes an HTTP connection from a second thread once `cancelled()` says yes: a read blocked on the
-    server (reading a long prompt, say) returns at once instead of after the server's next token."""
-
-    POLL_SECONDS = 0.02
-
-    def __init__(self, connection: http.client.HTTPConnection, cancelled: Cancelled) -> None:
-        self.hung_up = False
-        self._connection, self._cancelled = connection, cancelled
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="localcoder-hang-up", daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._done.wait(self.POLL_SECONDS):
-            if self._cancelled():
-                self.hung_up = True
-                sock = self._connection.sock
-                if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def _events(response: http.client.HTTPResponse) -> Iterator[Event]:
