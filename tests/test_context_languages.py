@@ -255,6 +255,26 @@ def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
     assert not covering(context, "include/shop/store.h", 2)
 
 
+def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
+    """`typedef struct {...} T;` names T on its closing line: a head (full or compact, short or long struct) must
+    reach that line, else the model sees fields of a type without its name."""
+    fields = "".join(f"    int field{n};\n" for n in range(20))
+    header = (
+        "/* A point. */\ntypedef struct {\n    int x;\n    int y;\n    int z;\n    int w;\n} point_t;\n\n"
+        f"typedef struct big {{\n{fields}}} big_t;\n"
+    )  # point_t closes on line 7; big_t on line 30
+    root = make_repo(tmp_path, {"geometry.h": header})
+    used = context_at(root, "main.c", '#include "geometry.h"\n\nint area(point_t *p, big_t *b) {\n    return ')
+    assert_resolved(used, "geometry.h", 7)
+    assert_resolved(used, "geometry.h", 30)
+    assert covering(used, "geometry.h", 2), "a short struct shows whole, from its first line"
+    outlined = context_at(root, "main.c", '#include "geometry.h"\n\nint main(void) {\n    ')  # blank: the outline
+    assert_resolved(outlined, "geometry.h", 7)
+    assert_resolved(outlined, "geometry.h", 30)
+    point = next(d for d in top_level("c", parse("c", header)) if d.name == "point_t")
+    assert (point.signature, point.name_line) == (2, 7)
+
+
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
     outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
     (outside / "secret.h").write_text("int secret(void);\n")
