@@ -8,6 +8,11 @@ unions, enums, classes, typedefs, macros, and what namespaces and `extern "C"` b
 uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is
 looked up in those include/ and src/ folders only, and with a folder in its path (`<brotli/encode.h>`) anywhere:
 many projects include their own public headers so; `<stdio.h>` is the system's.
+
+On a blank line a header included by the buffer itself offers its outline twice as strongly as one included by a
+header (with the typedef heads of `base` and a typedef's tag and name outlined once, brotli 68% -> 72%). Weighing
+each name by its nearest use only, and the buffer's own header (`foo.h` for `foo.c`) above the others, were tried on
+brotli and changed nothing or lost (72% -> 62%), so they are not done.
 """
 
 from __future__ import annotations
