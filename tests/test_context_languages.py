@@ -275,6 +275,19 @@ def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
     assert (point.signature, point.name_line) == (2, 7)
 
 
+def test_a_header_included_directly_outlines_before_one_included_through_it(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path,
+        {"outer.h": '#include "inner.h"\nint alpha_run(void);\n', "inner.h": "int beta_run(void);\n"},
+    )
+    text = '#include "outer.h"\n\nint main(void) {\n    '
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    scores = {f.path.name: f.score for f in found}
+    assert set(scores) == {"outer.h", "inner.h"}  # both outlined: the nested include is in scope
+    assert scores["outer.h"] == 2 * scores["inner.h"]
+
+
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
     outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
     (outside / "secret.h").write_text("int secret(void);\n")
