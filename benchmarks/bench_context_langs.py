@@ -2,6 +2,7 @@
 beside Copilot's Jaccard windows.
 
     python benchmarks/bench_context_langs.py [--cases 40] [--budget 1024] [--languages go,rust] [--cache DIR]
+        [--serve N [--dir bench-out]]
 
 Corpora are fetched at run time into the cache folder (default ~/.cache/localcoder-bench/context-langs, or
 $LOCALCODER_BENCH_CACHE) and laid out there as git repositories; nothing is committed to localcoder. TypeScript,
@@ -24,7 +25,9 @@ Figures: recall within the budget and MRR for `localcoder.context.gather` and fo
 the repository's other files of the language, stride 30, best identifier Jaccard with the 60 lines before the
 cursor first, until the budget is full), in one run; the time of a cold call (a fresh Repository: every file read
 and parsed anew, the interpreter already started) and of a warm one (the same call again in the process, as in
-`serve` and the language server), with the bundled CodeGen tokenizer counting.
+`serve` and the language server), with the bundled CodeGen tokenizer counting. `--serve N` also times the first N
+cases of each tuning repository inside a running `localcoder serve` (its POST /infill's own `timings_ms.context`,
+the model's tokenizer counting; the random-weight model of `bench-context`, built once into --dir).
 """
 
 from __future__ import annotations
@@ -380,6 +383,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="cold CLI runs per language")
     default_cache = os.environ.get("LOCALCODER_BENCH_CACHE", str(Path.home() / ".cache/localcoder-bench"))
     parser.add_argument("--cache", type=Path, default=Path(default_cache) / "context-langs")
+    parser.add_argument("--serve", type=int, default=0, help="N cases of each tuning repository timed inside serve")
+    parser.add_argument("--dir", type=Path, default=Path("bench-out"), help="where the bench model is kept")
     args = parser.parse_args()
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"budget {args.budget} tokens; recall = a snippet covers the line of the definition's name; corpora in "
@@ -390,7 +395,7 @@ def main() -> None:
     print(f"{'repository':24} {'cases':>5} {'recall':>7} {'MRR':>6}   {'windows':>8} {'MRR':>6}   "
           f"{'cold ms':>8} {'warm ms':>8}")  # fmt: skip
     keys = ("ours", "base", "cold_s", "warm_s")
-    summary = []
+    summary, served = [], []
     for language in args.languages.split(","):
         totals = {split: {k: [] for k in keys} for split in ("tuning", "held-out")}
         cli: list[float] = []
@@ -404,6 +409,8 @@ def main() -> None:
             print(row(f"{language}/{corpus.name} ({corpus.split[0]})", got))
             if corpus.split == "tuning" and args.runs:
                 cli = cold_cli(repo, language, args.runs)
+            if corpus.split == "tuning" and args.serve:
+                served.append((f"{language}/{corpus.name}", served_ms(repo, language, args.serve, args.dir)))
         everything = {k: totals["tuning"][k] + totals["held-out"][k] for k in keys}
         for split in ("tuning", "held-out"):
             print(row(f"{language} {split}", totals[split]))
@@ -415,6 +422,17 @@ def main() -> None:
         summary.append((language, recall(everything["ours"]), recall(everything["base"])))
     for language, ours, base in summary:
         print(f"{language:12} recall@{args.budget}: {ours:.0%} vs {base:.0%} for windows ({(ours - base) * 100:+.0f})")
+    for name, times in served:
+        print(f"{name:24} inside serve, warm (POST /infill's timings_ms.context): median "
+              f"{statistics.median(times):.1f} ms, max {max(times):.1f} ms over {len(times)}")  # fmt: skip
+
+
+def served_ms(repo: Path, language: str, cases: int, directory: Path) -> list[float]:
+    """The context stage's own time inside a running `serve` (bench-context's method and random-weight model):
+    each of the repository's first cases posted twice to /infill, the second one's `timings_ms.context`."""
+    from benchmarks.bench_context import serve_model, served_context_ms
+
+    return served_context_ms(cases_of(repo, language, cases), serve_model(directory))
 
 
 if __name__ == "__main__":

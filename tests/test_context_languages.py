@@ -255,6 +255,39 @@ def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
     assert not covering(context, "include/shop/store.h", 2)
 
 
+def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
+    """`typedef struct {...} T;` names T on its closing line: a head (full or compact, short or long struct) must
+    reach that line, else the model sees fields of a type without its name."""
+    fields = "".join(f"    int field{n};\n" for n in range(20))
+    header = (
+        "/* A point. */\ntypedef struct {\n    int x;\n    int y;\n    int z;\n    int w;\n} point_t;\n\n"
+        f"typedef struct big {{\n{fields}}} big_t;\n"
+    )  # point_t closes on line 7; big_t on line 30
+    root = make_repo(tmp_path, {"geometry.h": header})
+    used = context_at(root, "main.c", '#include "geometry.h"\n\nint area(point_t *p, big_t *b) {\n    return ')
+    assert_resolved(used, "geometry.h", 7)
+    assert_resolved(used, "geometry.h", 30)
+    assert covering(used, "geometry.h", 2), "a short struct shows whole, from its first line"
+    outlined = context_at(root, "main.c", '#include "geometry.h"\n\nint main(void) {\n    ')  # blank: the outline
+    assert_resolved(outlined, "geometry.h", 7)
+    assert_resolved(outlined, "geometry.h", 30)
+    point = next(d for d in top_level("c", parse("c", header)) if d.name == "point_t")
+    assert (point.signature, point.name_line) == (2, 7)
+
+
+def test_a_header_included_directly_outlines_before_one_included_through_it(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path,
+        {"outer.h": '#include "inner.h"\nint alpha_run(void);\n', "inner.h": "int beta_run(void);\n"},
+    )
+    text = '#include "outer.h"\n\nint main(void) {\n    '
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    scores = {f.path.name: f.score for f in found}
+    assert set(scores) == {"outer.h", "inner.h"}  # both outlined: the nested include is in scope
+    assert scores["outer.h"] == 2 * scores["inner.h"]
+
+
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
     outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
     (outside / "secret.h").write_text("int secret(void);\n")

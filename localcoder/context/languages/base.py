@@ -10,7 +10,10 @@ another file can reach, ordered by how many words of its name occur near the cur
 come with their doc comments (the six lines above the signature at most: Go's and Rust's docs sit above it, and a
 head shows 12 lines) and may grow their bodies; the rest, and every outline entry, show their signature lines
 only, so that about three times as many fit in a budget (with the doc cut, this took recall@1024 on the tuning
-repositories of `make bench-context-langs` from 78% to 92% on regex-syntax and from 68% to 78% on go-cmp).
+repositories of `make bench-context-langs` from 78% to 92% on regex-syntax and from 68% to 78% on go-cmp). A head
+always reaches the line that writes the definition's name: C's `typedef struct {...} T;` names T on its closing
+line, so a struct that a head cannot show whole shows its last lines (brotli, 40 typedefs of this form among its
+headers: 50% -> 68% on its own, before C's outline weights).
 
 Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
 path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
@@ -41,6 +44,7 @@ MANIFEST_BYTES = 1 << 16
 MAX_CANDIDATES = 64  # more than a prompt's budget can show, even as one-line outline entries
 FULL_HEADS = 4  # the best definitions come with their doc comments (and may grow their bodies); the rest compact
 COMPACT_LINES = 3
+HEAD_LINES = 12  # what gather() shows of a head at most
 MAX_DOC_LINES = 6  # of a long doc comment, the lines right above the signature (a head shows 12 lines at most)
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
@@ -149,6 +153,10 @@ class TreeSitterLanguage:
         """Files whose top-level names the buffer sees without importing them."""
         return []
 
+    def scope_weight(self, request: Request, file: Path) -> float:
+        """How strongly a blank line may want a scope file's outline (C: less for a header included by a header)."""
+        return SCOPE_WEIGHT
+
     def reexports(self, request: Request, file: Path, tree: Tree, summary: Summary) -> None:
         """Fill `summary.exports` and `summary.stars` (the default: a file re-exports nothing)."""
 
@@ -247,7 +255,7 @@ class TreeSitterLanguage:
             if hit is None:
                 return
             where = (hit[0], hit[1].start_line)
-            scores[where] = scores.get(where, 0.0) + weight + (1.0 if hit[0] in overlay else 0.0)
+            scores[where] = scores.get(where, 0.0) + weight
             found.setdefault(where, (hit[1], why))
 
         modules: dict[str, float] = {}  # a module imported whole -> its nearest use's weight
@@ -288,7 +296,10 @@ class TreeSitterLanguage:
                         why = f"outline of {name}: {target.statement}"
                         self._outline(request, file, weight, near, why, add, public=True)
             for file in scope_files:
-                self._outline(request, file, SCOPE_WEIGHT, near, f"outline ({self.scope_why})", add, self.scope_public)
+                weight = self.scope_weight(request, file)
+                self._outline(request, file, weight, near, f"outline ({self.scope_why})", add, self.scope_public)
+        for where in scores:  # once per definition (it was once per use): an open document, the user's work
+            scores[where] += 1.0 if where[0] in overlay else 0.0
         names = {path: _relative(repository, path) for path in {path for path, _line in scores}}
         order = sorted(scores, key=lambda where: (-scores[where], names[where[0]], where[1]))
         ranked = []
@@ -301,9 +312,14 @@ class TreeSitterLanguage:
             if rank < FULL_HEADS and not why.startswith("outline"):
                 start = max(definition.start_line, definition.signature - MAX_DOC_LINES)  # the signature must show
                 head_end, end = definition.head_end, definition.end_line
+                shown = HEAD_LINES
             else:  # the signature alone, without the doc above it, so that many fit
                 start = definition.signature
                 head_end = end = max(start, min(definition.head_end, start + COMPACT_LINES - 1))
+                shown = COMPACT_LINES
+            if definition.name_line:  # `typedef struct {...} T;`: the head ends on the name's line
+                head_end, end = max(head_end, definition.name_line), max(end, definition.name_line)
+                start = max(start, definition.name_line - shown + 1)  # a long one: its last lines
             prefix = "" if why.startswith("outline") else "definition of "
             ranked.append(Found(scores[where], where[0], source, start, head_end, end, prefix + why))
         return ranked
@@ -348,7 +364,8 @@ class TreeSitterLanguage:
         summary = self.summary(request, file)
         if summary is None or request.deadline.expired() or depth > 1:
             return
-        hits = [(file, d) for d in summary.order if d.exported or not public]
+        starts = set()  # `typedef struct S {...} T;` defines S and T on one head: outlined once
+        hits = [(file, d) for d in summary.order if (d.exported or not public) and not _seen(starts, d.start_line)]
         if public:
             hits += [hit for name in summary.exports if (hit := self.lookup(request, file, name)) is not None]
         for hit in hits:
@@ -357,6 +374,13 @@ class TreeSitterLanguage:
             add(hit, weight * (0.25 + share), why)
         for star in summary.stars if public else ():
             self._outline(request, star, weight, near, why, add, public, depth + 1)
+
+
+def _seen(seen: set[int], line: int) -> bool:
+    if line in seen:
+        return True
+    seen.add(line)
+    return False
 
 
 def _relative(repository: Repository, path: Path) -> str:

@@ -8,6 +8,11 @@ unions, enums, classes, typedefs, macros, and what namespaces and `extern "C"` b
 uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is
 looked up in those include/ and src/ folders only, and with a folder in its path (`<brotli/encode.h>`) anywhere:
 many projects include their own public headers so; `<stdio.h>` is the system's.
+
+On a blank line a header included by the buffer itself offers its outline twice as strongly as one included by a
+header (with the typedef heads of `base` and a typedef's tag and name outlined once, brotli 68% -> 72%). Weighing
+each name by its nearest use only, and the buffer's own header (`foo.h` for `foo.c`) above the others, were tried on
+brotli and changed nothing or lost (72% -> 62%), so they are not done.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class CLanguage(TreeSitterLanguage):
 
     def scope(self, request: Request, tree: Tree) -> list[Path]:
         found: list[Path] = []
+        direct = request.known.setdefault("c-direct", set())  # the headers the buffer includes itself
         level: list[tuple[Path, Tree | None]] = [(request.edited, tree)]
         for _ in range(INCLUDE_DEPTH):
             deeper = []
@@ -57,10 +63,18 @@ class CLanguage(TreeSitterLanguage):
                     if header not in found and header != request.edited and len(found) < MAX_HEADERS:
                         found.append(header)
                         deeper.append(header)
+                        if parsed is not None:
+                            direct.add(header)
                 if request.deadline.expired():
                     return found
             level = [(h, None) for h in deeper]
         return found
+
+    def scope_weight(self, request: Request, file: Path) -> float:
+        """A header the buffer includes itself offers its outline twice as strongly as one included by a header: a
+        file includes what it uses, and brotli's encoder reaches 40 headers, most of them through others."""
+        weight = super().scope_weight(request, file)
+        return weight if file in request.known.get("c-direct", ()) else weight / 2
 
     def _resolve(
         self, request: Request, chain: list[str], target: Imported | None, scope: dict[str, Path]

@@ -53,6 +53,7 @@ class Definition:
     end_line: int  # last line of the whole definition
     own_line: int = 0  # where the declaration itself starts, below its doc (0: start_line)
     exported: bool = True  # reachable from another file: `export`ed, `pub`, a capitalised Go name
+    name_line: int = 0  # where the name is written when that is below the signature (C's `} T;`), else 0
 
     @property
     def signature(self) -> int:
@@ -126,9 +127,9 @@ def node_text(node: Node | None) -> str:
     return node.text.decode("utf-8", "replace") if node is not None and node.text is not None else ""
 
 
-def definition(name: str, node: Node, outer: Node | None = None) -> Definition:
+def definition(name: str, node: Node, outer: Node | None = None, name_line: int = 0) -> Definition:
     """`node` (the declaration) as a Definition; `outer` is the statement that holds it (an export, a template),
-    whose doc comments count."""
+    whose doc comments count; `name_line` where the name is written, when a head might not reach it."""
     top = outer or node
     start = top.start_point.row
     above = top.prev_named_sibling
@@ -140,7 +141,9 @@ def definition(name: str, node: Node, outer: Node | None = None) -> Definition:
         end -= 1  # a preprocessor line's node takes in its newline
     body = _body(node)
     head = body.start_point.row if body is not None else end
-    return Definition(name, start + 1, max(head, top.start_point.row) + 1, end + 1, top.start_point.row + 1)
+    head_end = max(head, top.start_point.row) + 1
+    named = name_line if name_line > top.start_point.row + 1 else 0
+    return Definition(name, start + 1, head_end, end + 1, top.start_point.row + 1, name_line=named)
 
 
 def _body(node: Node) -> Node | None:
@@ -260,13 +263,18 @@ def _c(node: Node, outer: Node | None = None) -> list[Definition]:
         return [definition(node_text(name), node, outer)] if name is not None and has_body else []
     if kind in ("function_definition", "declaration", "type_definition", "alias_declaration"):
         found = []
+        declarators = node.children_by_field_name("declarator")
+        last = max((d.end_point.row + 1 for d in declarators), default=0)  # `} T;`: a head must reach this line
         kind_node = node.child_by_field_name("type")
         if kind_node is not None and kind_node.child_by_field_name("body") is not None:
-            found += _c(kind_node, node)  # typedef struct S {...} T; declares S as well
-        for declarator in node.children_by_field_name("declarator"):
+            tags = _c(kind_node, node)  # typedef struct S {...} T; declares S as well, and shows both names
+            found += [replace(tag, name_line=max(tag.name_line, last)) if kind == "type_definition" else tag
+                      for tag in tags]  # fmt: skip
+        for declarator in declarators:
             name = _declared_name(declarator)
             if name:
-                found.append(definition(name, node, outer))
+                written = declarator.end_point.row + 1 if kind == "type_definition" else 0
+                found.append(definition(name, node, outer, written))
         name = node.child_by_field_name("name")  # C++'s `using T = ...`
         if kind == "alias_declaration" and name is not None:
             found.append(definition(node_text(name), node, outer))
