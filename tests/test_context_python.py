@@ -133,8 +133,8 @@ def test_a_body_is_capped_and_the_budget_reaches_further_definitions(tmp_path: P
 
 def test_end_lines_stay_within_the_file(tmp_path: Path) -> None:
     body = "function parseHeader(line) {\n  return line.split(':');\n}\n" * 5  # 15 lines and a final newline
-    root = make_repo(tmp_path, {"setup.py": "", "lib/near.js": body, "pkg/__init__.py": "", "pkg/m.py": "X = 1\n"})
-    [window] = context_of(root, "parseHeader(line.split(':'))", name="lib/app.js").snippets
+    root = make_repo(tmp_path, {"setup.py": "", "lib/near.lua": body, "pkg/__init__.py": "", "pkg/m.py": "X = 1\n"})
+    [window] = context_of(root, "parseHeader(line.split(':'))", name="lib/app.lua").snippets
     assert (window.start_line, window.end_line, window.kind) == (1, 15, "window")
     [definition] = context_of(root, "from .m import X\n\nX").snippets
     assert (definition.start_line, definition.end_line) == (1, 1)
