@@ -38,7 +38,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcoder.context.resolver import Deadline
+from localcoder.context.deadline import Deadline
 
 GIT_SECONDS = 10.0  # one listing at most; then its process group is killed and the failure remembered
 RETRY_SECONDS = 60.0  # a failed or late listing is not tried again for this long

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from localcoder.context.deadline import Deadline
 from localcoder.context.git import GitAnswer, GitFiles
 from localcoder.context.index import DiskIndex
-from localcoder.context.resolver import Deadline
 from localcoder.errors import LocalcoderError
 
 T = TypeVar("T")

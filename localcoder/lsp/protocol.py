@@ -14,7 +14,7 @@ import logging
 import os
 import select
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cattrs import transform_error
 from cattrs.v import format_exception
@@ -23,11 +23,8 @@ from lsprotocol.types import ResponseError
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
 
 from localcoder.errors import LocalcoderError
-from localcoder.lsp.documents import Change, Position
+from localcoder.lsp.documents import Change, Documents, Position
 from localcoder.names import shown_name
-
-if TYPE_CHECKING:
-    from localcoder.lsp.server import LocalcoderServer
 
 logger = logging.getLogger(__name__)
 INVALID_REQUEST = -32600  # JSON-RPC's codes (lsprotocol.types.ErrorCodes)
@@ -93,11 +90,24 @@ class StdinReader:
         return data
 
 
+class Cancels(Protocol):
+    def cancel(self, msg_id: Any) -> None: ...
+
+
+class ServerState(Protocol):
+    """What the protocol reaches of the language server (lsp/server.py's LocalcoderServer), named here so that
+    the protocol does not import the server that builds it."""
+
+    handled: int
+    documents: Documents
+    tickets: Cancels
+
+
 class LocalcoderProtocol(LanguageServerProtocol):
     """pygls's protocol with the documents kept by localcoder.lsp.documents (its line and position rules) and
     a cancel that also stops a request already running, which pygls alone cannot do."""
 
-    _server: LocalcoderServer
+    _server: ServerState
 
     def handle_message(self, message: Any) -> None:
         try:
