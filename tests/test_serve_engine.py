@@ -269,22 +269,29 @@ class Relay:
     def _pump(self, client: socket.socket, record: Relayed) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         with client, upstream:
-            while True:
-                readable, _, _ = select.select([client, upstream], [], [], 60)
-                if not readable:
+            try:
+                self._relay(client, upstream, record)
+            except OSError:  # serve hung up with bytes in flight (a reset, a broken pipe): still a hang-up
+                record.serve_closed_first = not record.engine_done
+
+    @staticmethod
+    def _relay(client: socket.socket, upstream: socket.socket, record: Relayed) -> None:
+        while True:
+            readable, _, _ = select.select([client, upstream], [], [], 60)
+            if not readable:
+                return
+            if client in readable:
+                data = client.recv(65536)
+                if not data:
+                    record.serve_closed_first = not record.engine_done
                     return
-                if client in readable:
-                    data = client.recv(65536)
-                    if not data:
-                        record.serve_closed_first = not record.engine_done
-                        return
-                    upstream.sendall(data)
-                if upstream in readable:
-                    data = upstream.recv(65536)
-                    if not data:
-                        return
-                    record.engine_done |= b'"finish_reason":"' in data.replace(b" ", b"")  # "stop" or "length"
-                    client.sendall(data)
+                upstream.sendall(data)
+            if upstream in readable:
+                data = upstream.recv(65536)
+                if not data:
+                    return
+                record.engine_done |= b'"finish_reason":"' in data.replace(b" ", b"")  # "stop" or "length"
+                client.sendall(data)
 
     def close(self) -> None:
         self.listener.close()
