@@ -48,7 +48,9 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from context_corpus import blanked  # noqa: E402
 from tree_sitter import Node  # noqa: E402
 
 from localcoder.completion.snippets import Snippet, render  # noqa: E402
@@ -116,11 +118,7 @@ class Case:
     gold: tuple[str, int]  # path relative to the repository, line of the definition's name
 
     def buffer(self) -> tuple[str, int]:
-        lines = self.file.read_text(encoding="utf-8").split("\n")
-        line = lines[self.line - 1]
-        indent = line[: len(line) - len(line.lstrip())]
-        offset = sum(len(x) + 1 for x in lines[: self.line - 1]) + len(indent)
-        return "\n".join(lines[: self.line - 1] + [indent] + lines[self.line :]), offset
+        return blanked(self.file, self.line)
 
 
 # --- corpora ----------------------------------------------------------------------------------------------------

@@ -107,12 +107,7 @@ class Case:
     first: bool  # no line above uses the same definition
 
     def buffer(self) -> tuple[str, int]:
-        """The file's text with the cursor line blanked after its indentation, and the cursor's offset."""
-        lines = self.file.read_text(encoding="utf-8").split("\n")
-        line = lines[self.line - 1]
-        indent = line[: len(line) - len(line.lstrip())]
-        offset = sum(len(x) + 1 for x in lines[: self.line - 1]) + len(indent)
-        return "\n".join(lines[: self.line - 1] + [indent] + lines[self.line :]), offset
+        return blanked(self.file, self.line)
 
 
 def modules_of(root: Path, package: Package) -> dict[str, Path]:
@@ -217,3 +212,13 @@ def cases_of(root: Path, package: Package, limit: int, seed: int = 0) -> list[Ca
             found.append(Case(package.name, file, line, gold, kind, first))
     random.Random(seed).shuffle(found)
     return found[:limit]
+
+
+def blanked(file: Path, number: int) -> tuple[str, int]:
+    """`file`'s text with line `number` (1-based) blanked after its indentation, and the cursor's offset there:
+    every context benchmark's case, whatever the language."""
+    lines = file.read_text(encoding="utf-8").split("\n")
+    line = lines[number - 1]
+    indent = line[: len(line) - len(line.lstrip())]
+    offset = sum(len(x) + 1 for x in lines[: number - 1]) + len(indent)
+    return "\n".join(lines[: number - 1] + [indent] + lines[number:]), offset
