@@ -6,7 +6,7 @@ Builds (once, cached in --dir) a random-weight model in the CodeGen2.5
 architecture and a Python file of about 2,000 tokens, puts the cursor on a
 blank line in its middle, and for 16, 32 and 64 new tokens (greedy, scope
 "full", window 2,048) measures: model load time, prompt tokens/s, generation
-tokens/s and end-to-end latency, through `localcoder.completion.complete.complete` and
+tokens/s and end-to-end latency, through `localcoder.pipeline.complete` and
 through `Llama.generate` on the very same prompt ids. Each figure is the median
 of --repeats runs, the two paths interleaved, the KV cache reset before each.
 Overhead = localcoder end-to-end / bare end-to-end - 1 (target <= 3%).
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from convert.pipeline import ConvertOptions, convert  # noqa: E402
 from convert.synthetic import SHAPES, LlamaShape, write_codegen25_checkpoint  # noqa: E402
 from localcoder.bench import sample_source  # noqa: E402
-from localcoder.completion.complete import CompletionRequest, complete  # noqa: E402
+from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
 from localcoder.completion.generate import Sampling  # noqa: E402
 from localcoder.completion.prompts import build_prompt, stop_ids  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402

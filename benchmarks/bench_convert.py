@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convert.synthetic import SHAPES, write_codegen25_checkpoint  # noqa: E402
-from convert.vocab.codegen25 import VOCAB_SIZE  # noqa: E402
+from ggufkit.vocab.codegen25 import VOCAB_SIZE  # noqa: E402
 
 MB = 1e6
 GB = 1e9

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from convert.checkpoint.torch_bin import write_torch_bin
-from convert.vocab.codegen25 import VOCAB_SIZE
+from ggufkit.vocab.codegen25 import VOCAB_SIZE
 
 
 @dataclass(frozen=True)

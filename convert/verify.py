@@ -17,7 +17,7 @@ import numpy as np
 
 from convert.errors import ConvertError
 from convert.vocab.added_tokens import tokenizer_from_gguf_tokens
-from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from convert.vocab.corpus import verification_corpus
 from ggufkit import metadata
 from ggufkit.llamacpp import detokenize, load_llama, tokenize

@@ -12,15 +12,15 @@ import os
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ggufkit.llamacpp import tokenize
 from localcoder import paths
 from localcoder.completion.backends import Backend, LocalBackend
-from localcoder.completion.prompt_cache import EngineCache, PromptCache
-from localcoder.completion.prompts import PromptFormat, Vocabulary, detect_format
+from localcoder.completion.model import LoadedModel
+from localcoder.completion.prompt_cache import PromptCache
+from localcoder.completion.prompts import Vocabulary, detect_format
 from localcoder.errors import LocalcoderError
 from localcoder.tokenizer_only import BUNDLED_TOKENIZER, bundled_tokenizer_path, is_tokenizer_only, load_vocabulary
 
@@ -95,22 +95,6 @@ def default_gpu_layers() -> int:
     return -1 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
-@dataclass
-class LoadedModel:
-    path: Path
-    llm: Any
-    vocab: Vocabulary
-    format: PromptFormat
-    n_ctx: int
-    load_ms: float
-    cache: PromptCache | EngineCache  # EngineCache: the engine holds the prompts (tokenizer_only.py)
-    backend: Backend = field(default_factory=LocalBackend)  # where tokens come from; the prompt is built here
-
-    @property
-    def chat_template(self) -> str | None:
-        return self.vocab.metadata.get("tokenizer.chat_template")
-
-
 def check_gguf(path: Path, hint: str = "") -> Path:
     """`path` when it is a file that starts with GGUF's magic; else one line saying what it is instead."""
     if path.is_dir():
@@ -155,7 +139,7 @@ def load_model(
     """
     check_gguf(path, HOW_TO_GET_A_MODEL)
     if backend is not None and backend.kind == "engine":
-        return load_vocabulary(path, n_ctx, backend)  # type: ignore[no-any-return]
+        return load_vocabulary(path, n_ctx, backend)
     if is_tokenizer_only(path):
         raise LocalcoderError(f"{BUNDLED_TOKENIZER} is a tokenizer without weights: use it with --engine URL")
     import llama_cpp

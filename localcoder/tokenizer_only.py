@@ -6,7 +6,7 @@ So `load_vocabulary` opens the GGUF with llama.cpp's vocab_only (the tensors are
 codegen25-7b Q4_K_M opens in well under a second and maps nothing of its weights) and gives the same
 LoadedModel the in-process path gives, with an EngineCache (the engine keeps the prompt cache) and the backend.
 
-CodeGen2.5's vocabulary ships with localcoder (convert/vocab: GPT-2's tables plus the whitespace runs and
+CodeGen2.5's vocabulary ships with localcoder (ggufkit/vocab: GPT-2's tables plus the whitespace runs and
 sentinels), so a CodeGen2.5 user needs no GGUF at all: `--model codegen25-tokenizer` names a tokenizer-only
 GGUF (the converter's metadata and vocabulary, no tensors; about 2 MB) written once into the cache directory.
 It tokenizes exactly as a converted CodeGen2.5 GGUF does (same arrays, same llama.cpp code), which
@@ -24,6 +24,7 @@ from typing import Any
 
 from ggufkit import metadata as gguf_metadata
 from localcoder import paths
+from localcoder.completion.model import LoadedModel
 from localcoder.completion.prompt_cache import EngineCache
 from localcoder.completion.prompts import detect_format
 from localcoder.errors import LocalcoderError
@@ -57,7 +58,7 @@ def _write_tokenizer_gguf(path: Path) -> None:
     """CodeGen2.5-7B's hyperparameters and vocabulary as the converter writes them, and no tensor."""
     from gguf import GGUFWriter
 
-    from convert.vocab import codegen25 as vocab
+    from ggufkit.vocab import codegen25 as vocab
 
     writer = GGUFWriter(str(path), "llama")
     writer.add_name("codegen25 tokenizer (bundled, no weights)")
@@ -79,13 +80,13 @@ def _write_tokenizer_gguf(path: Path) -> None:
     writer.close()
 
 
-def load_vocabulary(path: Path, n_ctx: int | None, backend: Any) -> Any:
+def load_vocabulary(path: Path, n_ctx: int | None, backend: Any) -> LoadedModel:
     """`path`'s vocabulary and metadata as a LoadedModel that generates on `backend` (an engine): no weights.
     The window is --ctx, else the context length the GGUF records (the engine's own limit is the engine's)."""
     import llama_cpp
     from llama_cpp._utils import suppress_stdout_stderr
 
-    from localcoder.runtime import LoadedModel, vocabulary_of
+    from localcoder.runtime import vocabulary_of
 
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
     try:  # llama-cpp-python makes a context even for vocab_only (n_ctx 64 keeps it at nothing), and llama.cpp

@@ -17,7 +17,7 @@ import numpy as np
 from convert.checkpoint.torch_bin import write_torch_bin
 from convert.pipeline import ConvertOptions, convert
 from convert.synthetic import TOKENIZER_CONFIG, LlamaShape, codegen25_config
-from convert.vocab.codegen25 import EOM_ID, MASK1_ID, VOCAB_SIZE, codegen25_tokenizer
+from ggufkit.vocab.codegen25 import EOM_ID, MASK1_ID, VOCAB_SIZE, codegen25_tokenizer
 
 GARBAGE = codegen25_tokenizer().encode("GARBAGE")[0]
 NEWLINE = codegen25_tokenizer().encode("\n")[0]

@@ -30,7 +30,7 @@ def _gpt2_dir() -> Path:
     shared = SHARED_DATA / "gpt2"
     if all((shared / name).is_file() for name in GPT2_SHA256):
         return shared
-    return Path(__file__).resolve().parents[1] / "convert" / "vocab" / "data"
+    return Path(__file__).resolve().parents[1] / "ggufkit" / "vocab" / "data"
 
 
 GPT2_DIR = _gpt2_dir()

@@ -16,7 +16,7 @@ import numpy as np
 from convert.checkpoint.torch_bin import write_torch_bin
 from convert.pipeline import ConvertOptions, convert
 from convert.synthetic import TOKENIZER_CONFIG, LlamaShape, codegen25_config
-from convert.vocab.codegen25 import VOCAB_SIZE
+from ggufkit.vocab.codegen25 import VOCAB_SIZE
 
 SHAPE = LlamaShape(hidden=256, intermediate=256, layers=1, heads=4)
 SLOTS = SHAPE.hidden

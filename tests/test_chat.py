@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from convert.pipeline import ConvertOptions, convert
-from convert.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
+from ggufkit.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
 from localcoder.chat.repl import ChatRepl
 from localcoder.chat.session import ChatSession
 from localcoder.completion.generate import Sampling

@@ -70,7 +70,7 @@ def test_verify_catches_a_tokenizer_without_the_whitespace_merges(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The 38 extra merges are what make code tokenize like CodeGen2.5 (docs/codegen-facts.md)."""
-    from convert.vocab import codegen25
+    from ggufkit.vocab import codegen25
 
     table = codegen25.gguf_vocab()
     broken = type(table)(tokens=table.tokens, token_types=table.token_types, merges=table.merges[:50000])

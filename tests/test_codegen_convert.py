@@ -21,7 +21,7 @@ from gguf import GGUFReader
 from convert.architectures import codegen as codegen_arch
 from convert.errors import ConvertError
 from convert.pipeline import ConvertOptions, convert
-from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from tests.codegen1 import SPECS, VOCAB_SIZE, CodeGenSpec, build_model, save_checkpoint
 from tests.llama_run import assert_argmax_agrees, llama_logits
 

@@ -10,7 +10,7 @@ import pytest
 from convert.architectures import codegen25 as codegen25_arch
 from convert.pipeline import ConvertOptions, convert
 from convert.synthetic import LlamaShape
-from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from tests.checkpoints import TinySpec, build_model, save_checkpoint
 from tests.llama_run import assert_argmax_agrees, llama_logits
 

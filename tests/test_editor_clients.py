@@ -131,7 +131,7 @@ def test_llama_vim_fim_answer_matches_its_regex(server) -> None:
 
 
 def server_tokens(text: str) -> list[int]:
-    from convert.vocab.codegen25 import codegen25_tokenizer
+    from ggufkit.vocab.codegen25 import codegen25_tokenizer
 
     return codegen25_tokenizer().encode(text)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from localcoder.bench import sample_source
 from localcoder.completion.prompt_read import READ_BATCH
 from tests.bigram import GARBAGE, bigram_model, chain_for

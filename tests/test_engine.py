@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from convert.pipeline import ConvertOptions, convert
-from convert.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
+from ggufkit.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
 from tests.bigram import CHAT_CODE as CODE
 from tests.bigram import GARBAGE, NEWLINE, bigram_model, chain_for, write_bigram_checkpoint
 from tests.helpers import assert_one_line_error, run_chat, run_complete

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from convert.errors import ConvertError
-from convert.vocab.bpe import bytes_to_unicode
-from convert.vocab.codegen25 import TOKEN_TYPE_NORMAL, GGUFVocab
+from ggufkit.vocab.bpe import bytes_to_unicode
+from ggufkit.vocab.codegen25 import TOKEN_TYPE_NORMAL, GGUFVocab
 from convert.vocab.corpus import verification_corpus
 from convert.vocab.hf_tokenizer import (
     TOKEN_TYPE_UNUSED,

@@ -24,7 +24,7 @@ from rich.console import Console
 from convert.checkpoint.torch_bin import read_torch_bin, write_torch_bin
 from convert.errors import ConvertError
 from localcoder.errors import LocalcoderError
-from localcoder.render import escape_controls, print_untrusted
+from localcoder.terminal import escape_controls, print_untrusted
 from localcoder.server import ollama_api, openai_api
 from localcoder.server.fields import BadRequest, check_unicode
 from localcoder.server.routes import parse_infill, parse_show

@@ -7,7 +7,7 @@ import sys
 
 CHECK = """
 import sys
-import localcoder.completion.complete, localcoder.completion.infill, localcoder.server.http, localcoder.server.client
+import localcoder.pipeline, localcoder.completion.infill, localcoder.server.http, localcoder.server.client
 import localcoder.evaluate.generation
 print(",".join(sorted(name for name in sys.modules if name == "convert" or name.startswith("convert."))))
 """

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from tests.bigram import bigram_model
 from tests.server_run import running_server
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from convert.vocab.codegen25 import codegen25_tokenizer
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from ggufkit.llamacpp import tokenize
 from localcoder.completion.prompts import FORMATS, Vocabulary, build_prompt, detect_format, stop_ids
 from localcoder.errors import LocalcoderError

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from localcoder.completion.complete import complete
+from localcoder.pipeline import complete
 from localcoder.completion.generate import GenerationCancelled, Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import Snippet, render

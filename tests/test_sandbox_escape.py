@@ -261,7 +261,7 @@ HONEST = "print('the session goes on')\n"
 @pytest.fixture(scope="module")
 def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("llama_cpp")
-    from convert.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
+    from ggufkit.vocab.codegen25 import ENDOFTEXT_ID, codegen25_tokenizer
     from tests.bigram import bigram_model
 
     newline = codegen25_tokenizer().encode("\n")[0]

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from convert.vocab.bpe import WHITE_SPACE, bytes_to_unicode, pretokenize
-from convert.vocab.codegen25 import (
+from ggufkit.vocab.bpe import WHITE_SPACE, bytes_to_unicode, pretokenize
+from ggufkit.vocab.codegen25 import (
     ENDOFTEXT_ID,
     EOM_ID,
     MASK1_ID,

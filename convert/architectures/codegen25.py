@@ -2,7 +2,7 @@
 
 The weights map onto llama.cpp's `llama` graph one to one. Two things are
 CodeGen2.5's own: the tokenizer, rebuilt from the GPT-2 files shipped in
-convert/vocab (the checkpoint carries only Python code for it, which is never
+ggufkit/vocab (the checkpoint carries only Python code for it, which is never
 run), and the Q/K row order (see `interleave_rotary_halves`).
 """
 
@@ -16,7 +16,7 @@ from gguf import GGUFWriter
 from convert.architectures.base import SourceArchitecture, TensorPlan, register
 from convert.checkpoint.tensors import TensorRecord
 from convert.errors import ConvertError
-from convert.vocab import codegen25 as vocab
+from ggufkit.vocab import codegen25 as vocab
 
 _LAYER_TENSORS = {
     "input_layernorm.weight": "attn_norm.weight",

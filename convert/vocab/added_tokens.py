@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from convert.vocab.bpe import ByteLevelBPE
-from convert.vocab.codegen25 import ENDOFTEXT_ID, gpt2_ranks
+from ggufkit.vocab.bpe import ByteLevelBPE
+from ggufkit.vocab.codegen25 import ENDOFTEXT_ID, gpt2_ranks
 
 
 class AddedTokensTokenizer:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from convert.errors import ConvertError
-from convert.vocab.codegen25 import TOKEN_TYPE_CONTROL, TOKEN_TYPE_NORMAL, GGUFVocab
+from ggufkit.vocab.codegen25 import TOKEN_TYPE_CONTROL, TOKEN_TYPE_NORMAL, GGUFVocab
 
 # gguf.TokenType values not needed by CodeGen2.5, spelled out to keep gguf out of this module.
 TOKEN_TYPE_USER_DEFINED = 4

@@ -20,7 +20,7 @@ from localcoder.completion.generate import MAX_TEMPERATURE, Sampling
 from localcoder.completion.prompts import FORMATS, prompt_budget, stop_ids
 from localcoder.errors import LocalcoderError
 from localcoder.files import write_atomically
-from localcoder.runtime import LoadedModel
+from localcoder.completion.model import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
 from localcoder.source import read_source
 

@@ -15,7 +15,7 @@ from ggufkit.errors import InterruptedAfterWrite
 from localcoder.completion.engine import DEFAULT_TIMEOUT, PROMPT_KINDS
 from localcoder.completion.generate import MAX_TEMPERATURE
 from localcoder.errors import USER_ERRORS
-from localcoder.render import plain
+from localcoder.terminal import plain
 
 F = TypeVar("F", bound=Callable[..., Any])
 

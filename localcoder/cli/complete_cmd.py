@@ -31,7 +31,8 @@ from localcoder.completion.generate import SEED_MAX, SEED_MIN, Sampling
 from localcoder.completion.request import ONE_SHOT_CONTEXT_SECONDS, CompletionRequest
 from localcoder.completion.snippets import Snippet
 from localcoder.edit import insert_completion, unified_diff, write_completion
-from localcoder.render import plain, print_json
+from localcoder.render import print_json
+from localcoder.terminal import plain
 from localcoder.server.client import LoadOptions, open_completer, server_url
 from localcoder.source import MAX_READ_MB, read_bounded, read_source, read_source_bytes, resolve_target
 

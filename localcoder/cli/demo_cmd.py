@@ -12,7 +12,8 @@ from localcoder.cli._common import stderr, stdout, user_errors
 from localcoder.cli.progress import RichConvertEvents
 from localcoder.demo import CHAT_SCRIPT, SAMPLE_LINE, run_demo
 from localcoder.gguf_info import read_gguf
-from localcoder.render import plain, render_convert, render_summary
+from localcoder.render import render_convert, render_summary
+from localcoder.terminal import plain
 
 EPILOG = """\
 [bold]Examples[/]

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from localcoder.evaluate.results import SampleRecord
-from localcoder.render import human_bytes
+from localcoder.terminal import human_bytes
 
 
 class RichConvertEvents:

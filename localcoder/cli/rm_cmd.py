@@ -8,7 +8,7 @@ import typer
 
 from localcoder.cli._common import fail, note, stdout, user_errors
 from localcoder.models import locate, remove_model
-from localcoder.render import plain
+from localcoder.terminal import plain
 
 EPILOG = """\
 [bold]Examples[/]

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from localcoder.cli._common import ENGINE_MODEL, ENGINE_PROMPT, ENGINE_TIMEOUT, ENGINE_URL, fail, stderr, user_errors
 from localcoder.completion.engine import make_engine
-from localcoder.render import plain
+from localcoder.terminal import plain
 from localcoder.server.engine_pool import DEFAULT_PARALLEL
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
 from localcoder.server.pool import PoolOptions, duration_seconds

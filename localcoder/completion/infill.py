@@ -26,7 +26,7 @@ from localcoder.completion.prompts import (
 )
 from localcoder.completion.snippets import SNIPPET_SHARE, Snippet, snippet_ids
 from localcoder.completion.typing_through import before_cursor, context_of, suggestion_of, type_through
-from localcoder.runtime import LoadedModel
+from localcoder.completion.model import LoadedModel
 
 TextSink = Callable[[int, str], None]
 

@@ -1,7 +1,7 @@
 """CompletionRequest: what every front end asks of the completion core, checked once, when it is built.
 
 `complete`, the server's own /infill (and its client), the language server, `bench` and the demo build one with
-`CompletionRequest.build` and hand it to `localcoder.completion.complete.complete`, which runs the repository
+`CompletionRequest.build` and hand it to `localcoder.pipeline.complete`, which runs the repository
 context stage on it (`localcoder.context`: the budget, the open documents and the root it carries). Everything
 that can be wrong with a request (a scope or layout that does not exist, a cursor past the end, too many
 alternatives) is a one-line LocalcoderError from `build`, before a model is loaded or leased.

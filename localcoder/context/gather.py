@@ -107,7 +107,7 @@ class _Candidate:
 @functools.cache
 def bundled_counter() -> Counter:
     """Token counts from the CodeGen tokenizer shipped with localcoder (GPT-2 plus the whitespace runs)."""
-    from convert.vocab.codegen25 import codegen25_tokenizer
+    from ggufkit.vocab.codegen25 import codegen25_tokenizer
 
     tokenizer = codegen25_tokenizer()
     return functools.lru_cache(maxsize=8192)(lambda text: len(tokenizer.encode_ordinary(text)))

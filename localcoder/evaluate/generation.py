@@ -23,7 +23,7 @@ from localcoder.completion.infill import InfillInput, fill, prepare
 from localcoder.completion.truncate import StopStrings
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, CodeTask, MultiTurnTask, Task
-from localcoder.runtime import LoadedModel
+from localcoder.completion.model import LoadedModel
 
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 

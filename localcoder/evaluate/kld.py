@@ -27,7 +27,8 @@ import numpy as np
 
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.corpus import CorpusFile, infill_cases
-from localcoder.runtime import LoadedModel, load_model
+from localcoder.completion.model import LoadedModel
+from localcoder.runtime import load_model
 
 MODES = ("left-to-right", "infill", "both")
 Progress = Callable[[str, int, int], None]  # (what, sequences done, sequences in all)

@@ -27,7 +27,8 @@ from typing import Any
 from localcoder.completion.backends import EngineBackend
 from localcoder.completion.engine import Engine
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import LoadedModel, load_model, resolve_model
+from localcoder.completion.model import LoadedModel
+from localcoder.runtime import load_model, resolve_model
 from localcoder.server.pool import UNKNOWN_MODEL, FairLock, PoolOptions
 
 DEFAULT_PARALLEL = 4  # in flight to the engine at once: llama-server -np 4, and a batch vLLM fills in one step

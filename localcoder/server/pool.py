@@ -13,7 +13,8 @@ from pathlib import Path
 
 from localcoder import paths
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import LoadedModel, load_model, resolve_model
+from localcoder.completion.model import LoadedModel
+from localcoder.runtime import load_model, resolve_model
 
 UNKNOWN_MODEL = "unknown model: this server serves the models GET /v1/models lists"
 _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ns|us|ms|s|m|h)?$")

@@ -19,7 +19,7 @@ from localcoder.completion.infill import InfillInput, TextSink
 from localcoder.completion.request import CompletionRequest
 from localcoder.context.repository import find_root
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import LoadedModel
+from localcoder.completion.model import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.engine_pool import EnginePool
 from localcoder.server.fields import Fields, json_object

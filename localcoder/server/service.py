@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from localcoder.completion.complete import complete
+from localcoder.pipeline import complete
 from localcoder.completion.generate import GenerationCancelled, read_prompt
 from localcoder.completion.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
 from localcoder.completion.truncate import StopStrings
-from localcoder.runtime import LoadedModel
+from localcoder.completion.model import LoadedModel
 from localcoder.server.llama_api import LlamaInfillRequest
 from localcoder.server.ollama_api import GenerateRequest, read_spelled_infill
 from localcoder.server.openai_api import OpenAICompletion

@@ -16,7 +16,7 @@ from localcoder.completion.prompts import prompt_budget
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.truncate import CursorContext, StreamingTruncator
 from localcoder.context.stage import request_context
-from localcoder.runtime import LoadedModel
+from localcoder.completion.model import LoadedModel
 from localcoder.schemas import SCHEMA_VERSION
 from localcoder.source import Cursor
 

@@ -18,7 +18,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from convert.vocab.bpe import ByteLevelBPE, bytes_to_unicode
+from ggufkit.vocab.bpe import ByteLevelBPE, bytes_to_unicode
 
 VOCAB_SIZE = 51200
 ENDOFTEXT_ID = 50256
