@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from convert.pipeline import ConvertOptions, convert  # noqa: E402
 from convert.synthetic import SHAPES, LlamaShape, write_codegen25_checkpoint  # noqa: E402
 from localcoder.bench import sample_source  # noqa: E402
-from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
 from localcoder.completion.generate import Sampling  # noqa: E402
 from localcoder.completion.prompts import build_prompt, stop_ids  # noqa: E402
+from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402
 from localcoder.source import locate, read_source  # noqa: E402
 

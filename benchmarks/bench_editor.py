@@ -92,7 +92,7 @@ def prompt_ids(model, body: dict) -> list[int]:
     """The prompt the server builds for `body`, from the same core function."""
     extra = tuple(Snippet(chunk["text"], chunk["filename"]) for chunk in body["input_extra"])
     source_input = InfillInput(body["input_prefix"] + body["prompt"], body["input_suffix"], extra)
-    return prepare(model, source_input, max(body["n_predict"], 1)).ids
+    return prepare(model, source_input, model.budget(max(body["n_predict"], 1))).ids
 
 
 def run(gguf: Path, slots: int) -> list[dict]:

@@ -77,7 +77,7 @@ def main() -> None:
             started = time.perf_counter()
             cursor = locate(buffer, line, None)
             prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
-            prompt = prepare(model, InfillInput(prefix, suffix, layout=args.layout), MAX_TOKENS)
+            prompt = prepare(model, InfillInput(prefix, suffix, layout=args.layout), model.budget(MAX_TOKENS))
             builds.append((time.perf_counter() - started) * 1000)
             del buffer, prefix, suffix
         read_ms, prompt_ms = statistics.median(reads), statistics.median(builds)
@@ -105,7 +105,7 @@ def infill_body_ms(model, layout: str) -> float:
     buffer = read_source_bytes(request.text.encode("utf-8"))
     cursor = locate(buffer, request.line, request.col)
     prefix, suffix = buffer.text[: cursor.offset], buffer.text[cursor.offset :]
-    prepare(model, InfillInput(prefix, suffix, layout=request.layout), MAX_TOKENS)
+    prepare(model, InfillInput(prefix, suffix, layout=request.layout), model.budget(MAX_TOKENS))
     return (time.perf_counter() - started) * 1000
 
 

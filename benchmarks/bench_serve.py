@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_complete import BENCH_SHAPES, bare_run, bench_model, model_arguments  # noqa: E402
 from localcoder.bench import NEW_TOKENS, SCENARIOS, WINDOW, machine, run_bench, sample_source  # noqa: E402
-from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
 from localcoder.completion.generate import Sampling  # noqa: E402
 from localcoder.completion.prompts import STABLE_LINES, build_prompt, stop_ids  # noqa: E402
+from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
 from localcoder.runtime import load_model  # noqa: E402
 from localcoder.server.client import remote_infill  # noqa: E402
 from localcoder.server.http import LocalcoderServer, ServeOptions  # noqa: E402

@@ -105,7 +105,7 @@ def engine_bodies(gguf: Path, url: str, trace: list[tuple[str, str]]) -> list[di
     sampling = Sampling(temperature=0.0, max_tokens=NEW_TOKENS)
     bodies = []
     for prefix, suffix in trace:
-        prompt = prepare(model, InfillInput(prefix, suffix), NEW_TOKENS)
+        prompt = prepare(model, InfillInput(prefix, suffix), model.budget(NEW_TOKENS))
         stop = stop_ids(prompt.format, model.vocab)
         text = b"".join(token_piece(model.llm, t, special=True) for t in prompt.ids).decode("utf-8", "replace")
         stops = sorted({token_piece(model.llm, t).decode("utf-8", "replace") for t in stop} - {""})[:4]

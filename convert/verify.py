@@ -17,10 +17,10 @@ import numpy as np
 
 from convert.errors import ConvertError
 from convert.vocab.added_tokens import tokenizer_from_gguf_tokens
-from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from convert.vocab.corpus import verification_corpus
 from ggufkit import metadata
 from ggufkit.llamacpp import detokenize, load_llama, tokenize
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 
 LOGIT_PROMPT = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n'
 F32_TOLERANCE = 1e-4

@@ -16,8 +16,8 @@ from pathlib import Path
 from convert.pipeline import ConvertEvents, ConvertOptions, ConvertResult, convert
 from convert.synthetic import SHAPES, write_codegen25_checkpoint
 from localcoder.chat.session import ChatSession
-from localcoder.pipeline import CompletionRequest, CompletionResult, complete
 from localcoder.completion.generate import Sampling
+from localcoder.pipeline import CompletionRequest, CompletionResult, complete
 from localcoder.runtime import load_model
 from localcoder.source import read_source
 

@@ -1,6 +1,9 @@
-"""complete(): a CompletionRequest -> the infill core (prompt, generation) with a scope cut -> result.
+"""complete(): a CompletionRequest -> its budget -> the context stage -> the infill core (prompt, generation) with
+a scope cut -> a typed result.
 
-The CLI, the server's own /infill, bench and the demo call this one function; rendering is elsewhere.
+The pipeline sits above its stages (context/, completion/) and calls them in order; they never import it. The
+CLI, the server's own /infill, the language server, bench and the demo call this one function; rendering is
+elsewhere (render.py).
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from localcoder.completion.generate import GenerationCancelled
-from localcoder.completion.infill import InfillInput, fill, prepare
-from localcoder.completion.prompts import prompt_budget
+from localcoder.completion.infill import InfillInput, run
+from localcoder.completion.model import LoadedModel
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.truncate import CursorContext, StreamingTruncator
 from localcoder.context.stage import request_context
-from localcoder.completion.model import LoadedModel
 from localcoder.schemas import SCHEMA_VERSION
 from localcoder.source import Cursor
 
@@ -96,17 +98,17 @@ def complete(
     """
     started = time.perf_counter()
     suffix = request.suffix
-    window = prompt_budget(model.n_ctx, request.sampling.max_tokens)
-    repo = request_context(request, model.vocab.count_tokens, window, cancelled)
+    budget = model.budget(request.sampling.max_tokens, request.context_budget)  # decided once, for both stages
+    repo = request_context(request, model.vocab.count_tokens, budget, cancelled)
     if cancelled is not None and cancelled():  # the client hung up while context was gathered: free the model now
         raise GenerationCancelled("cancelled while gathering repository context")
     context_ms = (time.perf_counter() - started) * 1000
     snippets = repo.to_snippets() if repo is not None else request.snippets
     source = InfillInput(request.prefix, suffix, snippets, request.layout)
-    prompt = prepare(model, source, request.sampling.max_tokens)
     context = CursorContext(request.line_before, suffix)
     make_cut = lambda: StreamingTruncator(request.scope, context)  # noqa: E731
-    filled = fill(model, prompt, request.sampling, make_cut, request.n, on_text, cancelled)
+    filled = run(model, source, request.sampling, make_cut, request.n, on_text, cancelled, budget)
+    prompt = filled.prompt
     alternatives = [
         Alternative(f.text, f.stop_reason, f.run.tokens, f.run.prompt_ms, f.run.generate_ms, f.run.cached_tokens)
         for f in filled.alternatives

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from localcoder.pipeline import complete
 from localcoder.completion.generate import Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import Snippet, render
 from localcoder.context import bundled_counter, find_root, gather
+from localcoder.pipeline import complete
 from localcoder.runtime import load_model
 from localcoder.server.http import ServeOptions
 from localcoder.source import read_source_bytes
@@ -160,7 +160,7 @@ def test_a_second_request_reads_only_the_changed_tokens(tmp_path: Path, tiny_f32
         shown.append(result.context)
     assert shown[0] == shown[1] and {s["path"] for s in shown[0]} == {"pkg/config.py", "pkg/util/helpers.py"}
     assert read[0] > 60 and read[1] <= 8, read
-    off = CompletionRequest.build(buffer, 6, None, sampling=Sampling(temperature=0, max_tokens=1), repo_context=0)
+    off = CompletionRequest.build(buffer, 6, None, sampling=Sampling(temperature=0, max_tokens=1), context_budget=0)
     assert complete(model, off).context == []
 
 

@@ -25,8 +25,6 @@ from pathlib import Path
 import pytest
 
 from convert.errors import ConvertError
-from ggufkit.vocab.bpe import bytes_to_unicode
-from ggufkit.vocab.codegen25 import TOKEN_TYPE_NORMAL, GGUFVocab
 from convert.vocab.corpus import verification_corpus
 from convert.vocab.hf_tokenizer import (
     TOKEN_TYPE_UNUSED,
@@ -35,6 +33,8 @@ from convert.vocab.hf_tokenizer import (
     read_checkpoint_vocab,
 )
 from ggufkit.llamacpp import detokenize, tokenize
+from ggufkit.vocab.bpe import bytes_to_unicode
+from ggufkit.vocab.codegen25 import TOKEN_TYPE_NORMAL, GGUFVocab
 from tests.codegen1 import WHITESPACE_TOKENS, write_tokenizer
 from tests.references import assert_same_ids, random_whitespace_strings
 

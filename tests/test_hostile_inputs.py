@@ -24,11 +24,11 @@ from rich.console import Console
 from convert.checkpoint.torch_bin import read_torch_bin, write_torch_bin
 from convert.errors import ConvertError
 from localcoder.errors import LocalcoderError
-from localcoder.terminal import escape_controls, print_untrusted
 from localcoder.server import ollama_api, openai_api
 from localcoder.server.fields import BadRequest, check_unicode
 from localcoder.server.routes import parse_infill, parse_show
 from localcoder.source import parse_target, read_source_bytes, resolve_target
+from localcoder.terminal import escape_controls, print_untrusted
 
 # Modest: the machine is small and shared. No deadline: a slow example is reported by the size bound below.
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from ggufkit.llamacpp import tokenize
+from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from localcoder.completion.prompts import FORMATS, Vocabulary, build_prompt, detect_format, stop_ids
 from localcoder.errors import LocalcoderError
 

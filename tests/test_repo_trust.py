@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from localcoder.pipeline import complete
 from localcoder.completion.generate import GenerationCancelled, Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import Snippet, render
 from localcoder.context import bundled_counter, gather
 from localcoder.context.resolver import Deadline
+from localcoder.pipeline import complete
 from localcoder.runtime import load_model
 from localcoder.source import read_source_bytes
 from tests.helpers import checked_document, localcoder

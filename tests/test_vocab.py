@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from convert.vocab.corpus import verification_corpus
 from ggufkit.vocab.bpe import WHITE_SPACE, bytes_to_unicode, pretokenize
 from ggufkit.vocab.codegen25 import (
     ENDOFTEXT_ID,
@@ -27,7 +28,6 @@ from ggufkit.vocab.codegen25 import (
     codegen25_tokenizer,
     gguf_vocab,
 )
-from convert.vocab.corpus import verification_corpus
 from tests.references import (
     FIM_NAMES,
     GPT2_DIR,

@@ -24,8 +24,8 @@ from rich.text import Text
 from localcoder import paths
 from localcoder.chat.session import ChatSession
 from localcoder.errors import LocalcoderError
-from localcoder.terminal import plain, print_untrusted
 from localcoder.runtime import load_model, resolve_model
+from localcoder.terminal import plain, print_untrusted
 
 _LEXERS = {"cpp": "cpp", "c": "c", "shell": "bash", "javascript": "javascript", "typescript": "typescript"}
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localcoder.chat.turns import Program, Turn, truncate_turn
-from localcoder.completion.generate import MAX_TEMPERATURE, Sampling
-from localcoder.completion.prompts import FORMATS, prompt_budget, stop_ids
+from localcoder.completion.backends import run_job
+from localcoder.completion.generate import SAMPLING_BOUNDS, Job, Sampling
+from localcoder.completion.model import LoadedModel
+from localcoder.completion.prompts import FORMATS, stop_ids
 from localcoder.errors import LocalcoderError
 from localcoder.files import write_atomically
-from localcoder.completion.model import LoadedModel
 from localcoder.sandbox import Limits, RunResult, run_program
 from localcoder.source import read_source
 
@@ -126,9 +127,10 @@ class ChatSession:
 
     def set_option(self, key: str, value: str) -> None:
         """/set temperature|top_p|max_tokens VALUE; ValueError for a bad value."""
-        if key == "temperature" and 0 <= float(value) <= MAX_TEMPERATURE:
+        low, high = SAMPLING_BOUNDS.get(key, (0.0, 0.0))
+        if key == "temperature" and low <= float(value) <= high:
             self.sampling = replace(self.sampling, temperature=float(value))
-        elif key == "top_p" and 0 < float(value) <= 1:
+        elif key == "top_p" and low < float(value) <= high:  # 0 would keep no token at all
             self.sampling = replace(self.sampling, top_p=float(value))
         elif key == "max_tokens" and 0 < int(value) < self.model.n_ctx:
             self.sampling = replace(self.sampling, max_tokens=int(value))
@@ -170,7 +172,7 @@ class ChatSession:
 
     def _context(self, instruction: str) -> tuple[list[int], int]:
         """Prompt ids for the next turn; the oldest turns leave the context when the window is full."""
-        budget = prompt_budget(self.model.n_ctx, self.sampling.max_tokens)
+        budget = self.model.budget(self.sampling.max_tokens).window
         turns = self.state.turns
         for left_out in range(len(turns) + 1):
             text = Program(self.lang, turns[left_out:]).prompt_for(instruction, self.state.base)
@@ -185,7 +187,7 @@ class ChatSession:
         ids, left_out = self._context(instruction)
         streamer = _LineStreamer(self.lang, on_text)
         stop = stop_ids(FORMATS["left-to-right"], self.model.vocab)  # the model's end-of-text tokens
-        run = self.model.backend.generate(self.model.llm, ids, stop, self._sampling(), _FeedCut(streamer.feed))
+        run = run_job(self.model.backend, Job(self.model.llm, ids, self._sampling(), stop), _FeedCut(streamer.feed))
         code = streamer.finish()
         reason = "cut" if run.stop_reason == "scope" else run.stop_reason
         evaluated = len(ids) - run.cached_tokens
@@ -199,7 +201,8 @@ class ChatSession:
         for turn in self.state.turns:
             messages += [{"role": "user", "content": turn.instruction}, {"role": "assistant", "content": turn.code}]
         messages.append({"role": "user", "content": instruction})
-        run = self.model.backend.chat(self.model.llm, messages, self._sampling(), _WholeReply(), on_text)
+        job = Job(self.model.llm, [], self._sampling(), messages=messages)
+        run = run_job(self.model.backend, job, _WholeReply(), on_text)
         fenced = _FENCE.search(run.text)
         code = (fenced.group(1) if fenced else run.text).strip("\n")
         stats = TurnStats(instruction, 0, 0, len(self.model.vocab.tokenize(run.text)), run.prompt_ms,

@@ -32,9 +32,9 @@ from localcoder.completion.request import ONE_SHOT_CONTEXT_SECONDS, CompletionRe
 from localcoder.completion.snippets import Snippet
 from localcoder.edit import insert_completion, unified_diff, write_completion
 from localcoder.render import print_json
-from localcoder.terminal import plain
 from localcoder.server.client import LoadOptions, open_completer, server_url
 from localcoder.source import MAX_READ_MB, read_bounded, read_source, read_source_bytes, resolve_target
+from localcoder.terminal import plain
 
 EPILOG = """\
 LINE and COL are 1-based. Without COL the cursor is at the end of the line's text; a blank or
@@ -150,7 +150,7 @@ def complete_command(
         n=n,
         layout=layout,
         snippets=snippets,
-        repo_context=0 if no_repo_context else context_budget,
+        context_budget=0 if no_repo_context else context_budget,
         context_seconds=ONE_SHOT_CONTEXT_SECONDS,
     )
     cursor = request.cursor

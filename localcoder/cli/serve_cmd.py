@@ -12,11 +12,11 @@ from rich.text import Text
 
 from localcoder.cli._common import ENGINE_MODEL, ENGINE_PROMPT, ENGINE_TIMEOUT, ENGINE_URL, fail, stderr, user_errors
 from localcoder.completion.engine import make_engine
-from localcoder.terminal import plain
 from localcoder.server.engine_pool import DEFAULT_PARALLEL
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
 from localcoder.server.pool import PoolOptions, duration_seconds
 from localcoder.server.routes import ROUTES
+from localcoder.terminal import plain
 from localcoder.tokenizer_only import BUNDLED_TOKENIZER
 
 _ROUTES = "\n".join(f"  {route.method:<5}{route.path:<17}{escape(route.summary)}" for route in ROUTES)

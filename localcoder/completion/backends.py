@@ -8,51 +8,40 @@ or one discarded token on the engine). The prompt ids are always built here, wit
 family's format; only the generation moves (so with an engine, runtime.load_model reads the vocabulary only).
 `chat`'s `/model` keeps the backend it was opened with.
 
+A backend only yields pieces of one `generate.Job`; `generate.drive`, the one loop above them all, applies the
+cut, the cancellation and the timing, and `infill.fill` runs it.
+
 `Backend.describe()` is what results report about it (`complete --json`'s "engine"), None for in-process.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from localcoder.completion.engine import Engine
 from localcoder.completion.generate import (
     Generation,
+    Job,
+    Piece,
     Sampling,
     TextCut,
-    finish_cut,
-    generate_cut,
+    drive,
+    local_chat_pieces,
+    local_pieces,
     read_prompt,
-    through_cut,
 )
-
-TextSink = Callable[[str], None]
 
 
 class Backend(Protocol):
     kind: str  # "local" | "engine"
 
-    def generate(
-        self,
-        llm: Any,
-        prompt_ids: list[int],
-        stop: frozenset[int],
-        sampling: Sampling,
-        cut: TextCut,
-        eom_id: int | None = None,
-        on_text: TextSink | None = None,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> Generation:
-        """Continue `prompt_ids` until a stop id, the cut, or the token budget (generate.generate_cut's contract)."""
-        ...
-
-    def chat(
-        self, llm: Any, messages: list[dict[str, str]], sampling: Sampling, cut: TextCut, on_text: TextSink | None
-    ) -> Generation:
-        """Answer `messages` with the model's chat template; stop_reason "eom" at its end, else "max_tokens"."""
+    def pieces(self, job: Job) -> Iterator[Piece]:
+        """The job's generation, piece by piece: its prompt ids continued until a stop id or the token budget, or
+        its chat messages answered with the model's chat template ("eom" at its end, else "max_tokens"). The
+        caller (generate.drive) applies the cut, the cancellation and the timing, and closes the iterator to
+        stop early."""
         ...
 
     def warm(self, llm: Any, prompt_ids: list[int], cancelled: Callable[[], bool] | None = None) -> Generation:
@@ -69,40 +58,10 @@ class LocalBackend:
 
     kind: str = "local"
 
-    def generate(self, llm, prompt_ids, stop, sampling, cut, eom_id=None, on_text=None, cancelled=None) -> Generation:  # type: ignore[no-untyped-def]
-        return generate_cut(llm, prompt_ids, stop, sampling, cut, eom_id, on_text, cancelled)
+    def pieces(self, job: Job) -> Iterator[Piece]:
+        return local_chat_pieces(job) if job.messages is not None else local_pieces(job)
 
-    def chat(self, llm, messages, sampling, cut, on_text) -> Generation:  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        first = None
-        pieces: list[str] = []
-        stream = llm.create_chat_completion(
-            messages=messages,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
-            seed=sampling.seed,
-            stream=True,
-        )
-        reason = "eom"
-        feed = through_cut(cut, on_text)
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            text = choice.get("delta", {}).get("content") or ""
-            if choice.get("finish_reason") == "length":
-                reason = "max_tokens"
-            if text:
-                first = first or time.perf_counter()
-                pieces.append(text)
-                if not feed(text):
-                    reason = "scope"
-                    break
-        finish_cut(cut, on_text)
-        finished = time.perf_counter()
-        first = first or finished
-        return Generation("".join(pieces), len(pieces), reason, (first - started) * 1000, (finished - first) * 1000)
-
-    def warm(self, llm, prompt_ids, cancelled=None) -> Generation:  # type: ignore[no-untyped-def]
+    def warm(self, llm: Any, prompt_ids: list[int], cancelled: Callable[[], bool] | None = None) -> Generation:
         return read_prompt(llm, prompt_ids, cancelled)
 
     def describe(self) -> dict[str, Any] | None:
@@ -116,16 +75,14 @@ class EngineBackend:
     engine: Engine
     kind: str = "engine"
 
-    def generate(self, llm, prompt_ids, stop, sampling, cut, eom_id=None, on_text=None, cancelled=None) -> Generation:  # type: ignore[no-untyped-def]
-        return self.engine.generate_cut(llm, prompt_ids, stop, sampling, cut, eom_id, on_text, cancelled)
+    def pieces(self, job: Job) -> Iterator[Piece]:
+        return self.engine.chat_pieces(job) if job.messages is not None else self.engine.pieces(job)
 
-    def chat(self, llm, messages, sampling, cut, on_text) -> Generation:  # type: ignore[no-untyped-def]
-        return self.engine.chat(messages, sampling, cut, on_text)
-
-    def warm(self, llm, prompt_ids, cancelled=None) -> Generation:  # type: ignore[no-untyped-def]
+    def warm(self, llm: Any, prompt_ids: list[int], cancelled: Callable[[], bool] | None = None) -> Generation:
         # An OpenAI completion has no "read only": one greedy token, thrown away, leaves the prompt in the
         # engine's prefix cache (vLLM's automatic prefix caching, llama-server's slot).
-        run = self.engine.generate_cut(llm, prompt_ids, frozenset(), _ONE_TOKEN, _Discard(), None, None, cancelled)
+        job = Job(llm, prompt_ids, _ONE_TOKEN, cancelled=cancelled)
+        run = drive(self.engine.pieces(job), job, _Discard())
         return Generation("", 0, "warm_up", run.prompt_ms, 0.0)
 
     def describe(self) -> dict[str, Any] | None:
@@ -145,6 +102,11 @@ class _Discard:
 
     def finish(self) -> str:
         return ""
+
+
+def run_job(backend: Backend, job: Job, cut: TextCut, on_text: Callable[[str], None] | None = None) -> Generation:
+    """The job on `backend`, through `cut` (generate.drive: `on_text` gets what the cut lets out)."""
+    return drive(backend.pieces(job), job, cut, on_text)
 
 
 def backend_for(engine: Engine | None) -> Backend:

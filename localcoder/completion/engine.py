@@ -28,18 +28,19 @@ import os
 import socket
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ggufkit.llamacpp import token_piece
-from localcoder.completion.generate import Generation, GenerationCancelled, Sampling, TextCut, finish_cut, through_cut
+from localcoder.completion.generate import GenerationCancelled, Job, Piece, Sampling
 from localcoder.errors import LocalcoderError
 from localcoder.hang_up import HangUp
 
 PROMPT_KINDS = ("auto", "ids", "text")
 DEFAULT_TIMEOUT = 60.0
 MAX_LINE = 1 << 20  # one streamed event; a completion chunk is a few hundred bytes
+TextOf = Callable[[dict[str, Any], str], str]  # a streamed choice's text (a completion's, a chat delta's)
 PROBE_TIMEOUT = 2.0  # a health probe's wait: /health must answer quickly when the engine is down or stuck
 
 
@@ -138,52 +139,37 @@ class Engine:
         self.health.record(error)
         return self.health
 
-    def generate_cut(
-        self,
-        llm: Any,
-        prompt_ids: list[int],
-        stop: frozenset[int],
-        sampling: Sampling,
-        cut: TextCut,
-        eom_id: int | None = None,
-        on_text: Callable[[str], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> Generation:
-        """One generation on the engine, streamed through `cut` (generate.generate_cut's contract)."""
+    def pieces(self, job: Job) -> Iterator[Piece]:
+        """The job's prompt ids continued on the engine, a piece per streamed chunk (Backend.pieces)."""
+        llm, stop = job.llm, job.stop
         stop_text = sorted({token_piece(llm, t).decode("utf-8", "replace") for t in stop} - {""})
-        eom_text = token_piece(llm, eom_id).decode("utf-8", "replace") if eom_id is not None else None
-        body = self._body(sampling)
+        eom_text = token_piece(llm, job.eom_id).decode("utf-8", "replace") if job.eom_id is not None else None
+        body = self._body(job.sampling)
         if stop_text:
             body["stop"] = stop_text[:4]  # OpenAI's schema allows four
         if self._kind == "ids":
             try:
                 self.used_kind = "ids"
-                return self._stream(
-                    dict(body, prompt=prompt_ids, stop_token_ids=sorted(stop)), cut, on_text, cancelled, eom_text
-                )
+                sent = dict(body, prompt=job.prompt_ids, stop_token_ids=sorted(stop))
+                yield from self._stream(sent, job, eom_text)
+                return
             except _Rejected:
                 if self.prompt_kind == "ids":
                     message = f"engine {self.label} rejects token-id prompts; use --engine-prompt text"
                     raise EngineError(message) from None
                 self._kind = "text"  # remembered for this engine
-        text = b"".join(token_piece(llm, t, special=True) for t in prompt_ids).decode("utf-8", "replace")
+        text = b"".join(token_piece(llm, t, special=True) for t in job.prompt_ids).decode("utf-8", "replace")
         self.used_kind = "text"
         try:
-            return self._stream(dict(body, prompt=text), cut, on_text, cancelled, eom_text)
+            yield from self._stream(dict(body, prompt=text), job, eom_text)
         except _Rejected as exc:
             raise EngineError(f"engine {self.label} rejected the request: {exc}") from None
 
-    def chat(
-        self,
-        messages: list[dict[str, str]],
-        sampling: Sampling,
-        cut: TextCut,
-        on_text: Callable[[str], None] | None = None,
-    ) -> Generation:
-        """One chat turn on the engine's /v1/chat/completions (its own chat template), streamed through `cut`."""
-        body = dict(self._body(sampling), messages=messages)
+    def chat_pieces(self, job: Job) -> Iterator[Piece]:
+        """The job's chat messages answered on the engine's /v1/chat/completions (its own chat template)."""
+        body = dict(self._body(job.sampling), messages=job.messages)
         try:
-            return self._stream(body, cut, on_text, None, None, f"{self._api}/chat/completions", _delta_text)
+            yield from self._stream(body, job, None, f"{self._api}/chat/completions", _delta_text)
         except _Rejected as exc:
             raise EngineError(f"engine {self.label} rejected the request: {exc}") from None
 
@@ -202,23 +188,31 @@ class Engine:
         # repeat_penalty 1.1) would change even greedy tokens. top_k 0 = the whole vocabulary.
         return body | {"top_k": sampling.top_k or 0, "min_p": 0.0, "repeat_penalty": 1.0}
 
-    def _stream(self, body, cut, on_text, cancelled, eom_text, path=None, text_of=None) -> Generation:  # type: ignore[no-untyped-def]
+    def _stream(
+        self,
+        body: dict[str, Any],
+        job: Job,
+        eom_text: str | None,
+        path: str | None = None,
+        text_of: TextOf | None = None,
+    ) -> Iterator[Piece]:
         try:
-            run = self._stream_once(body, cut, on_text, cancelled, eom_text, path, text_of)
+            yield from self._stream_once(body, job, eom_text, path, text_of)
         except EngineError as exc:
             self.health.record(str(exc))
             raise
+        except GeneratorExit:  # closed by its reader: the cut stopped the completion (or the caller cancelled)
+            if job.finish == "scope":
+                self.health.record(None)
+            raise
         self.health.record(None)
-        return run
 
-    def _stream_once(self, body, cut, on_text, cancelled, eom_text, path, text_of) -> Generation:  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        first = None
-        pieces: list[str] = []
-        tokens, reason = 0, "max_tokens"
-        feed = through_cut(cut, on_text, cancelled)
+    def _stream_once(
+        self, body: dict[str, Any], job: Job, eom_text: str | None, path: str | None, text_of: TextOf | None
+    ) -> Iterator[Piece]:
         conn = self._connection()
-        watcher = HangUp(conn, cancelled)
+        watcher = HangUp(conn, job.cancelled)
+        done = False
         try:
             conn.request("POST", path or self._path, json.dumps(body).encode(), self._headers())
             watcher.start()
@@ -230,7 +224,6 @@ class Engine:
                 if rejects and isinstance(body.get("prompt"), list):
                     raise _Rejected(message)
                 raise EngineError(f"engine {self.label} answered HTTP {response.status}: {message}")
-            done = False
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             while raw := response.readline(MAX_LINE + 1):
                 if len(raw) > MAX_LINE:
@@ -247,21 +240,14 @@ class Engine:
                         " llama_cpp.server: start it with --interrupt_requests False)"
                     )
                 choice = _choice(data, self.label)
-                if first is None:
-                    first = time.perf_counter()
                 text = (text_of or _completion_text)(choice, self.label)
-                if eom_text and eom_text in text:  # an engine that prints special tokens
-                    text, reason = text.split(eom_text, 1)[0], "eom"
-                if text:
-                    tokens += 1
-                    pieces.append(text)
-                    if not feed(text):
-                        reason, done = "scope", True
-                        break
+                eom = bool(eom_text) and eom_text in text  # an engine that prints special tokens
+                if eom:
+                    text = text.split(eom_text, 1)[0]
+                yield Piece(text, 1 if text else 0)  # an empty one marks the first chunk's time
                 finish = choice.get("finish_reason")
-                if finish or reason == "eom":
-                    if reason != "eom":
-                        reason = "max_tokens" if finish == "length" else "eom"
+                if finish or eom:
+                    job.finish = "eom" if eom or finish != "length" else "max_tokens"
                     done = True
                     break
             if not done:
@@ -275,10 +261,6 @@ class Engine:
         finally:
             watcher.stop()
             conn.close()
-        finish_cut(cut, on_text)
-        finished = time.perf_counter()
-        first = first or finished
-        return Generation("".join(pieces), tokens, reason, (first - started) * 1000, (finished - first) * 1000)
 
     def _as_engine_error(self, exc: Exception) -> EngineError:
         if isinstance(exc, EngineError):

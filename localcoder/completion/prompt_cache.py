@@ -15,13 +15,11 @@ Memory: each slot but the live one keeps its KV cache in RAM: its tokens x 2 (K 
 from __future__ import annotations
 
 import itertools
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from ggufkit.llamacpp import ContextState, restore_context, save_context
 
-KEPT_SUGGESTIONS = 8
 KEEP = 32  # tokens of a slot's last prompt a request may discard and still be served in that slot
 
 
@@ -42,43 +40,6 @@ class CacheChoice:
     switched: bool
 
 
-@dataclass(frozen=True)
-class Suggestion:
-    context: tuple[Any, ...]  # what must be equal besides the text before the cursor
-    before: str  # the text before the cursor it was made for
-    text: str  # what the client was given (after the cut)
-    prompt_ids: tuple[int, ...]
-    generated: tuple[int, ...]  # the tokens behind `text`, in-process generations only
-    ends: tuple[int, ...]  # len(text) after each generated token
-    continuable: bool  # it ended at the token budget, not at <eom> or a cut
-    stop_reason: str
-
-    def tokens_after(self, chars: int) -> int:
-        """How many generated tokens make up the text after its first `chars` characters."""
-        return sum(1 for end in self.ends if end > chars) if self.ends else 0
-
-
-class Suggestions:
-    def __init__(self) -> None:
-        self._kept: list[Suggestion] = []
-        self._lock = threading.Lock()  # an engine-backed server remembers from several requests at once
-
-    def remember(self, suggestion: Suggestion, replacing: Suggestion | None = None) -> None:
-        with self._lock:
-            kept = [s for s in self._kept if s is not replacing and s.before != suggestion.before]
-            self._kept = [*kept, suggestion][-KEPT_SUGGESTIONS:]
-
-    def find(self, context: tuple[Any, ...], before: str) -> tuple[Suggestion, str] | None:
-        """The latest suggestion `before` types into, and the typed text (never empty)."""
-        for old in reversed(self._kept):
-            if old.context != context or len(before) <= len(old.before) or not before.startswith(old.before):
-                continue
-            typed = before[len(old.before) :]
-            if old.text.startswith(typed):
-                return old, typed
-        return None
-
-
 class PromptCache:
     def __init__(self, llm: Any, slots: int = 1) -> None:
         self.llm = llm
@@ -88,7 +49,6 @@ class PromptCache:
         self._clock = itertools.count(1)
         self._last_used = [0] * self.slots
         self._prompt_end = [0] * self.slots  # the length of each slot's last prompt; after it, generated tokens
-        self.suggestions = Suggestions()  # the last ones given, to type through (typing_through.py)
 
     @property
     def live(self) -> int:
@@ -140,15 +100,11 @@ class PromptCache:
 
 class EngineCache:
     """The prompt cache of a model that generates on an engine: the engine keeps its own (vLLM's prefix caching,
-    llama-server's slots), so nothing is held here but the suggestions given, to type through. One slot, never
-    switched; several requests may use it at once."""
+    llama-server's slots), so nothing is held here. One slot, never switched; several requests may use it at once."""
 
     slots = 1
     live = 0
     saved_bytes = 0
-
-    def __init__(self) -> None:
-        self.suggestions = Suggestions()
 
     def select(self, ids: list[int]) -> CacheChoice:
         return CacheChoice(0, 0, False)

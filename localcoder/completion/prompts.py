@@ -5,7 +5,7 @@ special token's text (looked up as one token in the model's vocabulary), or
 "@name", a token id the GGUF names in its metadata (tokenizer.ggml.name_token_id).
 "@eog" in a stop list means the model's own end-of-generation set. A format also
 names its end-of-middle token (what ends an infill as finished, not cut short);
-`prompt_budget` is the one place the window is split between prompt and generation.
+budget.PromptBudget is the one place the window is split between prompt, snippets and generation.
 
 Prompts are built as token ids, never as one string handed to llama.cpp:
 llama-cpp-python's `suffix=` path puts token id 0 where FIM tokens belong.
@@ -140,11 +140,6 @@ def stop_ids(fmt: PromptFormat, vocab: Vocabulary) -> frozenset[int]:
 
 def end_of_middle_id(fmt: PromptFormat, vocab: Vocabulary) -> int | None:
     return _part_ids(fmt.end_of_middle, vocab)[0] if fmt.end_of_middle else None
-
-
-def prompt_budget(n_ctx: int, max_tokens: int) -> int:
-    """Tokens the prompt may take: the window less what generation may add."""
-    return n_ctx - max_tokens
 
 
 @dataclass

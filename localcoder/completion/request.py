@@ -68,7 +68,7 @@ class CompletionRequest:
     layout: str = "stable"  # a key of prompts.PROMPT_LAYOUTS
     snippets: tuple[Snippet, ...] = ()  # other files' code, shown before the document; newest last
     language: str | None = None
-    repo_context: int | None = None  # tokens for repository context (localcoder.context); None: the default; 0: none
+    context_budget: int | None = None  # tokens of repository context (budget.PromptBudget); None: the default; 0: none
     open_documents: tuple[tuple[str, str], ...] = ()  # (path, text) of other open buffers: context ranks them first
     context_root: str | None = None  # the repository the context stage searches; None: found from the path
     context_seconds: float | None = None  # the context stage's deadline; None: a resident process's (see above)
@@ -86,7 +86,7 @@ class CompletionRequest:
         layout: str = "stable",
         snippets: tuple[Snippet, ...] = (),
         language: str | None = None,
-        repo_context: int | None = None,
+        context_budget: int | None = None,
         open_documents: tuple[tuple[str, str], ...] = (),
         context_root: str | None = None,
         context_seconds: float | None = None,
@@ -99,8 +99,8 @@ class CompletionRequest:
             raise LocalcoderError(f"n must be 1 to {MAX_ALTERNATIVES} alternatives, not {n}")
         if sampling.max_tokens < 1:
             raise LocalcoderError(f"max_tokens must be at least 1, not {sampling.max_tokens}")
-        if repo_context is not None and repo_context < 0:
-            raise LocalcoderError(f"the context budget must be 0 tokens (none) or more, not {repo_context}")
+        if context_budget is not None and context_budget < 0:
+            raise LocalcoderError(f"the context budget must be 0 tokens (none) or more, not {context_budget}")
         cursor = locate(buffer, line, col)
         text, offset = buffer.text, cursor.offset
         line_end = text.find("\n", offset)
@@ -115,7 +115,7 @@ class CompletionRequest:
             layout=layout,
             snippets=tuple(snippets),
             language=language or language_of(buffer.path),
-            repo_context=repo_context,
+            context_budget=context_budget,
             open_documents=tuple(open_documents),
             context_root=context_root,
             context_seconds=context_seconds,

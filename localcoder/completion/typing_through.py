@@ -8,19 +8,97 @@ generation goes on from the KV state it left (old prompt + generated tokens), so
 suggestion reads nothing and samples only the new tokens. Continue (its GeneratorReuseManager) and
 llama.vim (its cache) answer the same way on the client side.
 
-The last few suggestions are kept per loaded model (prompt_cache.Suggestions); the latest match wins.
+This module is its one owner: `Suggestions`, the store of the last few suggestions given (one per loaded model,
+`LoadedModel.suggestions`; the latest match wins), answers a request that types into one (`answer`) and keeps
+each new one (`keep`); infill.fill asks it first and tells it what it generated.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from localcoder.completion.generate import Generation, Sampling, TextCut, finish_cut, through_cut
-from localcoder.completion.prompt_cache import Suggestion
 from localcoder.completion.prompts import Prompt
+
+KEPT_SUGGESTIONS = 8
+Show = Callable[[str], None]  # streams what a cut lets out
+TokenText = Callable[[int], str]  # a generated token's text
+GoOn = Callable[[list[int], Sampling, TextCut, Show | None], Generation]  # continue these ids through the cut
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    context: tuple[Any, ...]  # what must be equal besides the text before the cursor
+    before: str  # the text before the cursor it was made for
+    text: str  # what the client was given (after the cut)
+    prompt_ids: tuple[int, ...]
+    generated: tuple[int, ...]  # the tokens behind `text`, in-process generations only
+    ends: tuple[int, ...]  # len(text) after each generated token
+    continuable: bool  # it ended at the token budget, not at <eom> or a cut
+    stop_reason: str
+
+    def tokens_after(self, chars: int) -> int:
+        """How many generated tokens make up the text after its first `chars` characters."""
+        return sum(1 for end in self.ends if end > chars) if self.ends else 0
+
+
+class Suggestions:
+    """The last suggestions given for one loaded model, and what is done with them."""
+
+    def __init__(self) -> None:
+        self._kept: list[Suggestion] = []
+        self._lock = threading.Lock()  # an engine-backed server remembers from several requests at once
+
+    def remember(self, suggestion: Suggestion, replacing: Suggestion | None = None) -> None:
+        with self._lock:
+            kept = [s for s in self._kept if s is not replacing and s.before != suggestion.before]
+            self._kept = [*kept, suggestion][-KEPT_SUGGESTIONS:]
+
+    def find(self, context: tuple[Any, ...], before: str) -> tuple[Suggestion, str] | None:
+        """The latest suggestion `before` types into, and the typed text (never empty)."""
+        for old in reversed(self._kept):
+            if old.context != context or len(before) <= len(old.before) or not before.startswith(old.before):
+                continue
+            typed = before[len(old.before) :]
+            if old.text.startswith(typed):
+                return old, typed
+        return None
+
+    def answer(
+        self,
+        prompt: Prompt,
+        sampling: Sampling,
+        make_cut: Callable[[], TextCut],
+        on_text: Show | None,
+        cancelled: Callable[[], bool] | None,
+        go_on: GoOn,
+        token_text: Callable[[int], str],
+    ) -> TypedThrough | None:
+        """The answer to a request that types into a suggestion kept here (None when it types into none): the
+        rest of it, through a new cut; where it was cut short by its budget, `go_on` continues it, and the longer
+        suggestion replaces it."""
+        found = self.find(context_of(prompt, sampling), before_cursor(prompt))
+        if found is None:
+            return None
+        old, typed = found
+        cut = make_cut()
+        answer, longer = type_through(
+            old, typed, sampling, cut, on_text, cancelled, lambda ids, budget: go_on(ids, budget, cut, on_text),
+            token_text,
+        )  # fmt: skip
+        if longer is not None:
+            self.remember(longer, replacing=old)
+        return answer
+
+    def keep(
+        self, prompt: Prompt, sampling: Sampling, text: str, run: Generation, cut: bool, token_text: TokenText
+    ) -> None:
+        """Remember what a request was given, to answer the requests that type into it."""
+        self.remember(suggestion_of(prompt, sampling, text, run, cut, token_text))
 
 
 def context_of(prompt: Prompt, sampling: Sampling) -> tuple[Any, ...]:

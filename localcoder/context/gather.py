@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from localcoder.completion.snippets import Snippet, render
+from localcoder.completion.snippets import Snippet, fit, render
 from localcoder.context.index import stamp
 from localcoder.context.repository import Repository, find_root, repository_at
 from localcoder.context.resolver import Deadline, resolver_for
@@ -84,7 +84,7 @@ class RepoContext:
 
     def to_snippets(self) -> tuple[Snippet, ...]:
         """What the prompt shows before the prefix: the repository's snippets in a stable order, then the editor's."""
-        return tuple(Snippet(s.text, s.path) for s in self.snippets) + self.extra
+        return tuple(Snippet(s.text, s.path, s.rank) for s in self.snippets) + self.extra
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "budget": self.budget, "snippets": [s.to_dict() for s in self.snippets]}
@@ -131,7 +131,7 @@ def gather(
     edited = Path(path).absolute()
     repository = repository_at(Path(root) if root is not None else find_root(edited))
     overlay = {_real(p): t for p, t in (open_documents or {}).items() if _real(p) != _real(edited)}
-    kept_extra, room = _fit_extra(extra, budget, count)
+    kept_extra, room = fit(extra, budget, lambda snippet: count(render(snippet)))  # the newest kept first
     notes: list[str] = []  # per call: a resident server gathers for several requests at once
 
     deadline = deadline or Deadline.never()
@@ -160,21 +160,6 @@ def gather(
     chosen = [replace(s, rank=rank) for rank, s in enumerate(chosen, 1)]
     chosen.sort(key=lambda s: (s.path, s.start_line))
     return RepoContext(str(repository.root), budget, tuple(chosen), kept_extra, tuple(notes))
-
-
-def _fit_extra(extra: tuple[Snippet, ...], budget: int, count: Counter) -> tuple[tuple[Snippet, ...], int]:
-    """The editor's chunks that fit (the newest, the last, kept first), and the room they leave."""
-    kept: list[Snippet] = []
-    room = budget
-    for snippet in reversed(extra):
-        if not snippet.text.strip():
-            continue
-        tokens = count(render(snippet))
-        if tokens > room:
-            break
-        kept.append(snippet)
-        room -= tokens
-    return tuple(reversed(kept)), room
 
 
 def _snippet(candidate: _Candidate, end: int, count: Counter) -> ContextSnippet:

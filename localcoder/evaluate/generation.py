@@ -19,11 +19,11 @@ from dataclasses import replace
 from localcoder.chat.session import ChatSession
 from localcoder.chat.turns import MTPB_PREAMBLE
 from localcoder.completion.generate import Sampling
-from localcoder.completion.infill import InfillInput, fill, prepare
+from localcoder.completion.infill import InfillInput, run
+from localcoder.completion.model import LoadedModel
 from localcoder.completion.truncate import StopStrings
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.datasets import Benchmark, CodeTask, MultiTurnTask, Task
-from localcoder.completion.model import LoadedModel
 
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 
@@ -55,13 +55,13 @@ def completion_for(model: LoadedModel, benchmark: Benchmark, task: Task, samplin
 
 
 def left_to_right(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
-    prompt = prepare(model, InfillInput(task.prompt, layout="cursor", infill=False), sampling.max_tokens)
-    return fill(model, prompt, sampling, lambda: StopStrings(HUMANEVAL_STOP)).alternatives[0].text
+    source = InfillInput(task.prompt, layout="cursor", infill=False)
+    return run(model, source, sampling, lambda: StopStrings(HUMANEVAL_STOP)).alternatives[0].text
 
 
 def infill(model: LoadedModel, task: CodeTask, sampling: Sampling) -> str:
-    prompt = prepare(model, InfillInput(task.prompt, task.suffix, layout="cursor"), sampling.max_tokens)
-    return fill(model, prompt, sampling, lambda: StopStrings(())).alternatives[0].text  # no cut: up to <eom>
+    source = InfillInput(task.prompt, task.suffix, layout="cursor")
+    return run(model, source, sampling, lambda: StopStrings(())).alternatives[0].text  # no cut: up to <eom>
 
 
 def multi_turn_program(model: LoadedModel, task: MultiTurnTask, sampling: Sampling) -> str:

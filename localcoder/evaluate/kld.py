@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from localcoder.completion.model import LoadedModel
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.corpus import CorpusFile, infill_cases
-from localcoder.completion.model import LoadedModel
 from localcoder.runtime import load_model
 
 MODES = ("left-to-right", "infill", "both")
@@ -142,7 +142,7 @@ def _infill(model: LoadedModel, request: KldRequest) -> list[Sequence]:
         middle = model.vocab.tokenize(case.middle)[:budget]
         if not middle or len(middle) >= request.ctx // 2:
             continue
-        prompt = prepare(model, InfillInput(case.prefix, case.suffix, layout="cursor"), len(middle) + 1)
+        prompt = prepare(model, InfillInput(case.prefix, case.suffix, layout="cursor"), model.budget(len(middle) + 1))
         ids = tuple(prompt.ids) + tuple(middle)
         out.append(Sequence("infill", ids, tuple(range(len(prompt.ids), len(ids)))))
         budget -= len(middle)

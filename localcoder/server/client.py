@@ -20,13 +20,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from localcoder.completion.backends import backend_for
-from localcoder.pipeline import complete
 from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import TextSink
+from localcoder.completion.model import LoadedModel
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.hang_up import HangUp
-from localcoder.completion.model import LoadedModel
+from localcoder.pipeline import complete
 from localcoder.runtime import load_model, resolve_model
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, owner_proof, read_token, same_secret
 from localcoder.server.wire import (

@@ -26,8 +26,8 @@ from typing import Any
 
 from localcoder.completion.backends import EngineBackend
 from localcoder.completion.engine import Engine
-from localcoder.errors import LocalcoderError
 from localcoder.completion.model import LoadedModel
+from localcoder.errors import LocalcoderError
 from localcoder.runtime import load_model, resolve_model
 from localcoder.server.pool import UNKNOWN_MODEL, FairLock, PoolOptions
 

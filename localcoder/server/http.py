@@ -38,9 +38,9 @@ from localcoder import __version__
 from localcoder.completion.engine import Engine, EngineError
 from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import InfillInput
+from localcoder.completion.model import LoadedModel
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import USER_ERRORS, LocalcoderError
-from localcoder.completion.model import LoadedModel
 from localcoder.server.engine_pool import DEFAULT_PARALLEL, EnginePool
 from localcoder.server.fields import MAX_BODY_BYTES, BadRequest, read_json_body
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, Caller, caller, ensure_token

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localcoder import paths
-from localcoder.errors import LocalcoderError
 from localcoder.completion.model import LoadedModel
+from localcoder.errors import LocalcoderError
 from localcoder.runtime import load_model, resolve_model
 
 UNKNOWN_MODEL = "unknown model: this server serves the models GET /v1/models lists"

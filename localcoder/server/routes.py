@@ -16,10 +16,10 @@ from typing import Any, Protocol
 from localcoder import __version__
 from localcoder.completion.generate import Sampling
 from localcoder.completion.infill import InfillInput, TextSink
+from localcoder.completion.model import LoadedModel
 from localcoder.completion.request import CompletionRequest
 from localcoder.context.repository import find_root
 from localcoder.errors import LocalcoderError
-from localcoder.completion.model import LoadedModel
 from localcoder.server import llama_api, ollama_api, openai_api
 from localcoder.server.engine_pool import EnginePool
 from localcoder.server.fields import Fields, json_object
@@ -102,7 +102,7 @@ def infill(ex: Exchange, request: NativeInfill | llama_api.LlamaInfillRequest) -
         return llama_infill(ex, request)
     request, refused = repository_rule(ex, request)
     if refused is not None:
-        request = replace(request, request=replace(request.request, repo_context=0))
+        request = replace(request, request=replace(request.request, context_budget=0))
     named = request.request.buffer.path
     on_text = ex.for_client(None if named == UNNAMED else named, request.model, request.request)
     with ex.model(request.model) as model:
@@ -124,7 +124,7 @@ def repository_rule(ex: Exchange, request: NativeInfill) -> tuple[NativeInfill, 
     does; "": it asked for none). Only the server's own user, and only a root that user works in: the workspace
     folder the request names, else (or when that one may not be searched) the file's own repository."""
     path = request.request.buffer.path
-    if request.request.repo_context == 0 or path == UNNAMED:
+    if request.request.context_budget == 0 or path == UNNAMED:
         return request, ""
     if not ex.server.repo_context:
         return request, "this server reads no repositories (serve --repo-context turns it on)"

@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from localcoder.pipeline import complete
 from localcoder.completion.generate import GenerationCancelled, read_prompt
-from localcoder.completion.infill import FillResult, InfillInput, TextSink, fill, prepare, warm_up
-from localcoder.completion.truncate import StopStrings
+from localcoder.completion.infill import FillResult, InfillInput, TextSink, prepare, run
 from localcoder.completion.model import LoadedModel
+from localcoder.completion.truncate import StopStrings
+from localcoder.pipeline import complete
 from localcoder.server.llama_api import LlamaInfillRequest
 from localcoder.server.ollama_api import GenerateRequest, read_spelled_infill
 from localcoder.server.openai_api import OpenAICompletion
@@ -148,8 +148,8 @@ class Service:
         self, model: LoadedModel, request: OpenAICompletion, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult:
         """An OpenAI text completion; with a suffix, an infill in the model's own prompt format."""
-        prompt = prepare(model, request.source, request.sampling.max_tokens)
-        result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), request.n, on_text, cancelled)
+        cut = lambda: StopStrings(request.stop)  # noqa: E731
+        result = run(model, request.source, request.sampling, cut, request.n, on_text, cancelled)
         self._count(result, "/v1/completions")
         return self._seen(model, result, who)
 
@@ -157,11 +157,8 @@ class Service:
         self, model: LoadedModel, request: LlamaInfillRequest, on_text: TextSink | None, cancelled: Cancelled, who: Who
     ) -> FillResult:
         """llama-server's /infill: n_predict 0 only reads the prompt (snippets and all) into the cache."""
-        prompt = prepare(model, request.source, request.sampling.max_tokens)
-        if request.n_predict == 0:
-            result = warm_up(model, prompt, cancelled)
-        else:
-            result = fill(model, prompt, request.sampling, request.cut, request.n_cmpl, on_text, cancelled)
+        n = 0 if request.n_predict == 0 else request.n_cmpl  # 0: only read the prompt
+        result = run(model, request.source, request.sampling, request.cut, n, on_text, cancelled)
         self._count(result, "/infill (llama-server)")
         return self._seen(model, result, who)
 
@@ -172,8 +169,7 @@ class Service:
         if request.source is None:
             return None
         source = read_spelled_infill(model.format, request.source)
-        prompt = prepare(model, source, request.sampling.max_tokens)
-        result = fill(model, prompt, request.sampling, lambda: StopStrings(request.stop), 1, on_text, cancelled)
+        result = run(model, source, request.sampling, lambda: StopStrings(request.stop), 1, on_text, cancelled)
         self._count(result, "/api/generate")
         return self._seen(model, result, who)
 
@@ -182,7 +178,7 @@ class Service:
     ) -> None:
         """serve --prefetch: read the prompt of the position the user reaches by accepting `text`, so that the
         next request there finds it cached; stops as soon as `cancelled()` (a request arrived) says so."""
-        prompt = prepare(model, replace(source, prefix=source.prefix + text), max_tokens)
+        prompt = prepare(model, replace(source, prefix=source.prefix + text), model.budget(max_tokens))
         self.wrote(model, model.cache.select(prompt.ids).slot, who)
         try:
             run = read_prompt(model.llm, prompt.ids, cancelled)

@@ -70,7 +70,7 @@ class NativeInfill:
             "model": self.model,
             "stream": self.stream,
             "context": [{"filename": s.filename, "text": s.text} for s in request.snippets],
-            "repo_context": request.repo_context,
+            "repo_context": request.context_budget,  # the wire keeps its name
             "context_root": request.context_root,
         }
 
@@ -97,7 +97,7 @@ class NativeInfill:
                 layout=fields.get("prompt_layout", str, "stable"),
                 snippets=snippets_from(fields, "context"),
                 # Context reads around the file, so only a path the server cannot mistake for one of its own.
-                repo_context=fields.integer("repo_context", None, 0, 1 << 20) if os.path.isabs(path) else 0,
+                context_budget=fields.integer("repo_context", None, 0, 1 << 20) if os.path.isabs(path) else 0,
                 context_root=_absolute_or_none(fields.get("context_root", str)),
             )
         except LocalcoderError as exc:
