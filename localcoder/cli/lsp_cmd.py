@@ -93,7 +93,7 @@ def lsp_command(
         top_p=top_p,
         seed=seed,
         scope=None if scope is None else check_scope(scope),
-        layout=check_layout(layout),
+        prompt_layout=check_layout(layout),
         context_budget=0 if no_repo_context else context_budget,
         debounce_ms=debounce_ms,
     )

@@ -95,9 +95,9 @@ def build_request(
         col,
         sampling=options.sampling,
         scope=options.scope,
-        layout=options.layout,
+        layout=options.prompt_layout,
         language=language,
-        repo_context=options.context_budget,
+        context_budget=options.context_budget,
         open_documents=tuple((open_documents or {}).items()),
         context_root=context_root(path, roots or []),
     )

@@ -7,23 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MIN, Sampling
+from localcoder.completion.generate import SAMPLING_BOUNDS, SEED_MIN, Sampling
 from localcoder.completion.prompts import check_layout
 from localcoder.completion.truncate import check_scope
 from localcoder.errors import LocalcoderError
 
-# The JSON names editors use (camelCase, as LSP settings are) for each field.
-_JSON_NAMES = {
-    "model": "model",
-    "max_tokens": "maxTokens",
-    "temperature": "temperature",
-    "top_p": "topP",
-    "seed": "seed",
-    "scope": "scope",
-    "layout": "promptLayout",
-    "context_budget": "contextBudget",
-    "debounce_ms": "debounceMs",
-}
+
+def json_name(field: str) -> str:
+    """The name editors use for a field: camelCase, as LSP settings are (`max_tokens` -> `maxTokens`); one rule
+    for every field (jedi-language-server's way), so a new field needs no table entry."""
+    first, *rest = field.split("_")
+    return first + "".join(part.capitalize() for part in rest)
 
 
 @dataclass(frozen=True)
@@ -34,7 +28,7 @@ class LspOptions:
     top_p: float = 0.95
     seed: int | None = None
     scope: str | None = None  # None: block on a blank line, line mid-line (as `complete`)
-    layout: str = "stable"  # typing only appends to the cached prompt
+    prompt_layout: str = "stable"  # typing only appends to the cached prompt
     context_budget: int | None = None  # tokens of repository context; None: the core's default share; 0: none
     debounce_ms: float = 75.0  # automatic requests wait this long for a newer keystroke
 
@@ -53,14 +47,14 @@ class LspOptions:
             raise LocalcoderError(f"localcoder settings must be a JSON object, not {type(settings).__name__}")
         changes = {}
         for field in fields(self):
-            name = _JSON_NAMES[field.name]
+            name = json_name(field.name)
             if name in settings:
                 changes[field.name] = _checked(field.name, name, settings[name])
         return replace(self, **changes)
 
 
 _WHOLE = {"max_tokens": 1, "context_budget": 0, "seed": SEED_MIN}  # the least each may be
-_RANGES = {"temperature": (0.0, MAX_TEMPERATURE), "top_p": (0.0, 1.0), "debounce_ms": (0.0, 10_000.0)}
+_RANGES = {"temperature": SAMPLING_BOUNDS["temperature"], "top_p": SAMPLING_BOUNDS["top_p"], "debounce_ms": (0, 10_000)}
 
 
 def _checked(field: str, name: str, value: Any) -> Any:
@@ -73,7 +67,7 @@ def _checked(field: str, name: str, value: Any) -> Any:
         return value or None
     if field == "scope":
         return None if value is None else check_scope(str(value))
-    if field == "layout":
+    if field == "prompt_layout":
         return check_layout(str(value))
     if field in ("seed", "context_budget") and value is None:
         return None

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from localcoder.completion.generate import MAX_TEMPERATURE, SEED_MAX, SEED_MIN, Sampling
+from localcoder.completion.generate import MAX_TOP_K, SAMPLING_BOUNDS, SEED_MAX, SEED_MIN, Sampling
 
 MAX_BODY_BYTES = 4 << 20
 MAX_STOP_STRINGS = 16
@@ -87,11 +87,11 @@ class Fields:
         if max_tokens_key is not None:
             max_tokens = self.integer(max_tokens_key, defaults.max_tokens, 1, max_tokens_cap) or defaults.max_tokens
         return Sampling(
-            temperature=self.number("temperature", defaults.temperature, 0.0, MAX_TEMPERATURE),
-            top_p=self.number("top_p", defaults.top_p, 0.0, 1.0),
+            temperature=self.number("temperature", defaults.temperature, *SAMPLING_BOUNDS["temperature"]),
+            top_p=self.number("top_p", defaults.top_p, *SAMPLING_BOUNDS["top_p"]),
             max_tokens=max_tokens,
             seed=self.integer("seed", None, SEED_MIN, SEED_MAX),
-            top_k=self.integer("top_k", defaults.top_k, 0, 10**6) or 0,
+            top_k=self.integer("top_k", defaults.top_k, 0, MAX_TOP_K) or 0,
         )
 
     def token_count(self, key: str, default: int, cap: int) -> int:
