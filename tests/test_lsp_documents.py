@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from localcoder.completion.budget import PromptBudget  # the window of 2,048 less 128 new tokens: 1,920
 from localcoder.context.gather import bundled_counter
 from localcoder.context.stage import request_context
 from localcoder.errors import LocalcoderError
@@ -130,7 +131,7 @@ def test_open_documents_and_the_workspace_folder_reach_the_context_stage(tmp_pat
         target_at(text, len(text)), main, "python", LspOptions(), {str(workspace / "settings.py"): unsaved}, [tmp_path]
     )
     assert request.context_root == str(tmp_path)  # no repository around the file: the workspace folder
-    context = request_context(request, bundled_counter(), 1920)
+    context = request_context(request, bundled_counter(), PromptBudget.of(2048, 128))
     assert context is not None and context.root == str(tmp_path)
     shown = {snippet.path: snippet.text for snippet in context.snippets}
     assert "load_config(path, strict=False)" in shown["work/settings.py"]  # the editor's text, not the disk's
@@ -138,4 +139,4 @@ def test_open_documents_and_the_workspace_folder_reach_the_context_stage(tmp_pat
     (workspace / "pyproject.toml").write_text("[project]\nname = 'work'\n")  # a project inside the folder wins
     assert build_request(target_at(text, len(text)), main, "python", LspOptions(), {}, [tmp_path]).context_root is None
     off = build_request(target_at(text, len(text)), main, "python", LspOptions(context_budget=0), {}, [tmp_path])
-    assert request_context(off, bundled_counter(), 1920) is None
+    assert request_context(off, bundled_counter(), PromptBudget.of(2048, 128)) is None
