@@ -6,7 +6,7 @@ import pytest
 
 from localcoder.completion.infill import InfillInput
 from localcoder.completion.prompts import FORMATS, Vocabulary, build_prompt
-from localcoder.completion.snippets import Snippet, render, snippet_ids
+from localcoder.completion.snippets import Snippet, fit, render, snippet_ids
 from localcoder.completion.truncate import Chained, IndentFloor, StopStrings
 from localcoder.server.fields import BadRequest
 from localcoder.server.llama_api import _only, is_llama_body, parse_llama_infill
@@ -27,6 +27,23 @@ def test_snippets_keep_the_newest_that_fit_in_their_order() -> None:
     assert bytes(whole.ids).decode() == render(snippets[0]) + render(snippets[1]) and whole.left_out == 0
     newest = snippet_ids(BYTES, snippets, len(render(snippets[1])))
     assert bytes(newest.ids).decode() == render(snippets[1]) and (newest.used, newest.left_out) == (1, 1)
+
+
+def test_snippets_that_do_not_fit_leave_by_rank_after_the_editors_chunks_are_kept() -> None:
+    """The repository's snippets come in path order; when the prompt's room is short of the context stage's
+    count, the worst ranked leave first (not the first by path), and the editor's chunk stays."""
+    ranked = (
+        Snippet("a = 1\n", "a.py", rank=3),
+        Snippet("b = 2\n", "b.py", rank=1),
+        Snippet("c = 3\n", "c.py", rank=2),
+    )
+    chunk = Snippet("d = 4\n", "d.py")
+    size = len(render(chunk))  # every snippet renders to as many bytes
+    kept, room = fit((*ranked, chunk), 3 * size + 1, lambda snippet: len(render(snippet)))
+    assert kept == (ranked[1], ranked[2], chunk) and room == 1
+    assert fit((*ranked, chunk), 4 * size, lambda snippet: len(render(snippet))) == ((*ranked, chunk), 0)  # control
+    two = snippet_ids(BYTES, (*ranked, chunk), 2 * size)
+    assert bytes(two.ids).decode() == render(ranked[1]) + render(chunk) and (two.used, two.left_out) == (2, 2)
 
 
 def test_snippet_ids_lead_the_prompt_and_count_in_its_budget() -> None:
