@@ -31,7 +31,7 @@ from localcoder.bench import sample_source  # noqa: E402
 from localcoder.completion.generate import Sampling  # noqa: E402
 from localcoder.completion.prompts import build_prompt, stop_ids  # noqa: E402
 from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
-from localcoder.runtime import load_model  # noqa: E402
+from localcoder.runtime import LoadOptions, load_model  # noqa: E402
 from localcoder.source import locate, read_source  # noqa: E402
 
 BENCH_SHAPES = {**SHAPES, "bench": LlamaShape(hidden=512, intermediate=1536, layers=8, heads=8)}
@@ -96,11 +96,11 @@ def main() -> None:
 
     loads_ours, loads_bare = [], []
     for _ in range(args.repeats):
-        loads_ours.append(load_model(gguf, n_ctx=WINDOW).load_ms)
+        loads_ours.append(load_model(gguf, LoadOptions(ctx=WINDOW)).load_ms)
         started = time.perf_counter()
         llama_cpp.Llama(model_path=str(gguf), n_ctx=WINDOW, verbose=False)
         loads_bare.append((time.perf_counter() - started) * 1000)
-    model = load_model(gguf, n_ctx=WINDOW)
+    model = load_model(gguf, LoadOptions(ctx=WINDOW))
     bare = llama_cpp.Llama(model_path=str(gguf), n_ctx=WINDOW, verbose=False)
 
     print(f"machine   {platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}")

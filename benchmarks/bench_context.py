@@ -251,11 +251,12 @@ def served_context_ms(file: Path, trace: list[tuple[str, int]], gguf: Path) -> l
     """The context stage's time per request inside a running `localcoder serve` (a random-weight model of the bench
     shape; one token generated): each keystroke's buffer POSTed to /infill with the file's absolute path; the figure
     is the server's own `timings_ms.context`, the first request left out."""
+    from localcoder.runtime import LoadOptions
     from localcoder.server.http import LocalcoderServer, ServeOptions
     from localcoder.server.pool import ModelPool, PoolOptions
     from tests.server_run import Server
 
-    pool = ModelPool(PoolOptions(str(gguf), 2048, keep_alive=-1))
+    pool = ModelPool(PoolOptions(LoadOptions(str(gguf), 2048), keep_alive=-1))
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     client = Server(f"http://127.0.0.1:{server.server_address[1]}", None)  # type: ignore[arg-type]

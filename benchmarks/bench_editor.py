@@ -36,6 +36,7 @@ from localcoder.bench import WINDOW, machine  # noqa: E402
 from localcoder.completion.infill import InfillInput, prepare  # noqa: E402
 from localcoder.completion.prompt_cache import common_prefix  # noqa: E402
 from localcoder.completion.snippets import Snippet  # noqa: E402
+from localcoder.runtime import LoadOptions  # noqa: E402
 from localcoder.server.http import LocalcoderServer, ServeOptions  # noqa: E402
 from localcoder.server.pool import ModelPool, PoolOptions  # noqa: E402
 from tests.server_run import Server  # noqa: E402
@@ -97,7 +98,7 @@ def prompt_ids(model, body: dict) -> list[int]:
 
 def run(gguf: Path, slots: int) -> list[dict]:
     files = {name: source(name) for name in ("alpha", "beta", "gamma")}
-    pool = ModelPool(PoolOptions(str(gguf), WINDOW, keep_alive=-1, cache_slots=slots))
+    pool = ModelPool(PoolOptions(LoadOptions(str(gguf), WINDOW, cache_slots=slots), keep_alive=-1))
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     client = Server(f"http://127.0.0.1:{server.server_address[1]}", None)  # type: ignore[arg-type]

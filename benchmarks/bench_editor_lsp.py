@@ -30,6 +30,7 @@ from benchmarks.bench_complete import BENCH_SHAPES, bench_model  # noqa: E402
 from localcoder.bench import WINDOW, machine  # noqa: E402
 from localcoder.completion.generate import Sampling  # noqa: E402
 from localcoder.completion.request import CompletionRequest  # noqa: E402
+from localcoder.runtime import LoadOptions  # noqa: E402
 from localcoder.server.client import remote_infill  # noqa: E402
 from localcoder.server.http import LocalcoderServer, ServeOptions  # noqa: E402
 from localcoder.server.pool import ModelPool, PoolOptions  # noqa: E402
@@ -180,7 +181,7 @@ def main() -> None:
           f" {len(TYPED)} keystrokes, max_tokens {args.max_tokens}, greedy")  # fmt: skip
 
     lsp = [sys.executable, "-m", "localcoder", "lsp", "--model", str(gguf), "--max-tokens", str(args.max_tokens)]
-    pool = ModelPool(PoolOptions(str(gguf), WINDOW, keep_alive=-1))
+    pool = ModelPool(PoolOptions(LoadOptions(str(gguf), WINDOW), keep_alive=-1))
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"

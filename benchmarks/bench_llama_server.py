@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import editor_latency  # noqa: E402
 from benchmarks.bench_complete import BENCH_SHAPES, bench_model  # noqa: E402
 from localcoder.bench import WINDOW, machine  # noqa: E402
+from localcoder.runtime import LoadOptions  # noqa: E402
 from localcoder.server.http import LocalcoderServer, ServeOptions  # noqa: E402
 from localcoder.server.pool import ModelPool, PoolOptions  # noqa: E402
 from tests.llama_server import free_port  # noqa: E402
@@ -57,7 +58,7 @@ def trace(server: Server) -> list[str]:
 
 
 def localcoder_trace(gguf: Path) -> list[str]:
-    pool = ModelPool(PoolOptions(str(gguf), WINDOW, threads=1, keep_alive=-1))
+    pool = ModelPool(PoolOptions(LoadOptions(str(gguf), WINDOW, threads=1), keep_alive=-1))
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     try:

@@ -24,7 +24,7 @@ from convert.pipeline import ConvertOptions, convert  # noqa: E402
 from convert.synthetic import LlamaShape, write_codegen25_checkpoint  # noqa: E402
 from localcoder.bench import sample_source  # noqa: E402
 from localcoder.completion.infill import InfillInput, prepare  # noqa: E402
-from localcoder.runtime import load_model  # noqa: E402
+from localcoder.runtime import LoadOptions, load_model  # noqa: E402
 from localcoder.server.fields import MAX_BODY_BYTES  # noqa: E402
 from localcoder.server.http import check_unicode  # noqa: E402
 from localcoder.server.routes import parse_infill  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--layout", choices=("stable", "cursor"), default="stable")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    model = load_model(tiny_model(args.dir), n_ctx=WINDOW)
+    model = load_model(tiny_model(args.dir), LoadOptions(ctx=WINDOW))
     print(f"machine   {platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"date      {date.today().isoformat()}")
     print(f"window    {model.n_ctx} tokens, {MAX_TOKENS} for generation, --prompt-layout {args.layout}")

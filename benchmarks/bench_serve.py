@@ -28,7 +28,7 @@ from localcoder.bench import NEW_TOKENS, SCENARIOS, WINDOW, machine, run_bench, 
 from localcoder.completion.generate import Sampling  # noqa: E402
 from localcoder.completion.prompts import STABLE_LINES, build_prompt, stop_ids  # noqa: E402
 from localcoder.pipeline import CompletionRequest, complete  # noqa: E402
-from localcoder.runtime import load_model  # noqa: E402
+from localcoder.runtime import LoadOptions, load_model  # noqa: E402
 from localcoder.server.client import remote_infill  # noqa: E402
 from localcoder.server.http import LocalcoderServer, ServeOptions  # noqa: E402
 from localcoder.server.pool import ModelPool, PoolOptions  # noqa: E402
@@ -95,7 +95,7 @@ def lookup_speedup(gguf: Path, repeats: int) -> None:
             buffer = read_source_bytes(source.encode())
             rates, texts = {}, {}
             for lookup in (0, 10):
-                model = load_model(path, n_ctx=WINDOW, lookup=lookup)
+                model = load_model(path, LoadOptions(ctx=WINDOW, lookup=lookup))
                 runs = []
                 for _ in range(repeats):
                     model.llm.reset()

@@ -25,6 +25,7 @@ from typing import Any
 
 from localcoder.bench import WINDOW, sample_source
 from localcoder.completion.prompt_read import read_tokens
+from localcoder.runtime import LoadOptions
 from localcoder.server.http import LocalcoderServer, ServeOptions
 from localcoder.server.pool import ModelPool, PoolOptions
 from tests.server_run import Server, post_head
@@ -130,7 +131,7 @@ def read_throughput(model: Any) -> tuple[float, float]:
 
 def report(gguf: Path) -> list[str]:
     """The figures, one line each."""
-    pool = ModelPool(PoolOptions(str(gguf), WINDOW, threads=1, keep_alive=-1))
+    pool = ModelPool(PoolOptions(LoadOptions(str(gguf), WINDOW, threads=1), keep_alive=-1))
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     client = Server(f"http://127.0.0.1:{server.server_address[1]}", None)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from localcoder.completion.engine import Engine
 from localcoder.completion.generate import Sampling
 from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import resolve_model
+from localcoder.runtime import LoadOptions, resolve_model
 from localcoder.server.client import remote_infill
 from localcoder.server.engine_pool import EnginePool
 from localcoder.server.http import LocalcoderServer, ServeOptions
@@ -115,7 +115,7 @@ def run_bench(
     runs are `complete --engine`; "warm" then starts from whatever the engine itself has cached."""
     path = resolve_model(model_name).resolve()
     text, line = sample_source()
-    options = PoolOptions(str(path), WINDOW, threads, gpu_layers, lookup, keep_alive=-1)
+    options = PoolOptions(LoadOptions(str(path), WINDOW, threads, gpu_layers, lookup), keep_alive=-1)
     pool = EnginePool(options, engine, 1) if engine is not None else ModelPool(options)
     server = LocalcoderServer(ServeOptions(port=0, pool=pool.options), pool, lambda _line: None)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

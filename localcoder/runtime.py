@@ -12,12 +12,13 @@ import os
 import time
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ggufkit.llamacpp import tokenize
 from localcoder import paths
-from localcoder.completion.backends import Backend, LocalBackend
+from localcoder.completion.backends import Backend, LocalBackend, backend_for
 from localcoder.completion.model import LoadedModel
 from localcoder.completion.prompt_cache import PromptCache
 from localcoder.completion.prompts import Vocabulary, detect_format
@@ -95,6 +96,33 @@ def default_gpu_layers() -> int:
     return -1 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a model is opened: the one typed bundle every front end that loads one fills in (complete, the language
+    server, chat, eval, kld, bench, serve's pool), and `load_model`'s settings."""
+
+    model: str | None = None  # a GGUF path or a name in the model directory; None: the default chain
+    ctx: int | None = None  # None: the context length the model was trained with
+    threads: int | None = None
+    gpu_layers: int | None = None  # None: all where llama.cpp offloads, else none
+    lookup: int = 0  # prompt-lookup draft tokens per step; 0: off
+    cache_slots: int = 1  # cached token sequences (prompt_cache.py)
+    logits_all: bool = False  # every position's logits (kld)
+    engine: Any = None  # a completion.engine.Engine: the GGUF here gives the tokenizer, the engine generates
+
+    @property
+    def needs_own_load(self) -> bool:
+        """Options that change how a model is loaded, which a running server already chose for itself."""
+        loading = (self.ctx, self.threads, self.gpu_layers)
+        return self.engine is not None or any(value is not None for value in loading) or self.lookup > 0
+
+    def open(self, path: Path | None = None, backend: Backend | None = None) -> LoadedModel:
+        """`path` (else `model`, resolved) loaded with these options, generating on `backend` (else on the engine
+        named, else in this process)."""
+        chosen = path if path is not None else resolve_model(self.model).resolve()
+        return load_model(chosen, self, backend or backend_for(self.engine))
+
+
 def check_gguf(path: Path, hint: str = "") -> Path:
     """`path` when it is a file that starts with GGUF's magic; else one line saying what it is instead."""
     if path.is_dir():
@@ -117,19 +145,11 @@ def load_tokenizer(path: Path) -> Callable[[str], list[int]]:
     return lambda text: tokenize(llm, text)
 
 
-def load_model(
-    path: Path,
-    n_ctx: int | None = None,
-    threads: int | None = None,
-    gpu_layers: int | None = None,
-    lookup: int = 0,
-    cache_slots: int = 1,
-    logits_all: bool = False,
-    backend: Backend | None = None,
-) -> LoadedModel:
-    """Load a GGUF; `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per step;
-    `cache_slots` token sequences stay cached (prompt_cache.py). `backend` generates (default: this process;
-    an EngineBackend sends the prompts built here to a remote engine); it is chosen here, once.
+def load_model(path: Path, options: LoadOptions | None = None, backend: Backend | None = None) -> LoadedModel:
+    """Load a GGUF with `options` (LoadOptions: its `model` and `engine` are for `LoadOptions.open`; here the
+    path and `backend` are given): `lookup` > 0 turns on prompt-lookup decoding with that many draft tokens per
+    step; `cache_slots` token sequences stay cached (prompt_cache.py). `backend` generates (default: this
+    process; an EngineBackend sends the prompts built here to a remote engine); it is chosen here, once.
 
     Prompt lookup proposes the tokens that followed the last n-gram's earlier occurrence in the context and
     verifies them in one batch: completions that copy nearby code come out several tokens per step, with
@@ -138,8 +158,9 @@ def load_model(
     With an engine backend only the vocabulary is read (tokenizer_only.load_vocabulary): no weights.
     """
     check_gguf(path, HOW_TO_GET_A_MODEL)
+    options = options or LoadOptions()
     if backend is not None and backend.kind == "engine":
-        return load_vocabulary(path, n_ctx, backend)
+        return load_vocabulary(path, options.ctx, backend)
     if is_tokenizer_only(path):
         raise LocalcoderError(f"{BUNDLED_TOKENIZER} is a tokenizer without weights: use it with --engine URL")
     import llama_cpp
@@ -147,20 +168,20 @@ def load_model(
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
     started = time.perf_counter()
     draft = None
-    if lookup > 0:
+    if options.lookup > 0:
         from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-        draft = LlamaPromptLookupDecoding(max_ngram_size=3, num_pred_tokens=lookup)
+        draft = LlamaPromptLookupDecoding(max_ngram_size=3, num_pred_tokens=options.lookup)
     try:
         llm = llama_cpp.Llama(
             model_path=str(path),
-            n_ctx=n_ctx or 0,  # 0: the context length the model was trained with
-            n_threads=threads,
-            n_gpu_layers=default_gpu_layers() if gpu_layers is None else gpu_layers,
+            n_ctx=options.ctx or 0,  # 0: the context length the model was trained with
+            n_threads=options.threads,
+            n_gpu_layers=default_gpu_layers() if options.gpu_layers is None else options.gpu_layers,
             draft_model=draft,
             # Drafts are checked against every position's logits. llama-cpp-python sizes its logits buffer from
             # this flag, not from the draft model it then turns it on for, so it must be passed explicitly.
-            logits_all=logits_all or draft is not None,  # kld: every position's logits
+            logits_all=options.logits_all or draft is not None,  # kld: every position's logits
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
@@ -171,7 +192,8 @@ def load_model(
     # asked for: the smaller of the two is the real window.
     window = min(llm.n_ctx(), len(llm.input_ids))
     chosen = backend or LocalBackend()
-    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, PromptCache(llm, cache_slots), chosen)
+    cache = PromptCache(llm, options.cache_slots)
+    return LoadedModel(path, llm, vocab, detect_format(vocab), window, load_ms, cache, chosen)
 
 
 def vocabulary_of(llm: Any) -> Vocabulary:

@@ -17,7 +17,7 @@ from localcoder.completion.request import CompletionRequest
 from localcoder.completion.snippets import Snippet, render
 from localcoder.context import bundled_counter, find_root, gather
 from localcoder.pipeline import complete
-from localcoder.runtime import load_model
+from localcoder.runtime import LoadOptions, load_model
 from localcoder.server.http import ServeOptions
 from localcoder.source import read_source_bytes
 from tests.helpers import assert_one_line_error, checked_document, localcoder
@@ -148,7 +148,7 @@ def test_a_second_request_reads_only_the_changed_tokens(tmp_path: Path, tiny_f32
     """Through a real tiny model: the context goes first in the prompt and stays byte-identical while the user
     types, so llama.cpp's cache keeps it and the second request reads only the few tokens typed."""
     root = make_repo(tmp_path)
-    model = load_model(tiny_f32_gguf, 1024)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=1024))
     before = "from .config import load_config\nfrom .util import slugify\n\n\ndef main():\n    "
     read, shown = [], []
     for typed in ("value = ", "value = slugi"):

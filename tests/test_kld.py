@@ -14,7 +14,7 @@ import pytest
 from convert.synthetic import LlamaShape
 from localcoder.evaluate.corpus import CorpusFile, infill_cases, load_corpus
 from localcoder.evaluate.kld import KldRequest, build_sequences, kl_top_k, run_kld
-from localcoder.runtime import load_model
+from localcoder.runtime import LoadOptions, load_model
 from tests.checkpoints import TinySpec, save_checkpoint
 from tests.helpers import localcoder
 from tests.soft_bigram import head_table, logits, soft_bigram_model
@@ -102,7 +102,7 @@ def test_infill_scores_only_the_middle(tmp_path: Path) -> None:
     corpus = [CorpusFile("f.py", SOURCE)]
     (case,) = infill_cases(corpus)
     options = dict(corpus=corpus, mode="infill", top_k=base_head.shape[0], ctx=512, limit=1000)
-    loaded = load_model(base, n_ctx=512)
+    loaded = load_model(base, LoadOptions(ctx=512))
     (sequence,) = build_sequences(loaded, request(base, base, **options))
     tok = loaded.vocab.tokenize
     prompt = tok(case.prefix) + tok("<mask_1>") + tok(case.suffix) + tok("<|endoftext|>") + tok("<sep><mask_1>")

@@ -10,7 +10,7 @@ import pytest
 from localcoder.bench import sample_source
 from localcoder.completion.generate import GenerationCancelled, Sampling, generate
 from localcoder.completion.prompt_read import READ_BATCH, read_tokens
-from localcoder.runtime import load_model
+from localcoder.runtime import LoadOptions, load_model
 
 pytest.importorskip("llama_cpp")
 
@@ -19,7 +19,7 @@ GREEDY = Sampling(temperature=0.0, max_tokens=12)
 
 @pytest.fixture(scope="module")
 def prompt(tiny_f32_gguf: Path) -> list[int]:
-    model = load_model(tiny_f32_gguf, n_ctx=2048)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=2048))
     ids = model.vocab.tokenize(sample_source(12)[0])[:900]
     model.llm.close()
     return ids
@@ -34,7 +34,7 @@ def greedy_tokens(llm, ids: list[int]) -> list[int]:
 
 @pytest.fixture(scope="module")
 def fresh_answer(tiny_f32_gguf: Path, prompt: list[int]) -> list[int]:
-    model = load_model(tiny_f32_gguf, n_ctx=2048)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=2048))
     try:
         return greedy_tokens(model.llm, prompt)
     finally:
@@ -42,7 +42,7 @@ def fresh_answer(tiny_f32_gguf: Path, prompt: list[int]) -> list[int]:
 
 
 def test_a_read_cancelled_between_batches_keeps_exactly_the_batches_read(tiny_f32_gguf, prompt, fresh_answer):
-    model = load_model(tiny_f32_gguf, n_ctx=2048)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=2048))
     llm = model.llm
     try:
         with pytest.raises(GenerationCancelled) as stopped:
@@ -56,7 +56,7 @@ def test_a_read_cancelled_between_batches_keeps_exactly_the_batches_read(tiny_f3
 
 def test_a_read_cancelled_inside_a_batch_counts_none_of_it(tiny_f32_gguf, prompt, fresh_answer):
     """The second question comes from llama.cpp's abort callback while the first batch decodes."""
-    model = load_model(tiny_f32_gguf, n_ctx=2048)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=2048))
     llm = model.llm
     asked: list[int] = []
 
@@ -75,7 +75,7 @@ def test_a_read_cancelled_inside_a_batch_counts_none_of_it(tiny_f32_gguf, prompt
 
 
 def test_an_uncancelled_read_in_batches_equals_one_read_at_once(tiny_f32_gguf, prompt, fresh_answer):
-    model = load_model(tiny_f32_gguf, n_ctx=2048)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=2048))
     llm = model.llm
     try:
         assert read_tokens(llm, prompt, lambda: False) == len(prompt)

@@ -22,7 +22,7 @@ from localcoder.completion.snippets import Snippet, render
 from localcoder.context import bundled_counter, gather
 from localcoder.context.resolver import Deadline
 from localcoder.pipeline import complete
-from localcoder.runtime import load_model
+from localcoder.runtime import LoadOptions, load_model
 from localcoder.source import read_source_bytes
 from tests.helpers import checked_document, localcoder
 
@@ -169,7 +169,7 @@ def test_a_client_that_hung_up_stops_the_context_stage_and_frees_the_model(tmp_p
     root = write(tmp_path, {"setup.py": "", "lib/a_headers.lua": HEADERS})
     for index in range(20_000):
         (root / "lib" / f"f{index:05}.lua").write_text(f"let v{index} = {index};\n")
-    model = load_model(tiny_f32_gguf, 1024)
+    model = load_model(tiny_f32_gguf, LoadOptions(ctx=1024))
     buffer = read_source_bytes(QUERY.encode(), name=str(root / "lib" / "app.lua"))
     request = CompletionRequest.build(
         buffer, 1, None, sampling=Sampling(temperature=0, max_tokens=1), context_seconds=60

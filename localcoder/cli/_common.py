@@ -66,6 +66,7 @@ GPU_LAYERS: Any = typer.Option(
     None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
 )
 CTX: Any = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's, 2048 for CodeGen2.5).")
+LOOKUP: Any = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step.")
 TEMPERATURE: Any = typer.Option(
     0.2, "--temperature", "-t", min=0.0, max=MAX_TEMPERATURE, help="Sampling temperature, 0 to 2; 0 = greedy."
 )

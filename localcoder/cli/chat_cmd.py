@@ -31,7 +31,7 @@ from localcoder.completion.backends import backend_for
 from localcoder.completion.engine import make_engine
 from localcoder.completion.generate import SEED_MAX, SEED_MIN, Sampling
 from localcoder.render import print_json
-from localcoder.runtime import load_model, resolve_model
+from localcoder.runtime import LoadOptions, load_model, resolve_model
 from localcoder.source import read_bounded, read_source, read_source_bytes
 
 EPILOG = """\
@@ -101,7 +101,7 @@ def chat_command(
         start = path.read_text(encoding="utf-8")
     remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
     backend = backend_for(remote)
-    loaded = load_model(resolve_model(model), n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, backend=backend)
+    loaded = load_model(resolve_model(model), LoadOptions(ctx=ctx, threads=threads, gpu_layers=gpu_layers), backend)
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     session = ChatSession(loaded, lang=lang, preamble=start, sampling=sampling, unsafe_no_sandbox=unsafe_no_sandbox)
     if script is None:

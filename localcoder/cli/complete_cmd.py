@@ -16,6 +16,7 @@ from localcoder.cli._common import (
     ENGINE_TIMEOUT,
     ENGINE_URL,
     GPU_LAYERS,
+    LOOKUP,
     MODEL,
     NO_REPO_CONTEXT,
     TEMPERATURE,
@@ -107,7 +108,7 @@ def complete_command(
         help="stable: the middle starts at the last multiple-of-8 line, so typing only appends to a cached"
         " prompt; cursor: split exactly at the cursor, as the model card shows.",
     ),
-    lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
+    lookup: int = LOOKUP,
     server: Optional[str] = typer.Option(
         None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
     ),
@@ -165,7 +166,7 @@ def complete_command(
         sys.stdout.flush()
 
     remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
-    load = LoadOptions(model, ctx, threads, gpu_layers, lookup, remote)
+    load = LoadOptions(model, ctx, threads, gpu_layers, lookup, engine=remote)
     completer = open_completer(load, server_url(server, no_server), note)
     result = completer.complete(request, show if stream else None)
     for message in result["notes"]:

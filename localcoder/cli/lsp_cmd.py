@@ -17,6 +17,7 @@ from localcoder.cli._common import (
     ENGINE_TIMEOUT,
     ENGINE_URL,
     GPU_LAYERS,
+    LOOKUP,
     MODEL,
     NO_REPO_CONTEXT,
     THREADS,
@@ -73,7 +74,7 @@ def lsp_command(
     threads: Optional[int] = THREADS,
     gpu_layers: Optional[int] = GPU_LAYERS,
     ctx: Optional[int] = CTX,
-    lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
+    lookup: int = LOOKUP,
     server: Optional[str] = typer.Option(
         None, "--server", help="URL of a `localcoder serve` to use (default: LOCALCODER_SERVER, then :8788)."
     ),
@@ -98,7 +99,7 @@ def lsp_command(
         debounce_ms=debounce_ms,
     )
     remote = make_engine(engine, engine_model, engine_prompt, engine_timeout)
-    load = LoadOptions(model, ctx, threads, gpu_layers, lookup, remote)
+    load = LoadOptions(model, ctx, threads, gpu_layers, lookup, engine=remote)
     where = server_url(server, no_server)
 
     def completer_for(name: Optional[str]) -> Completer:

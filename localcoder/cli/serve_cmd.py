@@ -10,8 +10,21 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from localcoder.cli._common import ENGINE_MODEL, ENGINE_PROMPT, ENGINE_TIMEOUT, ENGINE_URL, fail, stderr, user_errors
+from localcoder.cli._common import (
+    CTX,
+    ENGINE_MODEL,
+    ENGINE_PROMPT,
+    ENGINE_TIMEOUT,
+    ENGINE_URL,
+    GPU_LAYERS,
+    LOOKUP,
+    THREADS,
+    fail,
+    stderr,
+    user_errors,
+)
 from localcoder.completion.engine import make_engine
+from localcoder.runtime import LoadOptions
 from localcoder.server.engine_pool import DEFAULT_PARALLEL
 from localcoder.server.http import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK, ServeOptions, serve
 from localcoder.server.pool import PoolOptions, duration_seconds
@@ -91,12 +104,10 @@ def serve_command(
         "--keep-alive",
         help="How long an idle model stays loaded, e.g. 30s, 5m, 1h; 0 unloads at once, -1 keeps it forever.",
     ),
-    lookup: int = typer.Option(0, "--lookup", min=0, max=64, help="Prompt-lookup decoding: draft tokens per step."),
-    ctx: Optional[int] = typer.Option(None, "--ctx", min=64, help="Context window (default: the model's)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: llama.cpp's)."),
-    gpu_layers: Optional[int] = typer.Option(
-        None, "--gpu-layers", help="Layers to offload (-1 all; default: all with Metal/CUDA, else 0)."
-    ),
+    lookup: int = LOOKUP,
+    ctx: Optional[int] = CTX,
+    threads: Optional[int] = THREADS,
+    gpu_layers: Optional[int] = GPU_LAYERS,
     max_models: int = typer.Option(1, "--max-models", min=1, help="Models kept loaded at once."),
     max_waiting: int = typer.Option(16, "--max-waiting", min=1, help="Queued requests per model before 503."),
     cache_slots: int = typer.Option(
@@ -166,7 +177,10 @@ def serve_command(
         host=host,
         port=port,
         pool=PoolOptions(
-            model, ctx, threads, gpu_layers, lookup, parse_duration(keep_alive), max_models, max_waiting, cache_slots
+            LoadOptions(model, ctx, threads, gpu_layers, lookup, cache_slots),
+            parse_duration(keep_alive),
+            max_models,
+            max_waiting,
         ),
         preload=preload,
         quiet=quiet,

@@ -28,7 +28,7 @@ import numpy as np
 from localcoder.completion.model import LoadedModel
 from localcoder.errors import LocalcoderError
 from localcoder.evaluate.corpus import CorpusFile, infill_cases
-from localcoder.runtime import load_model
+from localcoder.runtime import LoadOptions, load_model
 
 MODES = ("left-to-right", "infill", "both")
 Progress = Callable[[str, int, int], None]  # (what, sequences done, sequences in all)
@@ -231,7 +231,8 @@ def peak_rss() -> int:
 
 
 def _load(path: Path, request: KldRequest) -> LoadedModel:
-    return load_model(path, n_ctx=request.ctx, threads=request.threads, gpu_layers=request.gpu_layers, logits_all=True)
+    options = LoadOptions(ctx=request.ctx, threads=request.threads, gpu_layers=request.gpu_layers, logits_all=True)
+    return load_model(path, options)
 
 
 def run_kld(request: KldRequest, progress: Progress) -> KldReport:

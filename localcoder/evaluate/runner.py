@@ -27,7 +27,7 @@ from localcoder.evaluate.execution import check
 from localcoder.evaluate.generation import check_model, completion_for, sampling_for
 from localcoder.evaluate.passk import mean_pass_at_k
 from localcoder.evaluate.results import ResultsFile, SampleRecord
-from localcoder.runtime import load_model
+from localcoder.runtime import LoadOptions, load_model
 from localcoder.sandbox import SandboxFailed
 from localcoder.sandbox import require as require_sandbox
 
@@ -115,7 +115,8 @@ def run_eval(request: EvalRequest, events: EvalEvents | None = None) -> EvalSumm
         model = None
         if pending(tasks, request.samples, results):  # a finished run resumes without loading the model
             backend = backend_for(request.engine)
-            model = load_model(request.model, request.ctx, request.threads, request.gpu_layers, backend=backend)
+            options = LoadOptions(ctx=request.ctx, threads=request.threads, gpu_layers=request.gpu_layers)
+            model = load_model(request.model, options, backend)
             check_model(model, chosen)
 
         def complete(task: Task, sample: int) -> str:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from localcoder.completion.backends import backend_for
 from localcoder.completion.generate import GenerationCancelled
 from localcoder.completion.infill import TextSink
 from localcoder.completion.model import LoadedModel
@@ -27,7 +26,7 @@ from localcoder.completion.request import CompletionRequest
 from localcoder.errors import LocalcoderError
 from localcoder.hang_up import HangUp
 from localcoder.pipeline import complete
-from localcoder.runtime import load_model, resolve_model
+from localcoder.runtime import LoadOptions, resolve_model
 from localcoder.server.owner import NONCE_HEADER, TOKEN_HEADER, owner_proof, read_token, same_secret
 from localcoder.server.wire import (
     DEFAULT_HOST,
@@ -188,22 +187,6 @@ def _error_message(data: bytes, status: int) -> str:
         return f"HTTP {status}"
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    model: str | None = None
-    ctx: int | None = None
-    threads: int | None = None
-    gpu_layers: int | None = None
-    lookup: int = 0
-    engine: Any = None  # a localcoder.completion.engine.Engine: the GGUF here gives the tokenizer, the engine generates
-
-    @property
-    def needs_own_load(self) -> bool:
-        """Options that change how a model is loaded, which a running server already chose for itself."""
-        loading = (self.ctx, self.threads, self.gpu_layers)
-        return self.engine is not None or any(value is not None for value in loading) or self.lookup > 0
-
-
 class Completer(Protocol):
     """Where `complete`'s requests go, chosen once by `open_completer`: a running server, or a model loaded here."""
 
@@ -245,10 +228,7 @@ class LoadedCompleter:
     def ensure_loaded(self) -> LoadedModel:
         """The model, loaded on first use (a language server shows $/progress around this)."""
         if self._model is None:
-            path = resolve_model(self.load.model).resolve()
-            backend = backend_for(self.load.engine)
-            load = self.load
-            self._model = load_model(path, load.ctx, load.threads, load.gpu_layers, load.lookup, backend=backend)
+            self._model = self.load.open()
         return self._model
 
     def complete(

@@ -46,12 +46,12 @@ class EnginePool:
         self._probing = threading.Lock()
 
     def _path(self) -> Path:
-        return resolve_model(self.options.model).resolve()
+        return resolve_model(self.options.load.model).resolve()
 
     def resolve(self, name: str | None) -> Path:
         """The tokenizer's GGUF; a client may name it (by path, file name or stem) or the engine's model."""
         path = self._path()
-        if not name or name in {str(path), path.name, path.stem, self.options.model, self.engine.model}:
+        if not name or name in {str(path), path.name, path.stem, self.options.load.model, self.engine.model}:
             return path
         raise LocalcoderError(UNKNOWN_MODEL)
 
@@ -65,7 +65,7 @@ class EnginePool:
         with self._loading:
             if self._model is None:
                 backend = EngineBackend(self.engine)
-                self._model = load_model(self._path(), self.options.ctx, backend=backend)
+                self._model = load_model(self._path(), self.options.load, backend=backend)
             return self._model
 
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 from localcoder import paths
 from localcoder.completion.model import LoadedModel
 from localcoder.errors import LocalcoderError
-from localcoder.runtime import load_model, resolve_model
+from localcoder.runtime import LoadOptions, load_model, resolve_model
 
 UNKNOWN_MODEL = "unknown model: this server serves the models GET /v1/models lists"
 _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ns|us|ms|s|m|h)?$")
@@ -41,15 +41,10 @@ class Gone(Exception):
 
 @dataclass(frozen=True)
 class PoolOptions:
-    model: str | None = None  # the default model (flag, LOCALCODER_MODEL, config, the only one)
-    ctx: int | None = None
-    threads: int | None = None
-    gpu_layers: int | None = None
-    lookup: int = 0  # prompt-lookup draft tokens per step; 0 = off
+    load: LoadOptions = LoadOptions()  # how each model opens; its `model` is the default one (flag, env, config...)
     keep_alive: float = 300.0  # seconds a model stays loaded after its last request; 0 = unload at once; <0 forever
     max_models: int = 1
     max_waiting: int = 16
-    cache_slots: int = 1  # cached token sequences per model (prompt_cache.py)
 
 
 class FairLock:
@@ -133,7 +128,7 @@ class ModelPool:
         """The default model (no name), or the one a client names among `servable()`. Any other name, whether
         a file exists there or not, gets the same UNKNOWN_MODEL: the server is no oracle for the disk."""
         if not name:
-            return resolve_model(self.options.model).resolve()
+            return resolve_model(self.options.load.model).resolve()
         default = self._default()
         for path in self.servable(default):
             if name in self._names(path, default):
@@ -155,14 +150,14 @@ class ModelPool:
     def _default(self) -> Path | None:
         """The default model, resolved once per request (flag, environment, config, model directory)."""
         try:
-            return resolve_model(self.options.model)
+            return resolve_model(self.options.load.model)
         except LocalcoderError:
             return None
 
     def _names(self, path: Path, default: Path | None) -> set[str]:
         names = {str(path), str(path.resolve()), path.name, path.stem}
-        if self.options.model and default is not None and path.resolve() == default.resolve():
-            names.add(self.options.model)
+        if self.options.load.model and default is not None and path.resolve() == default.resolve():
+            names.add(self.options.load.model)
         return names
 
     @contextlib.contextmanager
@@ -178,10 +173,7 @@ class ModelPool:
         try:
             if slot.model is None:
                 self._make_room(keep=slot)
-                options = self.options
-                slot.model = load_model(
-                    path, options.ctx, options.threads, options.gpu_layers, options.lookup, options.cache_slots
-                )
+                slot.model = load_model(path, self.options.load)
                 slot.loads += 1
             yield slot.model
         finally:
