@@ -98,7 +98,7 @@ def test_localcoder_has_no_import_circles() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("ggufkit", "localcoder.errors", "localcoder.names", "localcoder.paths", "localcoder.hang_up",
      "localcoder.source", "localcoder.files", "localcoder.terminal", "localcoder.schemas", "localcoder.gguf_info",
-     "localcoder.edit", "localcoder.sandbox", "localcoder.vocab"),
+     "localcoder.edit", "localcoder.sandbox", "localcoder.supersede"),
     ("localcoder.completion", "localcoder.context"),  # the stages
     ("localcoder.pipeline",),  # complete(): the stages in order
     ("localcoder.runtime", "localcoder.tokenizer_only", "localcoder.models"),  # the loader

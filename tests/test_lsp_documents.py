@@ -140,3 +140,30 @@ def test_open_documents_and_the_workspace_folder_reach_the_context_stage(tmp_pat
     assert build_request(target_at(text, len(text)), main, "python", LspOptions(), {}, [tmp_path]).context_root is None
     off = build_request(target_at(text, len(text)), main, "python", LspOptions(context_budget=0), {}, [tmp_path])
     assert request_context(off, bundled_counter(), PromptBudget.of(2048, 128)) is None
+
+
+def test_a_newer_request_for_a_document_supersedes_the_older_and_only_for_that_document() -> None:
+    """The language server's tickets supersede through the server's own claims (supersede.py)."""
+    from localcoder.lsp.server import Tickets
+
+    tickets = Tickets()
+    first, other = tickets.start("file:///a.py", 1), tickets.start("file:///b.py", 2)
+    assert not first.stopped() and not other.stopped()  # control: nothing newer yet
+    second = tickets.start("file:///a.py", 3)
+    assert first.superseded and first.stopped() and not second.stopped() and not other.stopped()
+    tickets.cancel(3)
+    assert second.cancelled and second.stopped() and not second.superseded
+    tickets.finish(second)
+    tickets.finish(first)
+    assert not tickets.start("file:///a.py", 4).stopped()  # finished ones supersede nothing more
+
+
+def test_settings_take_their_camel_case_names_by_one_rule() -> None:
+    from localcoder.lsp.options import json_name
+
+    assert [json_name(n) for n in ("model", "max_tokens", "top_p", "prompt_layout", "debounce_ms")] == [
+        "model", "maxTokens", "topP", "promptLayout", "debounceMs"
+    ]  # fmt: skip
+    assert LspOptions().updated({"promptLayout": "cursor", "topP": 0.5}).prompt_layout == "cursor"
+    with pytest.raises(LocalcoderError, match="prompt layout"):
+        LspOptions().updated({"promptLayout": "sideways"})

@@ -1,5 +1,5 @@
 """What `localcoder serve` trusts, attacked over real sockets: each attack next to the legitimate request it must
-still answer (server/trust.py, server/owner.py, server/supersede.py, server/client.py).
+still answer (server/trust.py, server/owner.py, supersede.py, server/client.py).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from localcoder.lsp.options import LspOptions
 from localcoder.lsp.protocol import LocalcoderProtocol, OneLineLog, StdinReader
 from localcoder.names import shown_name
 from localcoder.server.client import Completer, LoadedCompleter
+from localcoder.supersede import Claim, Claims
 
 logger = logging.getLogger(__name__)
 SETTLE_SECONDS = 0.25  # longest wait for the reader to take in input the client already wrote
@@ -46,8 +47,12 @@ class Ticket:
 
     uri: str
     msg_id: Any
+    claim: Claim  # on the document: a newer request for it supersedes this one (supersede.py, as serve's)
     cancelled: bool = False  # the client sent $/cancelRequest for it (or the server is shutting down)
-    superseded: bool = False  # a newer request for the same document came
+
+    @property
+    def superseded(self) -> bool:
+        return self.claim.superseded
 
     def stopped(self) -> bool:
         return self.cancelled or self.superseded
@@ -55,16 +60,13 @@ class Ticket:
 
 @dataclass
 class Tickets:
-    """The requests in flight: by id (for $/cancelRequest) and the newest for each document (superseding)."""
+    """The requests in flight: by id (for $/cancelRequest), each with its claim on its document (superseding)."""
 
     by_id: dict[Any, Ticket] = field(default_factory=dict)
-    latest: dict[str, Ticket] = field(default_factory=dict)
+    claims: Claims = field(default_factory=Claims)
 
     def start(self, uri: str, msg_id: Any) -> Ticket:
-        older = self.latest.get(uri)
-        if older is not None:
-            older.superseded = True
-        ticket = self.by_id[msg_id] = self.latest[uri] = Ticket(uri, msg_id)
+        ticket = self.by_id[msg_id] = Ticket(uri, msg_id, self.claims.claim(uri))
         return ticket
 
     def cancel(self, msg_id: Any) -> None:
@@ -75,8 +77,7 @@ class Tickets:
 
     def finish(self, ticket: Ticket) -> None:
         self.by_id.pop(ticket.msg_id, None)
-        if self.latest.get(ticket.uri) is ticket:
-            del self.latest[ticket.uri]
+        self.claims.release(ticket.claim)
 
     def cancel_all(self) -> None:
         for ticket in self.by_id.values():

@@ -48,9 +48,9 @@ from localcoder.server.peer import peer_uid
 from localcoder.server.pool import Busy, Gone, ModelPool, PoolOptions
 from localcoder.server.routes import find_route, route_list, superseded
 from localcoder.server.service import Service
-from localcoder.server.supersede import Claim, Claims
 from localcoder.server.trust import Gate, check_listen
 from localcoder.server.wire import DEFAULT_HOST, DEFAULT_PORT
+from localcoder.supersede import Claim, Claims
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LOOPBACK", "LocalcoderServer", "ServeOptions", "serve"]

@@ -7,7 +7,7 @@ t_max_predict_ms, top_k, top_p, temperature, stop, n_cmpl (that many alternative
 response_fields (answer only those keys, flat: "timings/prompt_n"). samplers, cache_prompt,
 t_max_prompt_ms and lora are accepted and have no effect: the prompt is always cached, and the cache slot
 is the one holding the longest prefix of the prompt (serve --cache-slots), whatever id_slot asks. id_slot
-says whom the request is for: a newer one with the same id_slot supersedes it (server/supersede.py).
+says whom the request is for: a newer one with the same id_slot supersedes it (supersede.py).
 
 Answers are compact JSON on one line: llama.vim checks them with the regex "content"\\s*:" before decoding.
 """

@@ -1,5 +1,10 @@
 """Superseding: a newer request from the same editor and document takes the place of the one still in flight.
 
+One mechanism for both resident front ends: serve keys a claim by caller, route, model and the body's slot or
+path, with the text around the cursor (below); the language server keys it by the document's URI, with no text
+(lsp/server.py's tickets), so a newer request for the same document always supersedes. It imports nothing of
+localcoder.
+
 An editor that does not close the old connection (it just sends the next keystroke's request) would otherwise
 wait behind work nobody reads. A request says whom it is for where its body can: llama-server's `id_slot`,
 OpenAI's `user`, localcoder's own `path`; with the caller (server/owner.py: the local uid, else the address), the
