@@ -34,6 +34,8 @@ def covering(context, path: str, line: int) -> list:
 
 
 def assert_resolved(context, path: str, line: int) -> None:
+    """A definition or outline snippet covers `line`: the line that writes the definition's name, as in
+    `make bench-context-langs`."""
     hits = covering(context, path, line)
     assert hits, f"no snippet covers {path}:{line}: {[(s.path, s.start_line, s.why) for s in context.snippets]}"
     assert any(s.why.startswith(("definition of", "outline")) for s in hits), [s.why for s in hits]
@@ -93,10 +95,15 @@ def test_typescript_and_javascript_imports(tmp_path: Path, rule: str, name: str,
     assert_resolved(context, *gold)
 
 
-def test_a_signature_and_its_doc_comment_come_first(tmp_path: Path) -> None:
-    root = make_repo(tmp_path, SCRIPT)
+def test_a_signature_comes_first_with_the_doc_comment_that_fits(tmp_path: Path) -> None:
+    """gather() first shows a head's first lines within a small share of the budget, and grows them downwards
+    only: a doc comment above the signature comes along only when both fit that first cut, else the signature
+    starts the head (a long doc used to fill the cut and hide the signature)."""
+    root = make_repo(tmp_path, {**SCRIPT, "src/short.ts": "// Sums.\nexport function sum(a) {\n  return a;\n}\n"})
     tight = context_at(root, "src/app.ts", "import { add } from './util';\n\nadd(", budget=36)
-    assert [(s.path, s.start_line, s.end_line) for s in tight.snippets] == [("src/util.ts", 1, 2)]
+    assert [(s.path, s.start_line, s.end_line) for s in tight.snippets] == [("src/util.ts", 2, 2)]
+    short = context_at(root, "src/app.ts", "import { sum } from './short';\n\nsum(", budget=36)
+    assert [(s.path, s.start_line, s.end_line) for s in short.snippets] == [("src/short.ts", 1, 2)]
     roomy = context_at(root, "src/app.ts", "import { add } from './util';\n\nadd(", budget=400)
     assert covering(roomy, "src/util.ts", 4)  # the body follows while budget is left
 
@@ -138,6 +145,15 @@ def test_go_packages(tmp_path: Path, rule: str, text: str, gold) -> None:
     assert not covering(context, "store/store_test.go", 3)  # a test file is not the package an import sees
 
 
+def test_go_dot_import_puts_the_package_in_scope(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, GO)
+    dotted = 'package main\n\nimport . "example.com/shop/store"\n\nfunc run() {\n\tOpen('
+    assert_resolved(context_at(root, "cmd/serve/run.go", dotted), "store/store.go", 4)
+    plain = 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tOpen('
+    found = covering(context_at(root, "cmd/serve/run.go", plain), "store/store.go", 4)
+    assert not [s for s in found if s.kind != "window"]  # the control: `Open` alone is not store's
+
+
 def test_go_outlines_its_packages_on_a_blank_line(tmp_path: Path) -> None:
     root = make_repo(tmp_path, GO)
     text = 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tdb, _ := store.Open("x")\n\t'
@@ -157,16 +173,16 @@ RUST = {
     "src/util.rs": "/// Slugs.\npub fn slug(s: &str) -> String {\n    s.to_lowercase()\n}\n\npub type Id = u64;\n",
 }
 RUST_USES = [
-    ("use path", "src/main.rs", "use crate::store::Store;\n\nfn f() -> Store", ("src/store/mod.rs", 3)),
+    ("use path", "src/main.rs", "use crate::store::Store;\n\nfn f() -> Store", ("src/store/mod.rs", 5)),
     ("group and as", "src/main.rs", "use crate::{util::{self, Id as Key}};\n\nfn f(k: Key", ("src/util.rs", 6)),
-    ("self in a group", "src/main.rs", "use crate::util::{self};\n\nfn f() { util::slug(", ("src/util.rs", 1)),
+    ("self in a group", "src/main.rs", "use crate::util::{self};\n\nfn f() { util::slug(", ("src/util.rs", 2)),
     ("crate name", "src/main.rs", "use my_shop::store::Backend;\n\nimpl Backend", ("src/store/mod.rs", 9)),
-    ("pub use as", "src/main.rs", "use crate::slugify;\n\nfn f() { slugify(", ("src/util.rs", 1)),
+    ("pub use as", "src/main.rs", "use crate::slugify;\n\nfn f() { slugify(", ("src/util.rs", 2)),
     ("pub use glob", "src/main.rs", "use crate::Kind;\n\nfn f() -> Kind", ("src/store/reexported.rs", 1)),
-    ("super::", "src/store/reexported.rs", "use super::Store;\n\nfn f(s: Store", ("src/store/mod.rs", 3)),
+    ("super::", "src/store/reexported.rs", "use super::Store;\n\nfn f(s: Store", ("src/store/mod.rs", 5)),
     ("self:: in mod.rs", "src/store/mod.rs", "use self::reexported::LIMIT;\n\nconst X: usize = LIMIT", None),
-    ("path in code", "src/main.rs", "fn f() {\n    crate::util::slug(", ("src/util.rs", 1)),
-    ("a glob import", "src/main.rs", "use crate::util::*;\n\nfn f() {\n    slug(", ("src/util.rs", 1)),
+    ("path in code", "src/main.rs", "fn f() {\n    crate::util::slug(", ("src/util.rs", 2)),
+    ("a glob import", "src/main.rs", "use crate::util::*;\n\nfn f() {\n    slug(", ("src/util.rs", 2)),
 ]
 
 
@@ -237,9 +253,9 @@ C_USES = [
         "include",
         "src/main.c",
         '#include "shop/store.h"\n\nint main(void) {\n    store_open(',
-        ("include/shop/store.h", 5),
+        ("include/shop/store.h", 6),
     ),
-    ("nested include", "src/main.c", '#include "shop/store.h"\n\nstatic store_t *s', ("include/shop/types.h", 1)),
+    ("nested include", "src/main.c", '#include "shop/store.h"\n\nstatic store_t *s', ("include/shop/types.h", 3)),
     ("macro", "src/main.c", '#include "shop/store.h"\n\nchar buf[STORE_MAX', ("include/shop/store.h", 8)),
     ("C++ namespace", "src/main.cpp", '#include "cache.hpp"\n\nshop::Cache c', ("src/cache.hpp", 2)),
 ]
@@ -252,7 +268,7 @@ def test_c_includes(tmp_path: Path, rule: str, name: str, text: str, gold) -> No
 
 def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
     context = context_at(make_repo(tmp_path, C), "src/main.c", '#include "shop/store.h"\n\nint x = SHOP_STORE_H')
-    assert not covering(context, "include/shop/store.h", 2)
+    assert not [s for s in covering(context, "include/shop/store.h", 2) if s.kind != "window"]
 
 
 def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
@@ -267,7 +283,6 @@ def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
     used = context_at(root, "main.c", '#include "geometry.h"\n\nint area(point_t *p, big_t *b) {\n    return ')
     assert_resolved(used, "geometry.h", 7)
     assert_resolved(used, "geometry.h", 30)
-    assert covering(used, "geometry.h", 2), "a short struct shows whole, from its first line"
     outlined = context_at(root, "main.c", '#include "geometry.h"\n\nint main(void) {\n    ')  # blank: the outline
     assert_resolved(outlined, "geometry.h", 7)
     assert_resolved(outlined, "geometry.h", 30)
@@ -344,6 +359,23 @@ def test_a_language_without_a_grammar_keeps_windows(tmp_path: Path) -> None:
     assert "identifier Jaccard" in context.snippets[0].why
 
 
+def test_windows_fill_what_the_resolver_cannot_follow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line that uses nothing the imports name (a global, a name put there by a build step) gets the
+    repository's identifier windows in the budget the definitions left, as in a language without a resolver;
+    in C a .c file's windows come from headers too."""
+    shared = "function parseHeader(line) {\n  const [key, value] = line.split(':');\n  return [key, value];\n}\n"
+    header = "#define KEY_SEP ':'\nint parse_header(const char *line, char *key, char *value);\n"
+    root = make_repo(tmp_path, {"lib/headers.js": shared * 4, "lib/other.js": "x = 1\n", "c/headers.h": header * 6})
+    text = "const [key, value] = parseHeader(line.split(':')"
+    c_text = "int main(void) {\n    parse_header(line, key, value"
+    context = context_at(root, "lib/app.js", text)
+    assert [(s.path, s.kind) for s in context.snippets] == [("lib/headers.js", "window")]
+    assert [(s.path, s.kind) for s in context_at(root, "c/main.c", c_text).snippets] == [("c/headers.h", "window")]
+    language = resolver_for(root / "lib/app.js")
+    monkeypatch.setattr(type(language), "windows_for", lambda self, edited, budget, left: ())
+    assert not context_at(root, "lib/app.js", text).snippets  # the control: without the hook, nothing
+
+
 def test_the_buffer_is_reparsed_incrementally_to_the_same_tree() -> None:
     first = "import { add } from './util';\n\nconst é = add(1, 2);\n\nexport function f() {\n  return é;\n}\n"
     edits = [
@@ -368,7 +400,7 @@ def test_the_context_command_resolves_other_languages(tmp_path: Path) -> None:
     done = localcoder("context", f"{run}:6", "--json", "--budget", "300")
     assert done.returncode == 0, done.stderr
     snippets = checked_document("context", done.stdout)["snippets"]
-    assert ("store/store.go", 3) in [(s["path"], s["start_line"]) for s in snippets]
+    assert ("store/store.go", 4) in [(s["path"], s["start_line"]) for s in snippets]  # its signature first
     assert any(s["why"].startswith("definition of store.Open") for s in snippets)
 
 

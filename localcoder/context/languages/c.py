@@ -37,6 +37,7 @@ _NOT_INTO = frozenset({"function_definition", "compound_statement"})
 
 class CLanguage(TreeSitterLanguage):
     suffixes = (*SOURCES, *HEADERS)
+    window_families = ((".c", ".h"), (*SOURCES[1:], *HEADERS))
     name = "c"
     import_nodes = frozenset({"preproc_include"})
     scope_why = "#include"

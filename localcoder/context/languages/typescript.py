@@ -56,6 +56,7 @@ def _required(node: Node | None) -> str | None:
 
 class ScriptLanguage(TreeSitterLanguage):
     suffixes = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
+    window_families = (suffixes[:4], suffixes[4:])
     name = "javascript"
     import_nodes = frozenset({"import_statement"})
 
