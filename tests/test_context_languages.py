@@ -95,6 +95,39 @@ def test_typescript_and_javascript_imports(tmp_path: Path, rule: str, name: str,
     assert_resolved(context, *gold)
 
 
+TSCONFIG = """{
+  // comments, trailing commas and a URL in a string, as tsconfig.json allows
+  "$schema": "https://json.schemastore.org/tsconfig",
+  "compilerOptions": {
+    "baseUrl": "./src", /* paths are relative to it */
+    "paths": {"@shapes/*": ["missing/*", "shapes/*"], "@util": ["util.ts"], "@out/*": ["../../outside/*"],},
+  },
+}
+"""
+ALIASED = [
+    ("paths with *", "import { Circle } from '@shapes/circle';\n\nlet c: Circle", ("src/shapes/circle.ts", 1)),
+    ("exact paths", "import { add } from '@util';\n\nadd(", ("src/util.ts", 2)),
+    ("baseUrl", "import { add } from 'util';\n\nadd(", ("src/util.ts", 2)),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "gold"), ALIASED, ids=[u[0] for u in ALIASED])
+def test_tsconfig_paths_and_base_url(tmp_path: Path, rule: str, text: str, gold) -> None:
+    root = make_repo(tmp_path / "repo", {**SCRIPT, "tsconfig.json": TSCONFIG})
+    assert_resolved(context_at(root, "src/deep/app.ts", text), *gold)
+    (root / "tsconfig.json").write_text("{ not json")  # a broken config: bare specifiers stay unresolved
+    assert not [s for s in context_at(root, "src/deep/app.ts", text).snippets if s.kind != "window"]
+
+
+def test_tsconfig_paths_stay_inside_the_root(tmp_path: Path) -> None:
+    make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
+    root = make_repo(tmp_path / "repo", {**SCRIPT, "tsconfig.json": TSCONFIG})
+    text = "import { secret } from '@out/secret';\nimport { add } from '@util';\n\nsecret("
+    context = context_at(root, "src/app.ts", text)
+    assert all("secret" not in s.text for s in context.snippets)
+    assert_resolved(context, "src/util.ts", 2)  # the control: the same config's other alias resolves
+
+
 def test_a_signature_comes_first_with_the_doc_comment_that_fits(tmp_path: Path) -> None:
     """gather() first shows a head's first lines within a small share of the budget, and grows them downwards
     only: a doc comment above the signature comes along only when both fit that first cut, else the signature
