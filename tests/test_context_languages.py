@@ -228,6 +228,40 @@ def test_rust_use_trees(tmp_path: Path, rule: str, name: str, text: str, gold) -
     assert_resolved(context_at(root, name, text), *gold)
 
 
+RUST_MODULES = {
+    **RUST,
+    "src/lib.rs": RUST["src/lib.rs"]
+    + '#[path = "platform/unix_impl.rs"]\npub mod sys;\npub mod inline {\n    pub fn helper() {}\n'
+    + "    pub mod deeper {\n        pub struct Deep;\n    }\n}\n#[cfg(test)]\nmod tests {\n    fn only_in_tests() {}\n}\n",
+    "src/platform/unix_impl.rs": "pub fn open_fd() -> i32 {\n    0\n}\n",
+}  # lib.rs: helper on line 8, Deep on line 10, only_in_tests on line 15
+RUST_MODULE_USES = [
+    ("#[path] mod", "src/main.rs", "use crate::sys::open_fd;\n\nfn f() { open_fd(", ("src/platform/unix_impl.rs", 1)),
+    (
+        "#[path] mod in the buffer",
+        "src/other.rs",
+        '#[path = "platform/unix_impl.rs"]\nmod sys;\n\nfn f() { sys::open_fd(',
+        ("src/platform/unix_impl.rs", 1),
+    ),
+    ("inline mod's item", "src/main.rs", "use crate::inline::helper;\n\nfn f() { helper(", ("src/lib.rs", 8)),
+    ("inline mod used whole", "src/main.rs", "use crate::inline;\n\nfn f() { inline::helper(", ("src/lib.rs", 8)),
+    ("nested inline mods", "src/main.rs", "use crate::inline::deeper::Deep;\n\nfn f() -> Deep", ("src/lib.rs", 10)),
+    ("path in code", "src/main.rs", "fn f() -> crate::inline::deeper::Deep", ("src/lib.rs", 10)),
+]
+
+
+@pytest.mark.parametrize(("rule", "name", "text", "gold"), RUST_MODULE_USES, ids=[u[0] for u in RUST_MODULE_USES])
+def test_rust_path_attributes_and_inline_modules(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
+    assert_resolved(context_at(make_repo(tmp_path, RUST_MODULES), name, text), *gold)
+
+
+def test_a_rust_test_module_is_not_the_crate_s_api(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, RUST_MODULES)
+    tests = context_at(root, "src/main.rs", "fn f() {\n    crate::tests::only_in_tests(")
+    assert not [s for s in covering(tests, "src/lib.rs", 15) if s.kind != "window"]
+    assert_resolved(context_at(root, "src/main.rs", "fn f() {\n    crate::inline::helper("), "src/lib.rs", 8)
+
+
 JAVA = {
     "pom.xml": "<project/>",
     "src/main/java/com/shop/Store.java": (

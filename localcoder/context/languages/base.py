@@ -50,6 +50,7 @@ HEAD_CHARS = 40  # what gather()'s first cut of a head (32 tokens with its path 
 # the signature (or above a C typedef's name) that fit in it with that line come first (80 lost 26 points on
 # regex-syntax, 56 six; 40 and 0 scored the same on the tuning repositories)
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
+COMMON_SHARE, MIN_COMMON_NAMES = 4, 8  # a word in over 1/4 of an outline's names (of 8 or more) ranks none of them
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
 WINDOWS_WHEN_LEFT = 2  # gather() adds the tree's identifier windows when the definitions left 1/2 of the budget
 _CHAIN = re.compile(r"(?<![\w$.:])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
@@ -78,6 +79,7 @@ class Summary:
     exports: dict[str, Imported] = field(default_factory=dict)
     stars: list[Path] = field(default_factory=list)
     text: str = ""  # the text it was made from (so a warm call shows a definition without reading its file again)
+    modules: dict[str, str] = field(default_factory=dict)  # Rust: `mod m;` declared here -> its #[path] ("": none)
 
 
 @dataclass
@@ -220,6 +222,7 @@ class TreeSitterLanguage:
         for found in order:
             definitions.setdefault(found.name, found)
         summary = Summary(definitions, order, text=text)
+        request.summaries[file] = summary  # a re-export that leads back here sees what is known so far, no loop
         self.reexports(request, file, tree, summary)
         return summary
 
@@ -382,8 +385,9 @@ class TreeSitterLanguage:
         hits = [(file, d) for d in summary.order if (d.exported or not public) and not _seen(starts, d.start_line)]
         if public:
             hits += [hit for name in summary.exports if (hit := self.lookup(request, file, name)) is not None]
+        common = _common_words([hit[1].name for hit in hits])
         for hit in hits:
-            words = _words(hit[1].name)
+            words = _words(hit[1].name) - common
             share = len(words & near) / len(words) if words else 0.0
             add(hit, weight * (0.25 + share), why)
         for star in summary.stars if public else ():
@@ -412,6 +416,18 @@ def _relative(repository: Repository, path: Path) -> str:
         return path.relative_to(repository.real_root).as_posix()  # resolved already: no need to resolve again
     except ValueError:
         return repository.relative(path)
+
+
+def _common_words(names: list[str]) -> frozenset[str]:
+    """The words in more than COMMON_SHARE of an outline's names (`brotli` of BROTLI_BOOL, BROTLI_INLINE, ...):
+    they say nothing about which entry the cursor wants."""
+    if len(names) < MIN_COMMON_NAMES:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for name in names:
+        for word in _words(name):
+            counts[word] = counts.get(word, 0) + 1
+    return frozenset(w for w, n in counts.items() if n * COMMON_SHARE > len(names))
 
 
 @functools.lru_cache(maxsize=16384)
