@@ -232,7 +232,8 @@ RUST_MODULES = {
     **RUST,
     "src/lib.rs": RUST["src/lib.rs"]
     + '#[path = "platform/unix_impl.rs"]\npub mod sys;\npub mod inline {\n    pub fn helper() {}\n'
-    + "    pub mod deeper {\n        pub struct Deep;\n    }\n}\n#[cfg(test)]\nmod tests {\n    fn only_in_tests() {}\n}\n",
+    + "    pub mod deeper {\n        pub struct Deep;\n    }\n}\n"
+    + "#[cfg(test)]\nmod tests {\n    fn only_in_tests() {}\n}\n",
     "src/platform/unix_impl.rs": "pub fn open_fd() -> i32 {\n    0\n}\n",
 }  # lib.rs: helper on line 8, Deep on line 10, only_in_tests on line 15
 RUST_MODULE_USES = [
@@ -331,6 +332,31 @@ C_USES = [
 @pytest.mark.parametrize(("rule", "name", "text", "gold"), C_USES, ids=[u[0] for u in C_USES])
 def test_c_includes(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
     assert_resolved(context_at(make_repo(tmp_path, C), name, text), *gold)
+
+
+BUILD_FILES = [
+    ("Makefile", "CFLAGS += -Wall -I$(OUT)/gen -Izeta -I ../outside\n"),
+    ("CMakeLists.txt", "target_include_directories(app PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/zeta ../outside)\n"),
+    ("compile_commands.json", '[{"directory": "/x", "arguments": ["cc", "-I", "zeta", "-I../outside", "m.c"]}]'),
+    ("src/compile_commands.json", '[{"command": "cc -I../zeta -I../../outside -c main.c"}]'),
+]
+
+
+@pytest.mark.parametrize(("build", "text"), BUILD_FILES, ids=[b[0] for b in BUILD_FILES])
+def test_c_include_folders_from_the_build_files(tmp_path: Path, build: str, text: str) -> None:
+    """Two headers named config.h: the one in the build's -I folder is the one meant (the listing would find the
+    other first); a -I folder outside the root is not read."""
+    make_repo(tmp_path / "outside", {"secret.h": "int secret(void);\n"})
+    files = {"alpha/config.h": "int alpha_only(void);\n", "zeta/config.h": "int zeta_only(void);\n"}
+    root = make_repo(tmp_path / "repo", files)
+    text_c = '#include "config.h"\n#include "secret.h"\n\nint main(void) {\n    zeta_only('
+    before = context_at(root, "src/main.c", text_c)
+    assert not covering(before, "zeta/config.h", 1)  # the control: without the build file, the other config.h
+    (root / build).parent.mkdir(exist_ok=True)
+    (root / build).write_text(text)
+    context = context_at(root, "src/main.c", text_c)
+    assert_resolved(context, "zeta/config.h", 1)
+    assert all("secret" not in s.text for s in context.snippets)
 
 
 def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
