@@ -59,6 +59,12 @@ SCRIPT = {
     ),
     "lib/klass.js": "class Parser {\n  parse(x) {\n    return x;\n  }\n}\nmodule.exports = Parser;\n",
     "lib/esm.mjs": "export function fromModule() {}\n",
+    "src/platform/index.ts": (
+        "import * as common from './common';\nimport node from './node';\n\n"
+        "export default {\n  ...common,\n  ...node,\n};\n"
+    ),
+    "src/platform/common.ts": "export const hasWindow = true;\n",
+    "src/platform/node.ts": "export default {\n  isNode: true,\n};\n",
 }
 SCRIPT_USES = [
     ("named", "src/app.ts", "import { add } from './util';\n\nconst x = add(", ("src/util.ts", 2)),
@@ -85,6 +91,8 @@ SCRIPT_USES = [
     ),
     ("exports.N", "lib/app.js", "const h = require('./helpers');\n\nh.VERSION", ("lib/helpers.js", 10)),
     ("module.exports = X", "lib/app.js", "const Parser = require('./klass');\n\nnew Parser(", ("lib/klass.js", 1)),
+    ("spread namespace", "src/app.ts", "import p from './platform';\n\np.hasWindow", ("src/platform/common.ts", 1)),
+    ("spread default object", "src/app.ts", "import p from './platform';\n\np.isNode", ("src/platform/node.ts", 2)),
     ("tsx and .mjs", "src/view.tsx", "import { fromModule } from '../lib/esm.mjs';\n\nfromModule(", ("lib/esm.mjs", 1)),
 ]
 

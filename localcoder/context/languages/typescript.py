@@ -307,9 +307,15 @@ def _commonjs(request: Request, file: Path, statement: Node, node: Node, summary
 
 
 def _object_exports(node: Node, summary: Summary, bound) -> None:  # noqa: ANN001
-    """`{a, b: c, d() {...}}` exported whole: each key is a name of the module."""
+    """`{a, b: c, d() {...}, ...m}` exported whole: each key is a name of the module, and so is each name of a module
+    spread into it (`...utils` after `import * as utils`, or a default import of such an object)."""
     for pair in node.named_children:
-        if pair.type == "shorthand_property_identifier":
+        spread = pair.named_children[0] if pair.type == "spread_element" and pair.named_children else None
+        if spread is not None and spread.type == "identifier":
+            target = bound(node_text(spread))
+            if target.statement and target.name in (None, "default") and target.file not in summary.stars:
+                summary.stars.append(target.file)
+        elif pair.type == "shorthand_property_identifier":
             summary.exports[node_text(pair)] = bound(node_text(pair))
         elif pair.type in ("pair", "method_definition"):
             key = pair.child_by_field_name("key") or pair.child_by_field_name("name")
