@@ -264,6 +264,15 @@ def test_rust_path_attributes_and_inline_modules(tmp_path: Path, rule: str, name
     assert_resolved(context_at(make_repo(tmp_path, RUST_MODULES), name, text), *gold)
 
 
+def test_an_unknown_item_of_an_inline_module_is_not_the_module(tmp_path: Path) -> None:
+    """`crate::lib::std::ops::Add` (nom re-exports the standard library from an inline module): unresolved, not
+    the `mod std {` line; a type's item (`Kind::A`) still resolves to the type."""
+    root = make_repo(tmp_path, RUST_MODULES)
+    unknown = context_at(root, "src/main.rs", "fn f() {\n    crate::inline::deeper::Nothing(")
+    assert not [s for s in covering(unknown, "src/lib.rs", 9) if s.kind != "window"]
+    assert_resolved(context_at(root, "src/main.rs", "fn f() {\n    crate::Kind::A"), "src/store/reexported.rs", 1)
+
+
 def test_a_rust_test_module_is_not_the_crate_s_api(tmp_path: Path) -> None:
     root = make_repo(tmp_path, RUST_MODULES)
     tests = context_at(root, "src/main.rs", "fn f() {\n    crate::tests::only_in_tests(")

@@ -116,11 +116,15 @@ class RustLanguage(TreeSitterLanguage):
         return self.lookup(request, found.file, found.name)
 
     def lookup(self, request: Request, file: Path, name: str, depth: int = 0) -> tuple[Path, Definition] | None:
-        """`m::f` in a file is f of its inline `mod m {...}`; where there is none, `Kind::A` is the type Kind."""
+        """`m::f` in a file is f of its inline `mod m {...}`; where there is none, `Kind::A` is the type Kind (but
+        `m::x` is not the module m: nom's `crate::lib::std::ops` re-exports the standard library)."""
         hit = super().lookup(request, file, name, depth)
         while hit is None and "::" in name:
             name = name.rsplit("::", 1)[0]
             hit = super().lookup(request, file, name, depth)
+            summary = self.summary(request, hit[0]) if hit is not None else None
+            if summary is not None and any(key.startswith(name + "::") for key in summary.definitions):
+                return None
         return hit
 
     def _resolve(
