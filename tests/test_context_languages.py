@@ -413,6 +413,19 @@ def test_a_header_included_directly_outlines_before_one_included_through_it(tmp_
     assert scores["outer.h"] == 2 * scores["inner.h"]
 
 
+def test_a_name_used_often_ranks_above_one_used_once_a_little_nearer(tmp_path: Path) -> None:
+    """Each use counts a little besides its distance: three uses 200 lines above outrank one use 50 lines above
+    (by distance alone, 3/201 < 1/51)."""
+    root = make_repo(tmp_path, {"api.h": "int alpha(void);\nint beta(void);\n"})
+    lines = ['#include "api.h"', "void f(void) {", "    alpha();", "    alpha();", "    alpha();"]
+    lines += ["    x += 1;"] * 150 + ["    beta();"] + ["    x += 1;"] * 49 + ["    "]
+    text = "\n".join(lines)
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    scores = {f.why.split(".")[0].split(" ")[-1]: f.score for f in found if f.why.startswith("definition")}
+    assert scores["alpha"] > scores["beta"] > 0, scores
+
+
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
     outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
     (outside / "secret.h").write_text("int secret(void);\n")

@@ -3,18 +3,19 @@
 A language says how its imports bind names (`imports`: a local name -> a file and the name in it, or the file as a
 whole), which files' names need no import (`scope`: Go's package, Java's package), and how a file re-exports
 (`reexports`). The ranking is Python's: every name used near the cursor that resolves scores 1 / (1 + distance) on
-or above the cursor's line and half that below; an imported name used nowhere yet scores as if on the cursor's line
-(it is about to be). When the cursor's line is blank, what the line will call is unknown, so modules imported whole
-(`import * as x`, a Go package, a Rust module, a header) and the file's own package offer their outline: what
-another file can reach, ordered by how many words of its name occur near the cursor. The best four definitions
-may grow their bodies; the rest, and every outline entry, show their signature lines only, so that about three
-times as many fit in a budget. gather() first cuts every head to a small share of the budget (32 tokens of 1,024,
-its path line included) and grows heads downwards only, so a head starts where that cut shows the line that
-writes the definition's name: the signature, with the doc comment above it only when both fit HEAD_CHARS (Go's
-and Rust's docs are above the signature: a doc that filled the cut hid it, and recall@1024 on the tuning
-repositories of `make bench-context-langs` fell to 38% on regex-syntax and 60% on go-cmp; starting at the
-signature, 98% and 95%); C's `typedef struct {...} T;` names T on its closing line, so its head starts at the
-lines right above that one (brotli 48% -> 78%).
+or above the cursor's line and half that below, and USE_FLAT more (a name used often is likely used again, however
+far); an imported name used nowhere yet scores as if on the cursor's line (it is about to be). When the cursor's
+line is blank, what the line will call is unknown, so modules imported whole (`import * as x`, a Go package, a Rust
+module, a header) and the file's own package offer their outline: what another file can reach, ordered by how many
+words of its name occur near the cursor (words that a quarter of the outline's names share, brotli's `BROTLI_`, do
+not count). The best four definitions may grow their bodies; the rest, and every outline entry, show their signature
+lines only, so that about three times as many fit in a budget. gather() first cuts every head to a small share of
+the budget (32 tokens of 1,024, its path line included) and grows heads downwards only, so a head starts where that
+cut shows the line that writes the definition's name: the signature, with the doc comment above it only when both
+fit HEAD_CHARS (Go's and Rust's docs are above the signature: a doc that filled the cut hid it, and recall@1024 on
+the tuning repositories of `make bench-context-langs` fell to 38% on regex-syntax and 60% on go-cmp; starting at the
+signature, 98% and 95%); C's `typedef struct {...} T;` names T on its closing line, so its head starts at the lines
+right above that one (brotli 48% -> 78%).
 
 Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
 path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
@@ -51,6 +52,8 @@ HEAD_CHARS = 40  # what gather()'s first cut of a head (32 tokens with its path 
 # regex-syntax, 56 six; 40 and 0 scored the same on the tuning repositories)
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
 COMMON_SHARE, MIN_COMMON_NAMES = 4, 8  # a word in over 1/4 of an outline's names (of 8 or more) ranks none of them
+USE_FLAT = 0.01  # each use counts this much besides 1 / (1 + distance): a name used often is likely again
+# (on the tuning repositories: brotli 80% -> 85%, axios 88% -> 90%, go-cmp 95% -> 98%; 0.005 and 0.03 did less)
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
 WINDOWS_WHEN_LEFT = 2  # gather() adds the tree's identifier windows when the definitions left 1/2 of the budget
 _CHAIN = re.compile(r"(?<![\w$.:])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
@@ -286,6 +289,7 @@ class TreeSitterLanguage:
                 continue
             distance = number - cursor_line
             weight = 1.0 / (1 + abs(distance)) if distance <= 0 else 0.5 / (1 + distance)
+            weight += USE_FLAT
             for match in _CHAIN.finditer(line):
                 written = match.group()
                 head = _HEAD.match(written).group()  # type: ignore[union-attr]
