@@ -325,6 +325,19 @@ def test_java_imports_and_packages(tmp_path: Path, rule: str, name: str, text: s
     assert_resolved(context_at(make_repo(tmp_path, JAVA), name, text), *gold)
 
 
+def test_a_head_shows_the_name_below_annotations(tmp_path: Path) -> None:
+    """Java's annotations belong to the class's node, above the line that names it; the head starts at the name
+    (gather()'s first cut of a head is short: two annotation lines filled it)."""
+    legacy = (
+        'package com.shop;\n\n@Deprecated(since = "2", forRemoval = true)\n@SuppressWarnings({"unchecked", "raw"})\n'
+        "public class Legacy {\n}\n"
+    )
+    root = make_repo(tmp_path, {**JAVA, "src/main/java/com/shop/Legacy.java": legacy})
+    text = "package com.shop;\n\nclass App {\n  Legacy l = new Legacy("
+    context = context_at(root, "src/main/java/com/shop/App.java", text, budget=40)  # no room to grow a head
+    assert_resolved(context, "src/main/java/com/shop/Legacy.java", 5)
+
+
 C = {
     "include/shop/store.h": (
         '#ifndef SHOP_STORE_H\n#define SHOP_STORE_H\n#include "types.h"\n\n/* Opens the store. */\n'

@@ -163,8 +163,10 @@ def _body(node: Node) -> Node | None:
 
 
 def _named(node: Node, outer: Node | None = None) -> list[Definition]:
+    """A declaration with a `name` field; where annotations or decorators come first (Java's `@ReactModule(...)`
+    on the line above `public class X`, which its node holds), the line that writes the name is kept."""
     name = node.child_by_field_name("name")
-    return [definition(node_text(name), node, outer)] if name is not None else []
+    return [definition(node_text(name), node, outer, name.start_point.row + 1)] if name is not None else []
 
 
 def _script(node: Node, outer: Node | None = None) -> list[Definition]:
