@@ -152,7 +152,7 @@ def gather(
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
         # a language that resolves its imports needs no windows of the whole tree, unless it asks for some: the
-        # tree-sitter languages do when their definitions left most of the budget (what they cannot follow)
+        # tree-sitter languages do when their definitions left 3/4 of the budget (what they cannot follow)
         indexed: tuple[str, ...] = (edited.suffix,) if resolver is None else ()
         windows_for = getattr(resolver, "windows_for", None)
         if windows_for is not None and not deadline.expired():
