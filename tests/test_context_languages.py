@@ -91,6 +91,7 @@ SCRIPT_USES = [
     ),
     ("exports.N", "lib/app.js", "const h = require('./helpers');\n\nh.VERSION", ("lib/helpers.js", 10)),
     ("module.exports = X", "lib/app.js", "const Parser = require('./klass');\n\nnew Parser(", ("lib/klass.js", 1)),
+    ("a spread is a use", "src/app.ts", "import { add } from './util';\n\nconst xs = [...add", ("src/util.ts", 2)),
     ("spread namespace", "src/app.ts", "import p from './platform';\n\np.hasWindow", ("src/platform/common.ts", 1)),
     ("spread default object", "src/app.ts", "import p from './platform';\n\np.isNode", ("src/platform/node.ts", 2)),
     ("tsx and .mjs", "src/view.tsx", "import { fromModule } from '../lib/esm.mjs';\n\nfromModule(", ("lib/esm.mjs", 1)),

@@ -57,7 +57,7 @@ USE_FLAT = 0.01  # each use counts this much besides 1 / (1 + distance): a name 
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
 WINDOWS_WHEN_LEFT = 0.75  # gather() adds the tree's identifier windows when the definitions left 3/4 of the budget
 # (at 1/2, 35 of lodash's 40 cases ranked the windows of its 1,000 files: 26 ms a warm call instead of 6 ms)
-_CHAIN = re.compile(r"(?<![\w$.:])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
+_CHAIN = re.compile(r"(?<![\w$:])(?<![^.]\.)[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")  # `...x`: a use
 _HEAD = re.compile(r"[\w$]+")
 _SEPARATOR = re.compile(r"\.|::")
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
