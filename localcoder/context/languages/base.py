@@ -19,7 +19,7 @@ right above that one (brotli 48% -> 78%).
 
 Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
 path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
-incrementally; a warm call costs 1-47 ms on the benchmark's 18 repositories.
+incrementally; a warm call costs 1-47 ms on the benchmark's repositories on a quiet machine.
 """
 
 from __future__ import annotations
