@@ -34,6 +34,8 @@ def covering(context, path: str, line: int) -> list:
 
 
 def assert_resolved(context, path: str, line: int) -> None:
+    """A definition or outline snippet covers `line`: the line that writes the definition's name, as in
+    `make bench-context-langs`."""
     hits = covering(context, path, line)
     assert hits, f"no snippet covers {path}:{line}: {[(s.path, s.start_line, s.why) for s in context.snippets]}"
     assert any(s.why.startswith(("definition of", "outline")) for s in hits), [s.why for s in hits]
@@ -57,6 +59,12 @@ SCRIPT = {
     ),
     "lib/klass.js": "class Parser {\n  parse(x) {\n    return x;\n  }\n}\nmodule.exports = Parser;\n",
     "lib/esm.mjs": "export function fromModule() {}\n",
+    "src/platform/index.ts": (
+        "import * as common from './common';\nimport node from './node';\n\n"
+        "export default {\n  ...common,\n  ...node,\n};\n"
+    ),
+    "src/platform/common.ts": "export const hasWindow = true;\n",
+    "src/platform/node.ts": "export default {\n  isNode: true,\n};\n",
 }
 SCRIPT_USES = [
     ("named", "src/app.ts", "import { add } from './util';\n\nconst x = add(", ("src/util.ts", 2)),
@@ -83,6 +91,9 @@ SCRIPT_USES = [
     ),
     ("exports.N", "lib/app.js", "const h = require('./helpers');\n\nh.VERSION", ("lib/helpers.js", 10)),
     ("module.exports = X", "lib/app.js", "const Parser = require('./klass');\n\nnew Parser(", ("lib/klass.js", 1)),
+    ("a spread is a use", "src/app.ts", "import { add } from './util';\n\nconst xs = [...add", ("src/util.ts", 2)),
+    ("spread namespace", "src/app.ts", "import p from './platform';\n\np.hasWindow", ("src/platform/common.ts", 1)),
+    ("spread default object", "src/app.ts", "import p from './platform';\n\np.isNode", ("src/platform/node.ts", 2)),
     ("tsx and .mjs", "src/view.tsx", "import { fromModule } from '../lib/esm.mjs';\n\nfromModule(", ("lib/esm.mjs", 1)),
 ]
 
@@ -93,10 +104,48 @@ def test_typescript_and_javascript_imports(tmp_path: Path, rule: str, name: str,
     assert_resolved(context, *gold)
 
 
-def test_a_signature_and_its_doc_comment_come_first(tmp_path: Path) -> None:
-    root = make_repo(tmp_path, SCRIPT)
+TSCONFIG = """{
+  // comments, trailing commas and a URL in a string, as tsconfig.json allows
+  "$schema": "https://json.schemastore.org/tsconfig",
+  "compilerOptions": {
+    "baseUrl": "./src", /* paths are relative to it */
+    "paths": {"@shapes/*": ["missing/*", "shapes/*"], "@util": ["util.ts"], "@out/*": ["../../outside/*"],},
+  },
+}
+"""
+ALIASED = [
+    ("paths with *", "import { Circle } from '@shapes/circle';\n\nlet c: Circle", ("src/shapes/circle.ts", 1)),
+    ("exact paths", "import { add } from '@util';\n\nadd(", ("src/util.ts", 2)),
+    ("baseUrl", "import { add } from 'util';\n\nadd(", ("src/util.ts", 2)),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "gold"), ALIASED, ids=[u[0] for u in ALIASED])
+def test_tsconfig_paths_and_base_url(tmp_path: Path, rule: str, text: str, gold) -> None:
+    root = make_repo(tmp_path / "repo", {**SCRIPT, "tsconfig.json": TSCONFIG})
+    assert_resolved(context_at(root, "src/deep/app.ts", text), *gold)
+    (root / "tsconfig.json").write_text("{ not json")  # a broken config: bare specifiers stay unresolved
+    assert not [s for s in context_at(root, "src/deep/app.ts", text).snippets if s.kind != "window"]
+
+
+def test_tsconfig_paths_stay_inside_the_root(tmp_path: Path) -> None:
+    make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
+    root = make_repo(tmp_path / "repo", {**SCRIPT, "tsconfig.json": TSCONFIG})
+    text = "import { secret } from '@out/secret';\nimport { add } from '@util';\n\nsecret("
+    context = context_at(root, "src/app.ts", text)
+    assert all("secret" not in s.text for s in context.snippets)
+    assert_resolved(context, "src/util.ts", 2)  # the control: the same config's other alias resolves
+
+
+def test_a_signature_comes_first_with_the_doc_comment_that_fits(tmp_path: Path) -> None:
+    """gather() first shows a head's first lines within a small share of the budget, and grows them downwards
+    only: a doc comment above the signature comes along only when both fit that first cut, else the signature
+    starts the head (a long doc used to fill the cut and hide the signature)."""
+    root = make_repo(tmp_path, {**SCRIPT, "src/short.ts": "// Sums.\nexport function sum(a) {\n  return a;\n}\n"})
     tight = context_at(root, "src/app.ts", "import { add } from './util';\n\nadd(", budget=36)
-    assert [(s.path, s.start_line, s.end_line) for s in tight.snippets] == [("src/util.ts", 1, 2)]
+    assert [(s.path, s.start_line, s.end_line) for s in tight.snippets] == [("src/util.ts", 2, 2)]
+    short = context_at(root, "src/app.ts", "import { sum } from './short';\n\nsum(", budget=36)
+    assert [(s.path, s.start_line, s.end_line) for s in short.snippets] == [("src/short.ts", 1, 2)]
     roomy = context_at(root, "src/app.ts", "import { add } from './util';\n\nadd(", budget=400)
     assert covering(roomy, "src/util.ts", 4)  # the body follows while budget is left
 
@@ -138,6 +187,15 @@ def test_go_packages(tmp_path: Path, rule: str, text: str, gold) -> None:
     assert not covering(context, "store/store_test.go", 3)  # a test file is not the package an import sees
 
 
+def test_go_dot_import_puts_the_package_in_scope(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, GO)
+    dotted = 'package main\n\nimport . "example.com/shop/store"\n\nfunc run() {\n\tOpen('
+    assert_resolved(context_at(root, "cmd/serve/run.go", dotted), "store/store.go", 4)
+    plain = 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tOpen('
+    found = covering(context_at(root, "cmd/serve/run.go", plain), "store/store.go", 4)
+    assert not [s for s in found if s.kind != "window"]  # the control: `Open` alone is not store's
+
+
 def test_go_outlines_its_packages_on_a_blank_line(tmp_path: Path) -> None:
     root = make_repo(tmp_path, GO)
     text = 'package main\n\nimport "example.com/shop/store"\n\nfunc run() {\n\tdb, _ := store.Open("x")\n\t'
@@ -157,16 +215,16 @@ RUST = {
     "src/util.rs": "/// Slugs.\npub fn slug(s: &str) -> String {\n    s.to_lowercase()\n}\n\npub type Id = u64;\n",
 }
 RUST_USES = [
-    ("use path", "src/main.rs", "use crate::store::Store;\n\nfn f() -> Store", ("src/store/mod.rs", 3)),
+    ("use path", "src/main.rs", "use crate::store::Store;\n\nfn f() -> Store", ("src/store/mod.rs", 5)),
     ("group and as", "src/main.rs", "use crate::{util::{self, Id as Key}};\n\nfn f(k: Key", ("src/util.rs", 6)),
-    ("self in a group", "src/main.rs", "use crate::util::{self};\n\nfn f() { util::slug(", ("src/util.rs", 1)),
+    ("self in a group", "src/main.rs", "use crate::util::{self};\n\nfn f() { util::slug(", ("src/util.rs", 2)),
     ("crate name", "src/main.rs", "use my_shop::store::Backend;\n\nimpl Backend", ("src/store/mod.rs", 9)),
-    ("pub use as", "src/main.rs", "use crate::slugify;\n\nfn f() { slugify(", ("src/util.rs", 1)),
+    ("pub use as", "src/main.rs", "use crate::slugify;\n\nfn f() { slugify(", ("src/util.rs", 2)),
     ("pub use glob", "src/main.rs", "use crate::Kind;\n\nfn f() -> Kind", ("src/store/reexported.rs", 1)),
-    ("super::", "src/store/reexported.rs", "use super::Store;\n\nfn f(s: Store", ("src/store/mod.rs", 3)),
+    ("super::", "src/store/reexported.rs", "use super::Store;\n\nfn f(s: Store", ("src/store/mod.rs", 5)),
     ("self:: in mod.rs", "src/store/mod.rs", "use self::reexported::LIMIT;\n\nconst X: usize = LIMIT", None),
-    ("path in code", "src/main.rs", "fn f() {\n    crate::util::slug(", ("src/util.rs", 1)),
-    ("a glob import", "src/main.rs", "use crate::util::*;\n\nfn f() {\n    slug(", ("src/util.rs", 1)),
+    ("path in code", "src/main.rs", "fn f() {\n    crate::util::slug(", ("src/util.rs", 2)),
+    ("a glob import", "src/main.rs", "use crate::util::*;\n\nfn f() {\n    slug(", ("src/util.rs", 2)),
 ]
 
 
@@ -177,6 +235,50 @@ def test_rust_use_trees(tmp_path: Path, rule: str, name: str, text: str, gold) -
         gold = ("src/store/reexported.rs", 6)
         (root / name).write_text(text)
     assert_resolved(context_at(root, name, text), *gold)
+
+
+RUST_MODULES = {
+    **RUST,
+    "src/lib.rs": RUST["src/lib.rs"]
+    + '#[path = "platform/unix_impl.rs"]\npub mod sys;\npub mod inline {\n    pub fn helper() {}\n'
+    + "    pub mod deeper {\n        pub struct Deep;\n    }\n}\n"
+    + "#[cfg(test)]\nmod tests {\n    fn only_in_tests() {}\n}\n",
+    "src/platform/unix_impl.rs": "pub fn open_fd() -> i32 {\n    0\n}\n",
+}  # lib.rs: helper on line 8, Deep on line 10, only_in_tests on line 15
+RUST_MODULE_USES = [
+    ("#[path] mod", "src/main.rs", "use crate::sys::open_fd;\n\nfn f() { open_fd(", ("src/platform/unix_impl.rs", 1)),
+    (
+        "#[path] mod in the buffer",
+        "src/other.rs",
+        '#[path = "platform/unix_impl.rs"]\nmod sys;\n\nfn f() { sys::open_fd(',
+        ("src/platform/unix_impl.rs", 1),
+    ),
+    ("inline mod's item", "src/main.rs", "use crate::inline::helper;\n\nfn f() { helper(", ("src/lib.rs", 8)),
+    ("inline mod used whole", "src/main.rs", "use crate::inline;\n\nfn f() { inline::helper(", ("src/lib.rs", 8)),
+    ("nested inline mods", "src/main.rs", "use crate::inline::deeper::Deep;\n\nfn f() -> Deep", ("src/lib.rs", 10)),
+    ("path in code", "src/main.rs", "fn f() -> crate::inline::deeper::Deep", ("src/lib.rs", 10)),
+]
+
+
+@pytest.mark.parametrize(("rule", "name", "text", "gold"), RUST_MODULE_USES, ids=[u[0] for u in RUST_MODULE_USES])
+def test_rust_path_attributes_and_inline_modules(tmp_path: Path, rule: str, name: str, text: str, gold) -> None:
+    assert_resolved(context_at(make_repo(tmp_path, RUST_MODULES), name, text), *gold)
+
+
+def test_an_unknown_item_of_an_inline_module_is_not_the_module(tmp_path: Path) -> None:
+    """`crate::lib::std::ops::Add` (nom re-exports the standard library from an inline module): unresolved, not
+    the `mod std {` line; a type's item (`Kind::A`) still resolves to the type."""
+    root = make_repo(tmp_path, RUST_MODULES)
+    unknown = context_at(root, "src/main.rs", "fn f() {\n    crate::inline::deeper::Nothing(")
+    assert not [s for s in covering(unknown, "src/lib.rs", 9) if s.kind != "window"]
+    assert_resolved(context_at(root, "src/main.rs", "fn f() {\n    crate::Kind::A"), "src/store/reexported.rs", 1)
+
+
+def test_a_rust_test_module_is_not_the_crate_s_api(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, RUST_MODULES)
+    tests = context_at(root, "src/main.rs", "fn f() {\n    crate::tests::only_in_tests(")
+    assert not [s for s in covering(tests, "src/lib.rs", 15) if s.kind != "window"]
+    assert_resolved(context_at(root, "src/main.rs", "fn f() {\n    crate::inline::helper("), "src/lib.rs", 8)
 
 
 JAVA = {
@@ -224,6 +326,19 @@ def test_java_imports_and_packages(tmp_path: Path, rule: str, name: str, text: s
     assert_resolved(context_at(make_repo(tmp_path, JAVA), name, text), *gold)
 
 
+def test_a_head_shows_the_name_below_annotations(tmp_path: Path) -> None:
+    """Java's annotations belong to the class's node, above the line that names it; the head starts at the name
+    (gather()'s first cut of a head is short: two annotation lines filled it)."""
+    legacy = (
+        'package com.shop;\n\n@Deprecated(since = "2", forRemoval = true)\n@SuppressWarnings({"unchecked", "raw"})\n'
+        "public class Legacy {\n}\n"
+    )
+    root = make_repo(tmp_path, {**JAVA, "src/main/java/com/shop/Legacy.java": legacy})
+    text = "package com.shop;\n\nclass App {\n  Legacy l = new Legacy("
+    context = context_at(root, "src/main/java/com/shop/App.java", text, budget=40)  # no room to grow a head
+    assert_resolved(context, "src/main/java/com/shop/Legacy.java", 5)
+
+
 C = {
     "include/shop/store.h": (
         '#ifndef SHOP_STORE_H\n#define SHOP_STORE_H\n#include "types.h"\n\n/* Opens the store. */\n'
@@ -237,9 +352,9 @@ C_USES = [
         "include",
         "src/main.c",
         '#include "shop/store.h"\n\nint main(void) {\n    store_open(',
-        ("include/shop/store.h", 5),
+        ("include/shop/store.h", 6),
     ),
-    ("nested include", "src/main.c", '#include "shop/store.h"\n\nstatic store_t *s', ("include/shop/types.h", 1)),
+    ("nested include", "src/main.c", '#include "shop/store.h"\n\nstatic store_t *s', ("include/shop/types.h", 3)),
     ("macro", "src/main.c", '#include "shop/store.h"\n\nchar buf[STORE_MAX', ("include/shop/store.h", 8)),
     ("C++ namespace", "src/main.cpp", '#include "cache.hpp"\n\nshop::Cache c', ("src/cache.hpp", 2)),
 ]
@@ -250,9 +365,34 @@ def test_c_includes(tmp_path: Path, rule: str, name: str, text: str, gold) -> No
     assert_resolved(context_at(make_repo(tmp_path, C), name, text), *gold)
 
 
+BUILD_FILES = [
+    ("Makefile", "CFLAGS += -Wall -I$(OUT)/gen -Izeta -I ../outside\n"),
+    ("CMakeLists.txt", "target_include_directories(app PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/zeta ../outside)\n"),
+    ("compile_commands.json", '[{"directory": "/x", "arguments": ["cc", "-I", "zeta", "-I../outside", "m.c"]}]'),
+    ("src/compile_commands.json", '[{"command": "cc -I../zeta -I../../outside -c main.c"}]'),
+]
+
+
+@pytest.mark.parametrize(("build", "text"), BUILD_FILES, ids=[b[0] for b in BUILD_FILES])
+def test_c_include_folders_from_the_build_files(tmp_path: Path, build: str, text: str) -> None:
+    """Two headers named config.h: the one in the build's -I folder is the one meant (the listing would find the
+    other first); a -I folder outside the root is not read."""
+    make_repo(tmp_path / "outside", {"secret.h": "int secret(void);\n"})
+    files = {"alpha/config.h": "int alpha_only(void);\n", "zeta/config.h": "int zeta_only(void);\n"}
+    root = make_repo(tmp_path / "repo", files)
+    text_c = '#include "config.h"\n#include "secret.h"\n\nint main(void) {\n    zeta_only('
+    before = context_at(root, "src/main.c", text_c)
+    assert not covering(before, "zeta/config.h", 1)  # the control: without the build file, the other config.h
+    (root / build).parent.mkdir(exist_ok=True)
+    (root / build).write_text(text)
+    context = context_at(root, "src/main.c", text_c)
+    assert_resolved(context, "zeta/config.h", 1)
+    assert all("secret" not in s.text for s in context.snippets)
+
+
 def test_an_include_guard_is_not_a_definition(tmp_path: Path) -> None:
     context = context_at(make_repo(tmp_path, C), "src/main.c", '#include "shop/store.h"\n\nint x = SHOP_STORE_H')
-    assert not covering(context, "include/shop/store.h", 2)
+    assert not [s for s in covering(context, "include/shop/store.h", 2) if s.kind != "window"]
 
 
 def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
@@ -267,7 +407,6 @@ def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
     used = context_at(root, "main.c", '#include "geometry.h"\n\nint area(point_t *p, big_t *b) {\n    return ')
     assert_resolved(used, "geometry.h", 7)
     assert_resolved(used, "geometry.h", 30)
-    assert covering(used, "geometry.h", 2), "a short struct shows whole, from its first line"
     outlined = context_at(root, "main.c", '#include "geometry.h"\n\nint main(void) {\n    ')  # blank: the outline
     assert_resolved(outlined, "geometry.h", 7)
     assert_resolved(outlined, "geometry.h", 30)
@@ -286,6 +425,19 @@ def test_a_header_included_directly_outlines_before_one_included_through_it(tmp_
     scores = {f.path.name: f.score for f in found}
     assert set(scores) == {"outer.h", "inner.h"}  # both outlined: the nested include is in scope
     assert scores["outer.h"] == 2 * scores["inner.h"]
+
+
+def test_a_name_used_often_ranks_above_one_used_once_a_little_nearer(tmp_path: Path) -> None:
+    """Each use counts a little besides its distance: three uses 200 lines above outrank one use 50 lines above
+    (by distance alone, 3/201 < 1/51)."""
+    root = make_repo(tmp_path, {"api.h": "int alpha(void);\nint beta(void);\n"})
+    lines = ['#include "api.h"', "void f(void) {", "    alpha();", "    alpha();", "    alpha();"]
+    lines += ["    x += 1;"] * 150 + ["    beta();"] + ["    x += 1;"] * 49 + ["    "]
+    text = "\n".join(lines)
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    scores = {f.why.split(".")[0].split(" ")[-1]: f.score for f in found if f.why.startswith("definition")}
+    assert scores["alpha"] > scores["beta"] > 0, scores
 
 
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
@@ -344,6 +496,23 @@ def test_a_language_without_a_grammar_keeps_windows(tmp_path: Path) -> None:
     assert "identifier Jaccard" in context.snippets[0].why
 
 
+def test_windows_fill_what_the_resolver_cannot_follow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line that uses nothing the imports name (a global, a name put there by a build step) gets the
+    repository's identifier windows in the budget the definitions left, as in a language without a resolver;
+    in C a .c file's windows come from headers too."""
+    shared = "function parseHeader(line) {\n  const [key, value] = line.split(':');\n  return [key, value];\n}\n"
+    header = "#define KEY_SEP ':'\nint parse_header(const char *line, char *key, char *value);\n"
+    root = make_repo(tmp_path, {"lib/headers.js": shared * 4, "lib/other.js": "x = 1\n", "c/headers.h": header * 6})
+    text = "const [key, value] = parseHeader(line.split(':')"
+    c_text = "int main(void) {\n    parse_header(line, key, value"
+    context = context_at(root, "lib/app.js", text)
+    assert [(s.path, s.kind) for s in context.snippets] == [("lib/headers.js", "window")]
+    assert [(s.path, s.kind) for s in context_at(root, "c/main.c", c_text).snippets] == [("c/headers.h", "window")]
+    language = resolver_for(root / "lib/app.js")
+    monkeypatch.setattr(type(language), "windows_for", lambda self, edited, budget, left: ())
+    assert not context_at(root, "lib/app.js", text).snippets  # the control: without the hook, nothing
+
+
 def test_the_buffer_is_reparsed_incrementally_to_the_same_tree() -> None:
     first = "import { add } from './util';\n\nconst é = add(1, 2);\n\nexport function f() {\n  return é;\n}\n"
     edits = [
@@ -368,7 +537,7 @@ def test_the_context_command_resolves_other_languages(tmp_path: Path) -> None:
     done = localcoder("context", f"{run}:6", "--json", "--budget", "300")
     assert done.returncode == 0, done.stderr
     snippets = checked_document("context", done.stdout)["snippets"]
-    assert ("store/store.go", 3) in [(s["path"], s["start_line"]) for s in snippets]
+    assert ("store/store.go", 4) in [(s["path"], s["start_line"]) for s in snippets]  # its signature first
     assert any(s["why"].startswith("definition of store.Open") for s in snippets)
 
 

@@ -151,7 +151,12 @@ def gather(
     chosen = _grow(heads, room - sum(s.tokens for _, s in heads), count, budget)
     room -= sum(c.tokens for c in chosen)  # what the editor's chunks and the definitions leave
     if room >= MIN_WINDOW_TOKENS:
-        indexed = resolver is None  # a language that resolves its imports needs no windows of the whole tree
+        # a language that resolves its imports needs no windows of the whole tree, unless it asks for some: the
+        # tree-sitter languages do when their definitions left 3/4 of the budget (what they cannot follow)
+        indexed: tuple[str, ...] = (edited.suffix,) if resolver is None else ()
+        windows_for = getattr(resolver, "windows_for", None)
+        if windows_for is not None and not deadline.expired():
+            indexed = windows_for(edited, budget, room)
         chosen += _windows(
             repository, edited, text, offset, overlay, chosen, room, count, progress, notes, indexed, deadline
         )
@@ -275,7 +280,7 @@ def _windows(
     count: Counter,
     progress: Progress | None,
     notes: list[str],
-    indexed: bool,
+    indexed: tuple[str, ...],  # the suffixes whose files' windows are ranked besides the open documents'
     deadline: Deadline,
 ) -> list[ContextSnippet]:
     keywords = keywords_of(edited.suffix)
@@ -287,7 +292,7 @@ def _windows(
         ranked += [(w.score + 1.0, file, w) for w in windows(line_sets(source), query, keywords=keywords)]
     if indexed and edited.suffix:
         skip = {_real(edited), *overlay}
-        for file, prepared in _indexed(repository, (edited.suffix,), skip, progress, notes, deadline):
+        for file, prepared in _indexed(repository, indexed, skip, progress, notes, deadline):
             ranked += [(w.score, file, w) for w in ranked_windows(prepared, query, keywords)]
             if deadline.expired():
                 break

@@ -3,21 +3,23 @@
 A language says how its imports bind names (`imports`: a local name -> a file and the name in it, or the file as a
 whole), which files' names need no import (`scope`: Go's package, Java's package), and how a file re-exports
 (`reexports`). The ranking is Python's: every name used near the cursor that resolves scores 1 / (1 + distance) on
-or above the cursor's line and half that below; an imported name used nowhere yet scores as if on the cursor's line
-(it is about to be). When the cursor's line is blank, what the line will call is unknown, so modules imported whole
-(`import * as x`, a Go package, a Rust module, a header) and the file's own package offer their outline: what
-another file can reach, ordered by how many words of its name occur near the cursor. The best four definitions
-come with their doc comments (the six lines above the signature at most: Go's and Rust's docs sit above it, and a
-head shows 12 lines) and may grow their bodies; the rest, and every outline entry, show their signature lines
-only, so that about three times as many fit in a budget (with the doc cut, this took recall@1024 on the tuning
-repositories of `make bench-context-langs` from 78% to 92% on regex-syntax and from 68% to 78% on go-cmp). A head
-always reaches the line that writes the definition's name: C's `typedef struct {...} T;` names T on its closing
-line, so a struct that a head cannot show whole shows its last lines (brotli, 40 typedefs of this form among its
-headers: 50% -> 68% on its own, before C's outline weights).
+or above the cursor's line and half that below, and USE_FLAT more (a name used often is likely used again, however
+far); an imported name used nowhere yet scores as if on the cursor's line (it is about to be). When the cursor's
+line is blank, what the line will call is unknown, so modules imported whole (`import * as x`, a Go package, a Rust
+module, a header) and the file's own package offer their outline: what another file can reach, ordered by how many
+words of its name occur near the cursor (words that a quarter of the outline's names share, brotli's `BROTLI_`, do
+not count). The best four definitions may grow their bodies; the rest, and every outline entry, show their signature
+lines only, so that about three times as many fit in a budget. gather() first cuts every head to a small share of
+the budget (32 tokens of 1,024, its path line included) and grows heads downwards only, so a head starts where that
+cut shows the line that writes the definition's name: the signature, with the doc comment above it only when both
+fit HEAD_CHARS (Go's and Rust's docs are above the signature: a doc that filled the cut hid it, and recall@1024 on
+the tuning repositories of `make bench-context-langs` fell to 38% on regex-syntax and 60% on go-cmp; starting at the
+signature, 98% and 95%); C's `typedef struct {...} T;` names T on its closing line, so its head starts at the lines
+right above that one (brotli 48% -> 78%).
 
 Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
 path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
-incrementally; a warm call costs 1-47 ms on the benchmark's 18 repositories.
+incrementally; a warm call costs 1-47 ms on the benchmark's repositories on a quiet machine.
 """
 
 from __future__ import annotations
@@ -42,13 +44,20 @@ USES_ABOVE, USES_BELOW = 400, 100  # uses farther from the cursor weigh under 1/
 NEAR_LINES = 15  # the lines around the cursor whose words rank an outline
 MANIFEST_BYTES = 1 << 16
 MAX_CANDIDATES = 64  # more than a prompt's budget can show, even as one-line outline entries
-FULL_HEADS = 4  # the best definitions come with their doc comments (and may grow their bodies); the rest compact
+FULL_HEADS = 4  # the best definitions may grow their bodies (and show a short doc comment); the rest compact
 COMPACT_LINES = 3
-HEAD_LINES = 12  # what gather() shows of a head at most
-MAX_DOC_LINES = 6  # of a long doc comment, the lines right above the signature (a head shows 12 lines at most)
+MAX_DOC_LINES = 6  # of a long doc comment, the lines right above the signature at most
+HEAD_CHARS = 40  # what gather()'s first cut of a head (32 tokens with its path line) surely shows: the lines above
+# the signature (or above a C typedef's name) that fit in it with that line come first (80 lost 26 points on
+# regex-syntax, 56 six; 40 and 0 scored the same on the tuning repositories)
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
+COMMON_SHARE, MIN_COMMON_NAMES = 4, 8  # a word in over 1/4 of an outline's names (of 8 or more) ranks none of them
+USE_FLAT = 0.01  # each use counts this much besides 1 / (1 + distance): a name used often is likely again
+# (on the tuning repositories: brotli 80% -> 85%, axios 88% -> 90%, go-cmp 95% -> 98%; 0.005 and 0.03 did less)
 SCOPE_WEIGHT = 0.2  # the own package's outline: larger and less specific than an imported module's
-_CHAIN = re.compile(r"(?<![\w$.:])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
+WINDOWS_WHEN_LEFT = 0.75  # gather() adds the tree's identifier windows when the definitions left 3/4 of the budget
+# (at 1/2, 35 of lodash's 40 cases ranked the windows of its 1,000 files: 26 ms a warm call instead of 6 ms)
+_CHAIN = re.compile(r"(?<![\w$:])(?<![^.]\.)[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")  # `...x`: a use
 _HEAD = re.compile(r"[\w$]+")
 _SEPARATOR = re.compile(r"\.|::")
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -74,6 +83,7 @@ class Summary:
     exports: dict[str, Imported] = field(default_factory=dict)
     stars: list[Path] = field(default_factory=list)
     text: str = ""  # the text it was made from (so a warm call shows a definition without reading its file again)
+    modules: dict[str, str] = field(default_factory=dict)  # Rust: `mod m;` declared here -> its #[path] ("": none)
 
 
 @dataclass
@@ -140,9 +150,18 @@ class TreeSitterLanguage:
     import_nodes: frozenset[str] = frozenset()  # statements whose names are not uses
     scope_why = "same package"  # what makes `scope`'s names visible
     scope_public = False  # whether only a scope file's public names are visible (Rust's globs) or all (a package)
+    window_families: tuple[tuple[str, ...], ...] = ()  # suffixes whose files resemble each other (C's .c and .h)
 
     def grammar(self, path: Path) -> str:
         return self.name
+
+    def windows_for(self, edited: Path, budget: int, left: int) -> tuple[str, ...]:
+        """The suffixes whose identifier windows gather() ranks after these definitions: none while they fill a
+        quarter of the budget or more; else the edited file's family, for what the imports do not say (a global, a
+        macro's name, a path the resolver cannot follow), as for a language without a resolver."""
+        if left < budget * WINDOWS_WHEN_LEFT or not edited.suffix:
+            return ()
+        return next((f for f in self.window_families if edited.suffix in f), (edited.suffix,))
 
     # --- what each language says ---------------------------------------------------------------------------------
 
@@ -207,6 +226,7 @@ class TreeSitterLanguage:
         for found in order:
             definitions.setdefault(found.name, found)
         summary = Summary(definitions, order, text=text)
+        request.summaries[file] = summary  # a re-export that leads back here sees what is known so far, no loop
         self.reexports(request, file, tree, summary)
         return summary
 
@@ -270,6 +290,7 @@ class TreeSitterLanguage:
                 continue
             distance = number - cursor_line
             weight = 1.0 / (1 + abs(distance)) if distance <= 0 else 0.5 / (1 + distance)
+            weight += USE_FLAT
             for match in _CHAIN.finditer(line):
                 written = match.group()
                 head = _HEAD.match(written).group()  # type: ignore[union-attr]
@@ -303,23 +324,24 @@ class TreeSitterLanguage:
         names = {path: _relative(repository, path) for path in {path for path, _line in scores}}
         order = sorted(scores, key=lambda where: (-scores[where], names[where[0]], where[1]))
         ranked = []
+        split: dict[Path, list[str]] = {}
         for rank, where in enumerate(order[:MAX_CANDIDATES]):
             definition, why = found[where]
             summary = request.summaries.get(where[0])
             source = summary.text if summary is not None else request.text(where[0])
             if source is None:
                 continue
-            if rank < FULL_HEADS and not why.startswith("outline"):
-                start = max(definition.start_line, definition.signature - MAX_DOC_LINES)  # the signature must show
+            file_lines = split.setdefault(where[0], source.split("\n"))
+            start = definition.signature
+            if rank < FULL_HEADS and not why.startswith("outline"):  # the doc lines that fit the first cut
+                doc = max(definition.start_line, definition.signature - MAX_DOC_LINES)
+                start = _fit_above(file_lines, definition.signature, doc, HEAD_CHARS)
                 head_end, end = definition.head_end, definition.end_line
-                shown = HEAD_LINES
             else:  # the signature alone, without the doc above it, so that many fit
-                start = definition.signature
                 head_end = end = max(start, min(definition.head_end, start + COMPACT_LINES - 1))
-                shown = COMPACT_LINES
             if definition.name_line:  # `typedef struct {...} T;`: the head ends on the name's line
                 head_end, end = max(head_end, definition.name_line), max(end, definition.name_line)
-                start = max(start, definition.name_line - shown + 1)  # a long one: its last lines
+                start = _fit_above(file_lines, definition.name_line, start, HEAD_CHARS)  # a long one: its last lines
             prefix = "" if why.startswith("outline") else "definition of "
             ranked.append(Found(scores[where], where[0], source, start, head_end, end, prefix + why))
         return ranked
@@ -368,12 +390,23 @@ class TreeSitterLanguage:
         hits = [(file, d) for d in summary.order if (d.exported or not public) and not _seen(starts, d.start_line)]
         if public:
             hits += [hit for name in summary.exports if (hit := self.lookup(request, file, name)) is not None]
+        common = _common_words([hit[1].name for hit in hits])
         for hit in hits:
-            words = _words(hit[1].name)
+            words = _words(hit[1].name) - common
             share = len(words & near) / len(words) if words else 0.0
             add(hit, weight * (0.25 + share), why)
         for star in summary.stars if public else ():
             self._outline(request, star, weight, near, why, add, public, depth + 1)
+
+
+def _fit_above(lines: list[str], line: int, highest: int, chars: int) -> int:
+    """The first line of the longest run of lines ending at `line` (1-based), starting at `highest` at most, that
+    holds `chars` characters at most (`line` itself whatever its length)."""
+    start, used = line, len(lines[line - 1]) if line <= len(lines) else 0
+    while start > highest and start - 2 < len(lines) and used + len(lines[start - 2]) + 1 <= chars:
+        start -= 1
+        used += len(lines[start - 1]) + 1
+    return start
 
 
 def _seen(seen: set[int], line: int) -> bool:
@@ -388,6 +421,18 @@ def _relative(repository: Repository, path: Path) -> str:
         return path.relative_to(repository.real_root).as_posix()  # resolved already: no need to resolve again
     except ValueError:
         return repository.relative(path)
+
+
+def _common_words(names: list[str]) -> frozenset[str]:
+    """The words in more than COMMON_SHARE of an outline's names (`brotli` of BROTLI_BOOL, BROTLI_INLINE, ...):
+    they say nothing about which entry the cursor wants."""
+    if len(names) < MIN_COMMON_NAMES:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for name in names:
+        for word in _words(name):
+            counts[word] = counts.get(word, 0) + 1
+    return frozenset(w for w, n in counts.items() if n * COMMON_SHARE > len(names))
 
 
 @functools.lru_cache(maxsize=16384)

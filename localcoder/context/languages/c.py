@@ -1,8 +1,9 @@
 """C and C++: `#include "..."` to the declarations of the headers it names.
 
 A quoted include is looked up as the compiler's `-iquote` would: beside the including file, then in each folder
-above it up to the root and in their include/ and src/ folders, then any header of the repository whose path ends
-in what was written (a build's -I flags are not known here). Headers included by an included header count too,
+above it up to the root and in their include/ and src/ folders, then in the -I folders the build's files name
+(compile_commands.json, Makefiles, CMakeLists.txt, in the folders from the file's up to the root), then any header
+of the repository whose path ends in what was written. Headers included by an included header count too,
 two levels deep. Every top-level declaration of those headers is visible unqualified (functions, prototypes, structs,
 unions, enums, classes, typedefs, macros, and what namespaces and `extern "C"` blocks hold), so a name the buffer
 uses resolves to the first header that declares it, and a blank line offers their outline. `#include <...>` is
@@ -18,6 +19,7 @@ brotli and changed nothing or lost (72% -> 62%), so they are not done.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from tree_sitter import Tree
@@ -31,12 +33,19 @@ INCLUDE_DEPTH = 2
 MAX_HEADERS = 64
 MAX_LISTED = 20_000
 INCLUDE_FOLDERS = ("", "include", "src")
+BUILD_FILES = ("compile_commands.json", "Makefile", "makefile", "GNUmakefile", "CMakeLists.txt")
+MAX_FLAGGED = 32
+_FLAG = re.compile(r'(?:-I|-iquote|-isystem)\s*(?:",\s*")?([^\s"\\]+)')
+_CMAKE = re.compile(r"(?:target_)?include_directories\s*\(([^)]*)\)", re.I)
+_CMAKE_DIR = re.compile(r"^\$\{(?:CMAKE_CURRENT_SOURCE_DIR|PROJECT_SOURCE_DIR|CMAKE_SOURCE_DIR)\}/?")
+_CMAKE_WORDS = frozenset({"PUBLIC", "PRIVATE", "INTERFACE", "SYSTEM", "BEFORE", "AFTER"})
 _INCLUDES = frozenset({"preproc_include"})
 _NOT_INTO = frozenset({"function_definition", "compound_statement"})
 
 
 class CLanguage(TreeSitterLanguage):
     suffixes = (*SOURCES, *HEADERS)
+    window_families = ((".c", ".h"), (*SOURCES[1:], *HEADERS))
     name = "c"
     import_nodes = frozenset({"preproc_include"})
     scope_why = "#include"
@@ -116,6 +125,10 @@ def _header(request: Request, including: Path, written: str, quoted: bool) -> Pa
             if real is not None:
                 return real
         folder = folder.parent
+    for flagged in _include_flags(request, including):  # -I folders of the build's files
+        real = request.allowed(Path(os.path.normpath(flagged / written)))
+        if real is not None:
+            return real
     if not quoted and "/" not in written:
         return None
     tail = "/" + written.lstrip("./")
@@ -124,6 +137,41 @@ def _header(request: Request, including: Path, written: str, quoted: bool) -> Pa
         if ("/" + relative).endswith(tail):
             return file
     return None
+
+
+def _include_flags(request: Request, including: Path) -> list[Path]:
+    """The include folders that the build files in the including file's folder and above it (up to the root) name:
+    `-I`/`-iquote`/`-isystem` in compile_commands.json (where clangd looks for it: build/ is skipped as generated,
+    as everywhere in the context) and Makefiles, CMake's
+    `include_directories` and `target_include_directories`; each read MANIFEST_BYTES at most and kept per version;
+    folders outside the root, and those written with a variable, are left out. MAX_FLAGGED at most."""
+    key = ("c-flags", including.parent)
+    if key in request.known:
+        return request.known[key]  # type: ignore[no-any-return]
+    root = request.repository.real_root
+    found: list[Path] = []
+    folder = including.parent
+    while (folder == root or root in folder.parents) and len(found) < MAX_FLAGGED:
+        for name in BUILD_FILES:
+            text = request.manifest(folder / name)
+            if text is None:
+                continue
+            for written in _flagged(name, text):  # relative: to the folder of the build file (or of build/)
+                place = Path(os.path.normpath(written if os.path.isabs(written) else folder / written))
+                if (place == root or root in place.parents) and place not in found:
+                    found.append(place)
+        folder = folder.parent
+    request.known[key] = found[:MAX_FLAGGED]
+    return request.known[key]  # type: ignore[no-any-return]
+
+
+def _flagged(name: str, text: str) -> list[str]:
+    if name == "CMakeLists.txt":
+        words = [w for args in _CMAKE.findall(text) for w in args.replace('"', " ").split()]
+        words = [_CMAKE_DIR.sub("", w) for w in words if w not in _CMAKE_WORDS]
+    else:
+        words = _FLAG.findall(text)
+    return [w for w in words if "$" not in w and "(" not in w and w]
 
 
 LANGUAGE = CLanguage()

@@ -3,7 +3,8 @@
 `import "example.com/m/store"` (or `s "example.com/m/store"`) binds the package whole: `store.Open` is `Open` in
 any non-test file of the folder store/ under go.mod's folder. Names of the file's own package need no import: a
 name used in the buffer that no import binds is looked up in the folder's other files of the same package clause
-(test files only from a test file). On a blank line the imported packages and the own package offer their outline.
+(test files only from a test file); a package imported with `.` (`import . "example.com/m/store"`) is looked up so
+too. On a blank line the imported packages and the own package offer their outline.
 Standard-library and third-party packages are not the repository's code and are left alone (vendor/ is skipped).
 """
 
@@ -45,7 +46,7 @@ class GoLanguage(TreeSitterLanguage):
                 continue
             alias = node_text(spec.child_by_field_name("name"))
             if alias in ("_", "."):
-                continue  # `.` imports would need the outline as scope; rare outside tests
+                continue  # `_` binds nothing; `.` puts the package's names in scope (`scope`)
             package = alias or _package_name(request, files) or written.rsplit("/", 1)[-1]
             found[package] = Imported(files[0], None, f'import "{written}"', tuple(files))
         return found
@@ -60,7 +61,20 @@ class GoLanguage(TreeSitterLanguage):
         except OSError:
             return []
         listed = request.repository.stamped("go-package", str(folder), (when, 0), lambda: _listing(request, folder))
-        return [f for f, package in listed if f in files and package == own]
+        return [f for f, package in listed if f in files and package == own] + self._dotted(request, tree)
+
+    def _dotted(self, request: Request, tree: Tree) -> list[Path]:
+        """The files of the module's packages imported with `.`, whose exported names need no qualifier."""
+        module = _go_module(request)
+        if module is None:
+            return []
+        folder, path = module
+        found: list[Path] = []
+        for spec in walk(tree.root_node, frozenset({"import_spec"}), frozenset({"function_declaration"})):
+            written = node_text(spec.child_by_field_name("path")).strip('"`')
+            if node_text(spec.child_by_field_name("name")) == "." and written.startswith(path + "/"):
+                found += _package_files(request, folder / written[len(path) + 1 :], test=False)
+        return found
 
 
 def _go_module(request: Request) -> tuple[Path, str] | None:

@@ -7,10 +7,13 @@ its path starts at `crate::`, `self::`, `super::` (repeatable), the crate's own 
 a module while a file exists for it, then the item in the last module: `use crate::a::{self, B as C}` binds `a`
 whole and `C` to `a::B`. Paths in code resolve the same way (`crate::a::f()`, `a::f()` after `use crate::a`).
 `pub use` re-exports (globs included) are followed; glob imports make the module's names visible unqualified.
+`#[path = "x.rs"] mod m;` is followed (relative to the declaring file's folder), and an inline `mod m { ... }`'s
+items are `m::item` of its file: `use crate::m::f`, `m::f()` after `use crate::m`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from localcoder.context.languages.base import Imported, Request, Summary, TreeSi
 from localcoder.context.languages.definitions import Definition, node_text
 
 _PACKAGE_NAME = re.compile(r'^\s*name\s*=\s*"([^"]+)"', re.M)
+_PATH = re.compile(r'^#\[\s*path\s*=\s*"([^"]+)"\s*\]$')
 ROOT_FILES = ("lib.rs", "main.rs")
 
 Use = tuple[list[str], str]  # the path as written, and the name it binds ("*" for a glob)
@@ -76,7 +80,9 @@ class RustLanguage(TreeSitterLanguage):
                 break
             if node.type == "mod_item" and node.child_by_field_name("body") is None:
                 name = node_text(node.child_by_field_name("name"))
-                file = self._module_file(request, crate, here + [name])
+                written = _path_attribute(node)
+                file = request.exists(_beside(request.edited, written)) if written else None
+                file = file or self._module_file(request, crate, here + [name])
                 if file is not None:
                     found[name] = Imported(file, None, f"mod {name};")
             elif node.type == "use_declaration":
@@ -109,7 +115,31 @@ class RustLanguage(TreeSitterLanguage):
             return None
         return self.lookup(request, found.file, found.name)
 
+    def lookup(self, request: Request, file: Path, name: str, depth: int = 0) -> tuple[Path, Definition] | None:
+        """`m::f` in a file is f of its inline `mod m {...}`; where there is none, `Kind::A` is the type Kind (but
+        `m::x` is not the module m: nom's `crate::lib::std::ops` re-exports the standard library)."""
+        hit = super().lookup(request, file, name, depth)
+        while hit is None and "::" in name:
+            name = name.rsplit("::", 1)[0]
+            hit = super().lookup(request, file, name, depth)
+            summary = self.summary(request, hit[0]) if hit is not None else None
+            if summary is not None and any(key.startswith(name + "::") for key in summary.definitions):
+                return None
+        return hit
+
+    def _resolve(
+        self, request: Request, chain: list[str], target: Imported | None, scope: dict[str, Path]
+    ) -> tuple[Path, Definition] | None:
+        if target is not None and target.name is not None and len(chain) > 1:  # `m::f()` after `use crate::m`
+            hit = super().lookup(request, target.file, "::".join([target.name, *chain[1:]]))  # an inline mod's f
+            if hit is not None:
+                return hit
+        return super()._resolve(request, chain, target, scope)
+
     def reexports(self, request: Request, file: Path, tree: Tree, summary: Summary) -> None:
+        for node in tree.root_node.named_children:  # `mod m;` and `#[path = "x.rs"] mod m;`
+            if node.type == "mod_item" and node.child_by_field_name("body") is None:
+                summary.modules[node_text(node.child_by_field_name("name"))] = _path_attribute(node)
         crate = _crate(request, file)
         if crate is None:
             return
@@ -149,8 +179,8 @@ class RustLanguage(TreeSitterLanguage):
         module = self._module_file(request, crate, base)
         while rest and module is not None:
             deeper = self._module_file(request, crate, base + [rest[0]])
-            if deeper is None:
-                return Imported(module, rest[0], written)
+            if deeper is None:  # an item of the module, or of an inline module in it (`m::f`; see `lookup`)
+                return Imported(module, "::".join(rest), written)
             base, rest, module = base + [rest[0]], rest[1:], deeper
         return Imported(module, None, written) if module is not None else None
 
@@ -170,7 +200,32 @@ class RustLanguage(TreeSitterLanguage):
             real = request.allowed(file)
             if real is not None:
                 return real
+        parent = self._module_file(request, crate, parts[:-1]) if parts else None
+        summary = self.summary(request, parent) if parent is not None else None
+        if summary is None or parts[-1] not in summary.modules:
+            return None
+        written = summary.modules[parts[-1]]  # `#[path = "x.rs"] mod m;`, or `mod m;` in a file reached so
+        for file in [_beside(parent, written)] if written else [_beside(parent, f"{parts[-1]}.rs")]:
+            real = request.allowed(file)
+            if real is not None:
+                return real
         return None
+
+
+def _path_attribute(node: Node) -> str:
+    """The `x.rs` of `#[path = "x.rs"]` above a `mod m;`, else ""."""
+    above = node.prev_named_sibling
+    while above is not None and above.type in ("attribute_item", "line_comment", "block_comment"):
+        match = _PATH.search(node_text(above)) if above.type == "attribute_item" else None
+        if match:
+            return match.group(1)
+        above = above.prev_named_sibling
+    return ""
+
+
+def _beside(file: Path, written: str) -> Path:
+    """A `#[path]` is relative to the folder of the file that declares the module."""
+    return Path(os.path.normpath(file.parent / written))
 
 
 def _crate(request: Request, file: Path) -> tuple[Path, str] | None:

@@ -5,13 +5,18 @@ its outline on a blank line), `const x = require('./m')` and `const {a, b: c} = 
 resolves like TypeScript's bundler resolution: the path as written, `./x.js` written for `x.ts` (and `.mjs` for
 `.mts`), then each extension, then the folder's `index`. Re-exports are followed: `export {a as b} from`,
 `export * from`, `export * as ns from`, `export {a}` of an imported name, `export default X`, and CommonJS's
-`module.exports = {...}`, `module.exports = X`, `exports.N = ...`. Bare specifiers (packages) are not the
-repository's code and are left alone; so are tsconfig `paths` aliases.
+`module.exports = {...}`, `module.exports = X`, `exports.N = ...`. A bare specifier resolves through the nearest
+tsconfig.json's (or jsconfig.json's) `compilerOptions.paths` (`"@app/*": ["src/app/*"]`, relative to `baseUrl`
+or else to the config's folder) and then under `baseUrl`; the config is read leniently (comments, trailing
+commas; its first 64 KiB; `extends` is not followed). Other bare specifiers (packages) are not the repository's
+code and are left alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 from tree_sitter import Node, Tree
@@ -22,13 +27,19 @@ from localcoder.context.languages.definitions import Definition, definition, nod
 EXTENSIONS = (".ts", ".tsx", ".d.ts", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
 WRITTEN_FOR = {".js": (".ts", ".tsx", ".d.ts"), ".jsx": (".tsx",), ".mjs": (".mts",), ".cjs": (".cts",)}
 GRAMMAR_OF = {".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
+CONFIG_NAMES = ("tsconfig.json", "jsconfig.json")  # read MANIFEST_BYTES at most, through the root's walls
+MAX_PATH_TARGETS = 8
 
 
 def resolve_specifier(request: Request, folder: Path, specifier: str) -> Path | None:
-    """A relative specifier as the file it names, when that file is one the context may read."""
+    """A relative specifier as the file it names, when that file is one the context may read; a bare one through
+    the nearest tsconfig.json's (or jsconfig.json's) `paths` and `baseUrl`."""
     if not specifier.startswith("."):
-        return None
-    base = Path(os.path.normpath(folder / specifier))
+        return _aliased(request, folder, specifier)
+    return _file_for(request, Path(os.path.normpath(folder / specifier)))
+
+
+def _file_for(request: Request, base: Path) -> Path | None:
     tries = [base]
     if base.suffix in WRITTEN_FOR:
         tries += [base.with_suffix(s) for s in WRITTEN_FOR[base.suffix]]
@@ -38,6 +49,100 @@ def resolve_specifier(request: Request, folder: Path, specifier: str) -> Path | 
         if candidate.suffix and (found := request.exists(candidate)) is not None:
             return found
     return None
+
+
+def _aliased(request: Request, folder: Path, specifier: str) -> Path | None:
+    """`@app/x` through `compilerOptions.paths` (`"@app/*": ["src/app/*"]`, each target in turn), else `x/y` under
+    `baseUrl`; a package of node_modules is not the repository's code."""
+    config = _tsconfig(request, folder)
+    if config is None or not specifier or specifier.startswith("/"):
+        return None
+    base, base_url, paths = config
+    best: tuple[int, list[str], str] | None = None  # TypeScript's rule: the longest prefix before the `*` wins
+    for pattern, targets in paths.items():
+        prefix, star, suffix = pattern.partition("*")
+        if not star and pattern == specifier:
+            best = (len(pattern) + 1, targets, "")
+            continue
+        fits = len(specifier) >= len(pattern) - 1 and specifier.startswith(prefix) and specifier.endswith(suffix)
+        if star and fits and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), targets, specifier[len(prefix) : len(specifier) - len(suffix)])
+    tries = [target.replace("*", best[2], 1) for target in best[1][:MAX_PATH_TARGETS]] if best else []
+    places = [base / written for written in tries] + ([base_url / specifier] if base_url is not None else [])
+    for place in places:
+        found = _file_for(request, Path(os.path.normpath(place)))
+        if found is not None:
+            return found
+    return None
+
+
+Config = tuple[Path, Path | None, dict[str, list[str]]]  # where `paths` start, baseUrl, `paths`
+
+
+def _tsconfig(request: Request, folder: Path) -> Config | None:
+    """The nearest tsconfig.json or jsconfig.json at or above `folder` inside the root, or None."""
+    key = ("tsconfig", folder)
+    if key not in request.known:
+        request.known[key] = _find_tsconfig(request, folder)
+    return request.known[key]  # type: ignore[no-any-return]
+
+
+def _find_tsconfig(request: Request, folder: Path) -> Config | None:
+    root = request.repository.real_root
+    here = Path(os.path.realpath(folder))
+    while here == root or root in here.parents:
+        for name in CONFIG_NAMES:
+            try:
+                stat = os.stat(here / name)
+            except OSError:
+                continue
+            make = lambda file=here / name: _config(request, file)  # noqa: E731
+            found = request.repository.stamped("tsconfig", str(here / name), (stat.st_size, stat.st_mtime_ns), make)
+            if found is not None:
+                return found
+        here = here.parent
+    return None
+
+
+def _config(request: Request, file: Path) -> Config | None:
+    """A config's baseUrl and paths, parsed once per version of it (`request.manifest` reads it within the root)."""
+    text = request.manifest(file)
+    if text is None:
+        return None
+    options = lenient_json(text).get("compilerOptions")
+    options = options if isinstance(options, dict) else {}
+    written = options.get("baseUrl")
+    base_url = Path(os.path.normpath(file.parent / written)) if isinstance(written, str) else None
+    paths = options.get("paths") if isinstance(options.get("paths"), dict) else {}
+    kept = {k: [t for t in v if isinstance(t, str)] for k, v in paths.items() if isinstance(v, list)}
+    return base_url or file.parent, base_url, kept  # `paths` without a baseUrl start at the config's folder
+
+
+def lenient_json(text: str) -> dict:
+    """tsconfig's JSON with comments and trailing commas, as an object; {} when it is not one."""
+    out, i, n = [], 0, len(text)
+    while i < n:  # strings kept whole, comments dropped
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            i = text.find("\n", i) if text.find("\n", i) >= 0 else n
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = end + 2 if end >= 0 else n
+        else:
+            out.append(c)
+            i += 1
+    cleaned = re.sub(r",(\s*[}\]])", r"\1", "".join(out))
+    try:
+        value = json.loads(cleaned)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _string(node: Node | None) -> str:
@@ -56,6 +161,7 @@ def _required(node: Node | None) -> str | None:
 
 class ScriptLanguage(TreeSitterLanguage):
     suffixes = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
+    window_families = (suffixes[:4], suffixes[4:])
     name = "javascript"
     import_nodes = frozenset({"import_statement"})
 
@@ -201,9 +307,15 @@ def _commonjs(request: Request, file: Path, statement: Node, node: Node, summary
 
 
 def _object_exports(node: Node, summary: Summary, bound) -> None:  # noqa: ANN001
-    """`{a, b: c, d() {...}}` exported whole: each key is a name of the module."""
+    """`{a, b: c, d() {...}, ...m}` exported whole: each key is a name of the module, and so is each name of a module
+    spread into it (`...utils` after `import * as utils`, or a default import of such an object)."""
     for pair in node.named_children:
-        if pair.type == "shorthand_property_identifier":
+        spread = pair.named_children[0] if pair.type == "spread_element" and pair.named_children else None
+        if spread is not None and spread.type == "identifier":
+            target = bound(node_text(spread))
+            if target.statement and target.name in (None, "default") and target.file not in summary.stars:
+                summary.stars.append(target.file)
+        elif pair.type == "shorthand_property_identifier":
             summary.exports[node_text(pair)] = bound(node_text(pair))
         elif pair.type in ("pair", "method_definition"):
             key = pair.child_by_field_name("key") or pair.child_by_field_name("name")
