@@ -5,8 +5,9 @@
 
 The corpus (twenty-one packages' sdists from PyPI, each a git repository in a cache folder), its tuning side (the
 thirteen of the first rounds) and its fresh held-out set (eight chosen by a written rule before any run), and the
-rule that picks cases are in context_corpus.py. --misses lists the tuning side's misses (never the held-out set's). The cursor is at the start of
-the case's line, after its indentation, and the rest of the line is blanked, as if the user were about to type it.
+rule that picks cases are in context_corpus.py. --misses lists the tuning side's misses (never the held-out set's).
+The cursor is at the start of the case's line, after its indentation, and the rest of the line is blanked, as if
+the user were about to type it.
 A snippet is a hit when it is in the gold's file and shows the gold's line (an outline shows only signature lines,
 so the line itself must be among the snippet's lines).
 
@@ -143,8 +144,8 @@ def recall(records: list[dict], key: str = "ours") -> float:
 
 def report(records: list[dict], budget: int) -> None:
     header = f"{'':28} {'cases':>5} {'recall':>7} {'MRR':>6} {'ms':>8}   {'baseline':>8} {'MRR':>6} {'ms':>8}"
-    halves = (("tuning side (the thirteen of the first rounds)", TUNING), ("fresh held-out set (never tuned on)", HELD_OUT))
-    for title, names in halves:
+    tuning, held = "tuning side (the thirteen of the first rounds)", "fresh held-out set (never tuned on)"
+    for title, names in ((tuning, TUNING), (held, HELD_OUT)):
         half = [r for r in records if r["package"] in names]
         if not half:
             continue
@@ -166,7 +167,8 @@ def report(records: list[dict], budget: int) -> None:
         ours, base = recall(half), recall(half, "base")
         mrr = sum(r["ours"] for r in half) / len(half)
         print(f"{title} recall@{budget}: {ours:.0%} (target >= 95%), m.N cases {recall(module):.0%} (target >= 90%),")
-        print(f"  {(ours - base) * 100:+.0f} points over the Jaccard baseline's {base:.0%} (target >= +15), MRR {mrr:.2f}")
+        gain = (ours - base) * 100
+        print(f"  {gain:+.0f} points over the Jaccard baseline's {base:.0%} (target >= +15), MRR {mrr:.2f}")
     print(f"all {len({r['package'] for r in records})} packages: recall@{budget} {recall(records):.0%},"
           f" baseline {recall(records, 'base'):.0%}")  # fmt: skip
 
@@ -176,7 +178,8 @@ def misses(records: list[dict]) -> None:
     print("\nmisses (tuning side only)")
     for r in records:
         if r["package"] in TUNING and r["ours"] == 0:
-            print(f"  {r['package']:16} {r['kind']:6} {'first' if r['first'] else 'above':5} {r['where']} -> {r['gold']}")
+            first = "first" if r["first"] else "above"
+            print(f"  {r['package']:16} {r['kind']:6} {first:5} {r['where']} -> {r['gold']}")
 
 
 def corpus() -> Path:
