@@ -96,9 +96,9 @@ def reciprocal_rank(ranked: Ranked, gold: tuple[str, int], gold_text: str) -> fl
     return 0.0
 
 
-def run_package(package: Package, limit: int, budget: int) -> list[dict]:
+def run_package(package: Package, limit: int, budget: int, with_baseline: bool = True) -> list[dict]:
     root = repository(package)
-    baseline = Baseline(root, package)
+    baseline = Baseline(root, package) if with_baseline else None
     records = []
     for case in cases_of(root, package, limit):
         text, offset = case.buffer()
@@ -109,7 +109,7 @@ def run_package(package: Package, limit: int, budget: int) -> list[dict]:
         assert context.tokens <= budget
         ours = [(s.path, s.start_line, s.end_line, s.text) for s in sorted(context.snippets, key=lambda s: s.rank)]
         started = time.perf_counter()
-        base = baseline.rank(case, text, offset, budget)
+        base = baseline.rank(case, text, offset, budget) if baseline is not None else []
         base_s = time.perf_counter() - started
         records.append(
             {
@@ -344,6 +344,7 @@ def main() -> None:
     parser.add_argument("--half", choices=("tuning", "held-out", "all"), default="all", help="which packages")
     parser.add_argument("--packages", help="these packages only (comma-separated), whatever --half says")
     parser.add_argument("--misses", action="store_true", help="list the tuning side's misses")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the Jaccard windows (quicker tuning runs)")
     parser.add_argument("--runs", type=int, default=7, help="cold CLI runs")
     parser.add_argument("--no-timing", action="store_true", help="recall only: no cold, warm or keystroke timings")
     parser.add_argument("--no-serve", action="store_true", help="skip the timing inside serve (needs no model)")
@@ -361,7 +362,7 @@ def main() -> None:
     records: list[dict] = []
     for package in EVERY:
         if package.name in wanted:
-            records += run_package(package, args.cases, args.budget)
+            records += run_package(package, args.cases, args.budget, not args.no_baseline)
     report(records, args.budget)
     if args.misses:
         misses(records)

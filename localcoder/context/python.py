@@ -36,6 +36,7 @@ MAX_OUTLINES = 3  # modules whose outline is offered, the most used near the cur
 LOCAL_IMPORT_WEIGHT = 3  # a name the enclosing function imports and has not used yet: it imported it for this
 USE_LINES = 2000  # uses farther from the cursor weigh under 1/2000 each: left out
 STAR_LINES = 300  # with a star import, names this near the cursor are looked up in the star-imported modules
+NEIGHBOUR_ANCHORS = 4  # an outline weighs a name not used by its nearness to these, the names used nearest
 
 
 def _around(text: str, offset: int) -> tuple[str, int]:
@@ -169,8 +170,7 @@ class PythonLanguage:
             summary = resolver.summary(module) if not deadline.expired() and module != resolver.path else None
             source = resolver.text_of(module) if summary is not None else None
             entries = [(s, e) for n, s, e in summary.outline if n.startswith(prefix)] if summary else []
-            # Kept first when the budget cannot show them all: the names the buffer uses, the nearest first.
-            entries.sort(key=lambda entry: -used.get((module, _start(summary, entry[0])), 0.0))
+            entries = _kept_first(entries, [used.get((module, _start(summary, s)), 0.0) for s, _ in entries])
             if source is None or not entries:
                 continue
             why = f"outline of {resolver.relative(module)}: its public names"
@@ -178,6 +178,19 @@ class PythonLanguage:
             shown = tuple(entries)
             found.append(Found(score * OUTLINE_WEIGHT, module, source, first, first, last, why, "outline", shown))
         return found
+
+
+def _kept_first(entries: list[tuple[int, int]], weights: list[float]) -> list[tuple[int, int]]:
+    """An outline's entries (in file order, each with its weight near the cursor) in the order to keep them when
+    the budget cannot show them all: by weight, the names used nearest first; a name weighs at least what a
+    neighbour of it in the module does, over 1 + how many entries away it is, for the NEIGHBOUR_ANCHORS names used
+    nearest (code uses neighbours together: jinja2's compiler visits its nodes in nodes.py's order, jsonschema's
+    validators list their keywords much as _keywords.py defines them). With no name used, file order."""
+    anchors = sorted((i for i, w in enumerate(weights) if w > 0), key=lambda i: -weights[i])[:NEIGHBOUR_ANCHORS]
+    if not anchors:
+        return entries
+    weighed = [max(w, *(weights[a] / (1 + abs(i - a)) for a in anchors)) for i, w in enumerate(weights)]
+    return [entries[i] for i in sorted(range(len(entries)), key=lambda i: (-weighed[i], i))]
 
 
 def _start(summary: ModuleSummary | None, line: int) -> int:
