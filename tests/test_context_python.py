@@ -109,6 +109,23 @@ def test_the_outline_on_a_blank_line_holds_public_signatures_only(tmp_path: Path
     assert spans(named) == {("pkg/nodes.py", 13, "definition")}
 
 
+def test_an_outline_too_long_for_its_share_keeps_the_neighbours_of_the_names_used(tmp_path: Path) -> None:
+    checks = "".join(f"def check_{n:02}(validator, value, instance, schema):\n    return {n}\n\n\n" for n in range(60))
+    root = make_repo(tmp_path, {**FILES, "pkg/checks.py": checks})
+
+    def outline_after(*used: int) -> str:
+        lines = "".join(f"    'k{n}': checks.check_{n:02},\n" for n in used)
+        context = context_of(root, f"from . import checks\n\nTABLE = {{\n{lines}    ", budget=512)
+        [outline] = [s for s in context.snippets if s.kind == "outline" and s.path == "pkg/checks.py"]
+        assert 0 < outline.text.count("def check_") < 50  # its share cannot show all sixty
+        return outline.text
+
+    late = outline_after(40, 41)
+    assert "def check_42(" in late and "def check_39(" in late and "def check_00(" not in late
+    early = outline_after(5, 6)  # the control: near the start of the module, the start of the module
+    assert "def check_07(" in early and "def check_04(" in early and "def check_42(" not in early
+
+
 def test_a_type_checking_import_ranks_below_a_run_time_one(tmp_path: Path) -> None:
     root = make_repo(tmp_path)
     text = (
