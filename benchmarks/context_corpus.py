@@ -98,11 +98,13 @@ def repository(package: Package) -> Path:
     sdists = cache_folder() / "sdists"
     sdists.mkdir(parents=True, exist_ok=True)
     wanted = f"{package.name}=={package.version}"
-    print(f"downloading {wanted} into {sdists} ...", file=sys.stderr)
-    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", str(sdists)]
-    subprocess.run([*command, wanted], check=True)
     stem = f"{package.name}-{package.version}".lower().replace("-", "_")
-    [archive] = [a for a in sdists.glob("*.tar.gz") if a.name.lower().replace("-", "_").startswith(stem)]
+    found = lambda: [a for a in sdists.glob("*.tar.gz") if a.name.lower().replace("-", "_").startswith(stem)]  # noqa: E731
+    if not found():  # downloaded once
+        print(f"downloading {wanted} into {sdists} ...", file=sys.stderr)
+        command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
+        subprocess.run([*command, "-d", str(sdists), wanted], check=True)
+    [archive] = found()
     unpacked = root.with_name(root.name + ".partial")
     shutil.rmtree(unpacked, ignore_errors=True)
     with tarfile.open(archive) as tar:
