@@ -1,10 +1,13 @@
 """Repository context, RepoBench-R style, on real packages nobody here wrote; beside Copilot's Jaccard windows.
 
-    python benchmarks/bench_context.py [--cases 30] [--budget 1024] [--packages docutils,jinja2,...] [--no-serve]
+    python benchmarks/bench_context.py [--half tuning|held-out|all] [--packages docutils,jinja2,...] [--misses]
+                                       [--cases 30] [--budget 1024] [--no-timing] [--no-serve]
 
-The corpus (thirteen packages' sdists from PyPI, each a git repository in a cache folder), its split into a tuning
-half and a held-out half, and the rule that picks cases are in context_corpus.py. The cursor is at the start of
-the case's line, after its indentation, and the rest of the line is blanked, as if the user were about to type it.
+The corpus (twenty-one packages' sdists from PyPI, each a git repository in a cache folder), its tuning side (the
+thirteen of the first rounds) and its fresh held-out set (eight chosen by a written rule before any run), and the
+rule that picks cases are in context_corpus.py. --misses lists the tuning side's misses (never the held-out set's).
+The cursor is at the start of the case's line, after its indentation, and the rest of the line is blanked, as if
+the user were about to type it.
 A snippet is a hit when it is in the gold's file and shows the gold's line (an outline shows only signature lines,
 so the line itself must be among the snippet's lines).
 
@@ -13,7 +16,7 @@ snippet that hits, 0 when none does; `rank` is the stage's own order of preferen
 `localcoder.context.gather` and for the baseline (60-line windows of the package's other modules, stride 30, ranked
 by identifier Jaccard similarity with the 60 lines before the cursor, keywords left out, best first until the
 budget is full), in the same run. Then the cold `localcoder context` command (a new process, start-up included) on
-one git repository holding all thirteen trees (about 3,500 files), the same calls warm in one process, and the
+one git repository holding all twenty-one trees (about 4,000 files), the same calls warm in one process, and the
 cost of a keystroke: a line typed one character at a time in a real module (warm `gather()` per keystroke), and in
 that module repeated to 15,000 lines; inside a running `localcoder serve` too (its POST /infill reports the context
 stage's own time; a random-weight model of the bench shape, built once into --dir; --no-serve skips it). Last,
@@ -38,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from context_corpus import HELD_OUT, PACKAGES, TUNING, Case, Package, cache_folder, cases_of, repository  # noqa: E402
+from context_corpus import EVERY, HELD_OUT, TUNING, Case, Package, cache_folder, cases_of, repository  # noqa: E402
 
 from localcoder.completion.snippets import Snippet, render  # noqa: E402
 from localcoder.context import bundled_counter, gather  # noqa: E402
@@ -93,9 +96,9 @@ def reciprocal_rank(ranked: Ranked, gold: tuple[str, int], gold_text: str) -> fl
     return 0.0
 
 
-def run_package(package: Package, limit: int, budget: int) -> list[dict]:
+def run_package(package: Package, limit: int, budget: int, with_baseline: bool = True) -> list[dict]:
     root = repository(package)
-    baseline = Baseline(root, package)
+    baseline = Baseline(root, package) if with_baseline else None
     records = []
     for case in cases_of(root, package, limit):
         text, offset = case.buffer()
@@ -106,7 +109,7 @@ def run_package(package: Package, limit: int, budget: int) -> list[dict]:
         assert context.tokens <= budget
         ours = [(s.path, s.start_line, s.end_line, s.text) for s in sorted(context.snippets, key=lambda s: s.rank)]
         started = time.perf_counter()
-        base = baseline.rank(case, text, offset, budget)
+        base = baseline.rank(case, text, offset, budget) if baseline is not None else []
         base_s = time.perf_counter() - started
         records.append(
             {
@@ -117,6 +120,8 @@ def run_package(package: Package, limit: int, budget: int) -> list[dict]:
                 "base": reciprocal_rank(base, case.gold, gold_text),
                 "ours_s": ours_s,
                 "base_s": base_s,
+                "where": f"{case.file.relative_to(root).as_posix()}:{case.line}",
+                "gold": f"{case.gold[0]}:{case.gold[1]}",
             }
         )
     return records
@@ -139,31 +144,51 @@ def recall(records: list[dict], key: str = "ours") -> float:
 
 def report(records: list[dict], budget: int) -> None:
     header = f"{'':28} {'cases':>5} {'recall':>7} {'MRR':>6} {'ms':>8}   {'baseline':>8} {'MRR':>6} {'ms':>8}"
-    for title, names in (("tuning half", TUNING), ("held-out half (never tuned on)", HELD_OUT)):
+    tuning, held = "tuning side (the thirteen of the first rounds)", "fresh held-out set (never tuned on)"
+    for title, names in ((tuning, TUNING), (held, HELD_OUT)):
         half = [r for r in records if r["package"] in names]
+        if not half:
+            continue
         print(f"\n{title}\n{header}")
         for name in names:
-            print(row(name, [r for r in half if r["package"] == name]))
+            if any(r["package"] == name for r in half):
+                print(row(name, [r for r in half if r["package"] == name]))
         print(row("all", half))
         print(row("  from x import N; N", [r for r in half if r["kind"] == "from"]))
         print(row("  m.N (a module imported)", [r for r in half if r["kind"] == "module"]))
         print(row("  first use in the file", [r for r in half if r["first"]]))
         print(row("  used above", [r for r in half if not r["first"]]))
-    held = [r for r in records if r["package"] in HELD_OUT]
-    module = [r for r in held if r["kind"] == "module"]
-    ours, base = recall(held), recall(held, "base")
-    print(f"\nheld-out recall@{budget}: {ours:.0%} (target >= 95%), m.N cases {recall(module):.0%} (target >= 90%),")
-    print(f"  {(ours - base) * 100:+.0f} points over the Jaccard baseline's {base:.0%} (target >= +15)")
-    print(f"all thirteen: recall@{budget} {recall(records):.0%}, baseline {recall(records, 'base'):.0%}")
+    print()
+    for title, names in (("tuning side", TUNING), ("fresh held-out", HELD_OUT)):
+        half = [r for r in records if r["package"] in names]
+        if not half:
+            continue
+        module = [r for r in half if r["kind"] == "module"]
+        ours, base = recall(half), recall(half, "base")
+        mrr = sum(r["ours"] for r in half) / len(half)
+        print(f"{title} recall@{budget}: {ours:.0%} (target >= 95%), m.N cases {recall(module):.0%} (target >= 90%),")
+        gain = (ours - base) * 100
+        print(f"  {gain:+.0f} points over the Jaccard baseline's {base:.0%} (target >= +15), MRR {mrr:.2f}")
+    print(f"all {len({r['package'] for r in records})} packages: recall@{budget} {recall(records):.0%},"
+          f" baseline {recall(records, 'base'):.0%}")  # fmt: skip
+
+
+def misses(records: list[dict]) -> None:
+    """The tuning side's misses, one a line (the held-out set's are never listed: they must not steer the tuning)."""
+    print("\nmisses (tuning side only)")
+    for r in records:
+        if r["package"] in TUNING and r["ours"] == 0:
+            first = "first" if r["first"] else "above"
+            print(f"  {r['package']:16} {r['kind']:6} {first:5} {r['where']} -> {r['gold']}")
 
 
 def corpus() -> Path:
     """One git repository holding every package's tree (the cold timing's 3,000-file repository)."""
-    root = cache_folder() / "corpus"
+    root = cache_folder() / f"corpus-{len(EVERY)}"
     if not (root / ".git").is_dir():
-        partial = root.with_name("corpus.partial")
+        partial = root.with_name(root.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        for package in PACKAGES:
+        for package in EVERY:
             tree = repository(package)
             shutil.copytree(tree, partial / tree.name, ignore=shutil.ignore_patterns(".git", "__pycache__"))
         subprocess.run(["git", "init", "-q", str(partial)], check=True)
@@ -176,7 +201,7 @@ def cold_and_warm(runs: int) -> list[Case]:
     root = corpus()
     files = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True).stdout.split()
     cases = []
-    for package in PACKAGES:
+    for package in EVERY:
         if package.name in HELD_OUT:
             tree = root / f"{package.name}-{package.version}"
             cases += cases_of(tree, package, 2, seed=1)[:2]
@@ -201,7 +226,7 @@ def cold_and_warm(runs: int) -> list[Case]:
         started = time.perf_counter()
         gather(file, text, offset, budget=1024)
         warm.append(time.perf_counter() - started)
-    print(f"\nrepository: all thirteen trees in one git repository ({len(files)} files)")
+    print(f"\nrepository: all {len(EVERY)} trees in one git repository ({len(files)} files)")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "localcoder", "context", "--help"], capture_output=True, env=env, check=True)
     startup = time.perf_counter() - started
@@ -317,7 +342,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=30, help="cases per package")
     parser.add_argument("--budget", type=int, default=1024)
-    parser.add_argument("--packages", default=",".join(p.name for p in PACKAGES))
+    parser.add_argument("--half", choices=("tuning", "held-out", "all"), default="all", help="which packages")
+    parser.add_argument("--packages", help="these packages only (comma-separated), whatever --half says")
+    parser.add_argument("--misses", action="store_true", help="list the tuning side's misses")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the Jaccard windows (quicker tuning runs)")
     parser.add_argument("--runs", type=int, default=7, help="cold CLI runs")
     parser.add_argument("--no-timing", action="store_true", help="recall only: no cold, warm or keystroke timings")
     parser.add_argument("--no-serve", action="store_true", help="skip the timing inside serve (needs no model)")
@@ -328,13 +356,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"budget {args.budget} tokens; corpus in {cache_folder()}; tuning half {', '.join(TUNING)}")
+    print(f"budget {args.budget} tokens; corpus in {cache_folder()}")
+    print(f"tuning side {', '.join(TUNING)}\nfresh held-out set {', '.join(HELD_OUT)}")
+    halves = {"tuning": TUNING, "held-out": HELD_OUT, "all": TUNING + HELD_OUT}
+    wanted = set(args.packages.split(",")) if args.packages else set(halves[args.half])
     records: list[dict] = []
-    wanted = set(args.packages.split(","))
-    for package in PACKAGES:
+    for package in EVERY:
         if package.name in wanted:
-            records += run_package(package, args.cases, args.budget)
+            records += run_package(package, args.cases, args.budget, not args.no_baseline)
     report(records, args.budget)
+    if args.misses:
+        misses(records)
     if args.no_timing:
         return
     cold_and_warm(args.runs)

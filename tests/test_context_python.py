@@ -109,6 +109,42 @@ def test_the_outline_on_a_blank_line_holds_public_signatures_only(tmp_path: Path
     assert spans(named) == {("pkg/nodes.py", 13, "definition")}
 
 
+def test_an_outline_too_long_for_its_share_keeps_the_neighbours_of_the_names_used(tmp_path: Path) -> None:
+    checks = "".join(f"def check_{n:02}(validator, value, instance, schema):\n    return {n}\n\n\n" for n in range(60))
+    root = make_repo(tmp_path, {**FILES, "pkg/checks.py": checks})
+
+    def outline_after(*used: int) -> str:
+        lines = "".join(f"    'k{n}': checks.check_{n:02},\n" for n in used)
+        context = context_of(root, f"from . import checks\n\nTABLE = {{\n{lines}    ", budget=512)
+        [outline] = [s for s in context.snippets if s.kind == "outline" and s.path == "pkg/checks.py"]
+        assert 0 < outline.text.count("def check_") < 50  # its share cannot show all sixty
+        return outline.text
+
+    late = outline_after(40, 41)
+    assert "def check_42(" in late and "def check_39(" in late and "def check_00(" not in late
+    early = outline_after(5, 6)  # the control: near the start of the module, the start of the module
+    assert "def check_07(" in early and "def check_04(" in early and "def check_42(" not in early
+
+
+def test_a_name_imported_by_name_ranks_with_its_neighbours_in_its_module(tmp_path: Path) -> None:
+    names = [f"OPTION_{n:02}" for n in range(30)]
+    defaults = "".join(f"{name} = 'the default value of option {n}, spelled out'\n" for n, name in enumerate(names))
+    root = make_repo(tmp_path, {**FILES, "pkg/defaults.py": defaults})
+
+    def shown_after(*used: int) -> set[int]:
+        head = f"from .defaults import ({', '.join(names)})\n\n\ndef configure(\n"
+        near = "".join(f"    option_{n}={names[n]},\n" for n in used)
+        far = "\n" * 300 + "".join(f"print({name})\n" for name in names)  # every name is used, far below
+        text = head + near + "    "
+        context = gather(root / "pkg/app.py", text + "\n" + far, len(text), budget=256)
+        return {s.start_line for s in context.snippets if s.path == "pkg/defaults.py"}
+
+    shown = shown_after(10, 11, 12)
+    assert {11, 12, 13, 14} <= shown and 1 not in shown and 30 not in shown and len(shown) < 30
+    control = shown_after(0, 1, 2)  # near the start of the module: its start, not its middle
+    assert {1, 2, 3, 4} <= control and 14 not in control
+
+
 def test_a_type_checking_import_ranks_below_a_run_time_one(tmp_path: Path) -> None:
     root = make_repo(tmp_path)
     text = (

@@ -12,9 +12,12 @@ about to write; where the cursor's line already names one of its definitions, th
 Scores: a use at distance d lines above the cursor weighs 1/(1+d), below 0.5/(1+d), summed over the uses; a name
 imported and not used yet weighs 1 (it is about to be), LOCAL_IMPORT_WEIGHT when the function around the cursor
 imports it. Names imported only under `if TYPE_CHECKING:` weigh TYPE_CHECKING_WEIGHT of that: at run time the code
-calls other names. An outline weighs OUTLINE_WEIGHT of its module's summed uses, so the names used nearest come
-first; it keeps the names the buffer uses first when its share of the budget cannot show them all. Tuned on half
-of bench-context's packages only: recall@1024 93% there, 88% on the held-out half (see BENCHMARKS.md).
+calls other names. Code uses a module's neighbouring names together (a table of keywords in their module's order, a
+visitor's methods in the order of the nodes' module), so a definition weighs at least NEIGHBOUR_SHARE of what the
+names defined next to it and used nearest weigh, over 1 + how many definitions the buffer reaches lie between.
+An outline weighs OUTLINE_WEIGHT of its module's summed uses, so the names used nearest come first; it keeps the
+names the buffer uses first, then their neighbours, when its share of the budget cannot show them all.
+Tuned on bench-context's first thirteen packages only; measured once on eight fresh ones (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ MAX_OUTLINES = 3  # modules whose outline is offered, the most used near the cur
 LOCAL_IMPORT_WEIGHT = 3  # a name the enclosing function imports and has not used yet: it imported it for this
 USE_LINES = 2000  # uses farther from the cursor weigh under 1/2000 each: left out
 STAR_LINES = 300  # with a star import, names this near the cursor are looked up in the star-imported modules
+NEIGHBOUR_ANCHORS = 4  # a definition weighs at least a share of what these weigh, its module's names used nearest,
+NEIGHBOUR_SHARE = 0.5  # over 1 + how many definitions are between them (code uses neighbours together)
 
 
 def _around(text: str, offset: int) -> tuple[str, int]:
@@ -128,6 +133,7 @@ class PythonLanguage:
             where = (definition.path, definition.start_line)
             scores[where] = scores.get(where, 0.0) + weight + (count if definition.path in resolver.overlay else 0.0)
             found.setdefault(where, (definition, f"{'.'.join(chain)}: {via.statement}"))
+        scores = _with_neighbours(scores)
         candidates = []
         for where, score in scores.items():
             definition, why = found[where]
@@ -169,8 +175,7 @@ class PythonLanguage:
             summary = resolver.summary(module) if not deadline.expired() and module != resolver.path else None
             source = resolver.text_of(module) if summary is not None else None
             entries = [(s, e) for n, s, e in summary.outline if n.startswith(prefix)] if summary else []
-            # Kept first when the budget cannot show them all: the names the buffer uses, the nearest first.
-            entries.sort(key=lambda entry: -used.get((module, _start(summary, entry[0])), 0.0))
+            entries = _kept_first(entries, [used.get((module, _start(summary, s)), 0.0) for s, _ in entries])
             if source is None or not entries:
                 continue
             why = f"outline of {resolver.relative(module)}: its public names"
@@ -178,6 +183,38 @@ class PythonLanguage:
             shown = tuple(entries)
             found.append(Found(score * OUTLINE_WEIGHT, module, source, first, first, last, why, "outline", shown))
         return found
+
+
+def _kept_first(entries: list[tuple[int, int]], weights: list[float]) -> list[tuple[int, int]]:
+    """An outline's entries (in file order, each with its weight near the cursor) in the order to keep them when
+    the budget cannot show them all: by weight, the names used nearest first; a name weighs at least what a
+    neighbour of it in the module does, over 1 + how many entries away it is, for the NEIGHBOUR_ANCHORS names used
+    nearest (code uses neighbours together: jinja2's compiler visits its nodes in nodes.py's order, jsonschema's
+    validators list their keywords much as _keywords.py defines them). With no name used, file order."""
+    anchors = sorted((i for i, w in enumerate(weights) if w > 0), key=lambda i: -weights[i])[:NEIGHBOUR_ANCHORS]
+    if not anchors:
+        return entries
+    weighed = [max(w, *(weights[a] / (1 + abs(i - a)) for a in anchors)) for i, w in enumerate(weights)]
+    return [entries[i] for i in sorted(range(len(entries)), key=lambda i: (-weighed[i], i))]
+
+
+def _with_neighbours(scores: dict[tuple[Path, int], float]) -> dict[tuple[Path, int], float]:
+    """The definitions' scores, each at least NEIGHBOUR_SHARE of what a definition next to it in the same module
+    (among those the buffer reaches) weighs, over 1 + how many are between them: jinja2's Environment takes
+    its defaults' constants in defaults.py's order, each used once, far from the others' uses."""
+    by_module: dict[Path, list[tuple[int, float]]] = {}
+    for (path, line), score in scores.items():
+        by_module.setdefault(path, []).append((line, score))
+    raised = dict(scores)
+    for path, found in by_module.items():
+        if len(found) < 2:
+            continue
+        found.sort()
+        anchors = sorted(range(len(found)), key=lambda i: -found[i][1])[:NEIGHBOUR_ANCHORS]
+        for i, (line, score) in enumerate(found):
+            near = max((found[a][1] / (1 + abs(i - a)) for a in anchors if a != i), default=0.0)
+            raised[(path, line)] = max(score, NEIGHBOUR_SHARE * near)
+    return raised
 
 
 def _start(summary: ModuleSummary | None, line: int) -> int:
