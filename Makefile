@@ -115,6 +115,14 @@ system-deps:
 	else \
 	  echo "note: nvim is missing (package neovim); its language server test skips, or fails where CI is set" >&2; \
 	fi
+	@# Emacs with eglot, its own LSP client, drives `localcoder lsp` in batch mode in tests/test_lsp_clients.py.
+	@if [ "$$(uname -s)" != Linux ] || emacs --batch --eval "(require 'eglot)" >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq emacs-nox elpa-eglot >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq emacs-nox elpa-eglot; }; \
+	else \
+	  echo "note: emacs or eglot is missing (packages emacs-nox, elpa-eglot); its language server test skips, or fails where CI is set" >&2; \
+	fi
 
 # The JavaScript LSP libraries VS Code extensions use (vscode-jsonrpc, vscode-languageserver-protocol), pinned
 # by tests/lsp_client/package-lock.json, for the language server's tests. Without node: a note (CI: an error).

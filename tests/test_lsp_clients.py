@@ -1,5 +1,5 @@
 """`localcoder lsp` driven by real clients nobody here wrote: the JavaScript libraries VS Code extensions use
-(tests/lsp_client, installed by `make lsp-client`) and Debian's Neovim, headless.
+(tests/lsp_client, installed by `make lsp-client`), Debian's Neovim, headless, and Emacs with eglot, in batch mode.
 
 The model is the programmed bigram (tests/bigram.py): its chain starts at the last token of the text typed on
 the cursor's line (the stable prompt layout puts that text last), so it writes ANSWER only when the server
@@ -135,7 +135,10 @@ def test_vscode_client_inline_completion_after_an_edit_on_an_emoji_line(model: P
     ghost = {"insertText": ANSWER, "range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}}
     assert answers[5] == {"result": [ghost]}
     [item] = answers[6]["result"]["items"]
-    assert item["label"] == ANSWER.strip(" )") and item["textEdit"] == {"range": ghost["range"], "newText": ANSWER}
+    # The item rewrites the word being typed: word-completing clients replace it, VS Code filters by it.
+    word = {"start": at(8, INSERT_AT), "end": at(8, CURSOR + 1)}
+    assert item["label"] == ANSWER.strip(" )") and item["textEdit"] == {"range": word, "newText": TYPED + ANSWER}
+    assert item["filterText"].startswith(TYPED) and item["insertText"] == TYPED + ANSWER
     assert item["insertTextFormat"] == 1 and item["sortText"] < "1"
     assert answers[7] == [{"result": []}, {"result": [ghost]}]
     assert answers[9] == {"result": []}
@@ -251,10 +254,67 @@ def test_neovim_builtin_client_asks_textdocument_completion(model: Path, tmp_pat
     assert "failure" not in seen, seen["failure"]
     assert seen["position"] == at(8, CURSOR)  # neovim's own UTF-16 count agrees with ours
     [item] = seen["answer"]["result"]["items"]
-    assert item["textEdit"] == {"range": {"start": at(8, CURSOR), "end": at(8, CURSOR + 1)}, "newText": ANSWER}
+    assert item["textEdit"] == {
+        "range": {"start": at(8, INSERT_AT), "end": at(8, CURSOR + 1)},
+        "newText": TYPED + ANSWER,
+    }
     assert seen["exit_code"] == 0
     assert seen["shown"] in ([], {}), seen["shown"]  # no complaint about Neovim's (empty) settings
     assert source.read_text(encoding="utf-8") == TEXT  # nothing was written to the file
+
+
+EGLOT = """
+;; Emacs's own LSP client: open the file, start eglot on `localcoder lsp`, type "total" after "+ " on line 9
+;; without saving, then `completion-at-point`, which asks textDocument/completion and applies the item.
+(require 'eglot)
+(require 'json)
+(setq eglot-sync-connect 60 eglot-connect-timeout 60)
+(let ((out (getenv "LSP_OUT")) (shown nil))
+  (condition-case err
+      (let ((cmd (append (json-parse-string (getenv "LSP_CMD") :array-type 'list) nil)))
+        (advice-add 'eglot--message :before (lambda (fmt &rest args) (push (apply #'format fmt args) shown)))
+        (find-file (getenv "LSP_FILE"))
+        (python-mode)
+        (eglot '(python-mode) (cons 'transient default-directory) 'eglot-lsp-server cmd "python")
+        (goto-char (point-min))
+        (forward-line 8)
+        (search-forward "+ )")
+        (backward-char 1)
+        (insert "total")
+        (let ((column (eglot-lsp-abiding-column))
+              (before (buffer-substring-no-properties (line-beginning-position) (line-end-position))))
+          (completion-at-point)
+          (let ((line (buffer-substring-no-properties (line-beginning-position) (line-end-position)))
+                (modified (buffer-modified-p)))
+            (with-temp-file out
+              (insert (json-encode `((before . ,before) (line . ,line) (column . ,column)
+                                     (modified . ,(if modified t :json-false))
+                                     (shown . ,(vconcat (reverse shown))))))))))
+    (error (with-temp-file out (insert (json-encode `((failure . ,(format "%S" err)))))))))
+(kill-emacs 0)
+"""
+
+
+def test_emacs_eglot_completes_the_word_being_typed(model: Path, tmp_path: Path) -> None:
+    eglot = ["emacs", "--batch", "--eval", "(require 'eglot)"]
+    ready = bool(shutil.which("emacs")) and subprocess.run(eglot, capture_output=True, timeout=60).returncode == 0
+    needs("emacs with eglot", ready, "make system-deps installs emacs-nox and elpa-eglot")
+    source = tmp_path / "app.py"
+    source.write_text(TEXT, encoding="utf-8")
+    script, out = tmp_path / "client.el", tmp_path / "answer.json"
+    script.write_text(EGLOT)
+    env = {**server_env(), "LSP_CMD": json.dumps(lsp_command(model)), "LSP_FILE": str(source), "LSP_OUT": str(out)}
+    subprocess.run(["emacs", "--batch", "-l", str(script)], env=env, timeout=120, check=True, cwd=tmp_path,
+                   stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
+    seen = json.loads(out.read_text())
+    assert "failure" not in seen, seen["failure"]
+    typed = LINE.replace("+ )", f"+ {TYPED})")
+    assert seen["before"] == typed and seen["column"] == CURSOR  # the control: the edit was made where we said
+    # eglot's own UTF-16 column agrees with ours, the server held the unsaved buffer, and the item replaced the
+    # word it started with: exactly the model's answer follows "total", the ")" it repeats not doubled.
+    assert seen["line"] == LINE.replace("+ )", f"+ {TYPED}{ANSWER}")
+    assert seen["modified"] is True and source.read_text(encoding="utf-8") == TEXT  # nothing written to the file
+    assert not any("error" in message.lower() for message in seen["shown"]), seen["shown"]
 
 
 def frame(message: bytes) -> bytes:
@@ -327,7 +387,7 @@ def test_invalid_params_and_requests_after_shutdown_are_answered_with_a_reason(m
     _, stderr = server.communicate(rpc(method="exit"), timeout=60)
     assert server.returncode == 0
     [item] = answers[2]["result"]["items"]
-    assert item["textEdit"]["newText"] == ANSWER
+    assert item["textEdit"]["newText"] == TYPED + ANSWER
     assert [answers[i]["error"]["code"] for i in (3, 4, 6)] == [-32602, -32602, -32600]
     assert "Position.line should be in range" in answers[3]["error"]["message"]
     assert "$.params.position.line" in answers[4]["error"]["message"]

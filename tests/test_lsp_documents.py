@@ -110,6 +110,16 @@ def test_a_crlf_document_gives_the_core_newline_text_and_items_come_back_in_its_
     assert inline_items(text, target, "", "utf-16") == []
 
 
+def test_a_completion_item_rewrites_the_word_being_typed_and_only_that_word() -> None:
+    # After a space or a dot nothing is being typed: the edit starts at the cursor (the control).
+    for text, typed in (("x = obj.", ""), ("x = größ", "größ"), ("x = a_b2", "a_b2")):
+        target = target_at(text, len(text))
+        [item] = completion_items(text, target, "e + 1", "utf-16").items
+        assert item.text_edit.range.start.character == len(text) - len(typed)
+        assert item.text_edit.new_text == item.insert_text == typed + "e + 1"
+        assert item.filter_text == typed + "e + 1" and item.label == "e + 1"
+
+
 def test_a_selected_completion_entry_is_in_the_text_the_model_sees_and_starts_the_item() -> None:
     text = "import os\nos.pa\n"
     start, end = offset_at(text, Position(1, 3)), offset_at(text, Position(1, 5))

@@ -7,7 +7,7 @@ the document as if that entry were accepted, and the item starts with it, as the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -120,21 +120,36 @@ def inline_items(text: str, target: Target, completion: str, encoding: str) -> l
     return [types.InlineCompletionItem(insert_text=insert, range=_range(text, target, encoding))]
 
 
+def word_start(text: str, offset: int) -> int:
+    """Where the identifier that ends at `offset` starts (`offset` itself after a space or a dot)."""
+    start = offset
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    return start
+
+
 def completion_items(text: str, target: Target, completion: str, encoding: str) -> types.CompletionList:
-    """textDocument/completion's fallback: one plain-text item, labelled by its first line, sorted first."""
+    """textDocument/completion's fallback: one plain-text item, labelled by its first line, sorted first.
+
+    Its edit starts where the word being typed starts and writes that word again before the completion: clients
+    that complete words (Emacs's eglot, Neovim's omnifunc) take the word before the cursor as what the item
+    must start with, and replace it; VS Code filters by the text between the range's start and the cursor."""
     if not completion:
         return types.CompletionList(is_incomplete=True, items=[])
-    insert = _insert_text(target, completion, dominant_newline(text))
+    start = word_start(text, target.start)
+    insert = text[start : target.start] + _insert_text(target, completion, dominant_newline(text))
     label = completion.strip().split("\n", 1)[0].strip() or completion.strip() or completion
+    edit_range = _range(text, replace(target, start=start), encoding)
     item = types.CompletionItem(
         label=label,
         kind=types.CompletionItemKind.Text,
         detail="localcoder",
         sort_text=SORT_FIRST,
-        filter_text=label,
+        filter_text=insert.splitlines()[0] if insert.strip() else insert,
         preselect=True,
+        insert_text=insert,
         insert_text_format=types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(range=_range(text, target, encoding), new_text=insert),
+        text_edit=types.TextEdit(range=edit_range, new_text=insert),
     )
     # Incomplete: the next keystroke asks again rather than filtering this answer.
     return types.CompletionList(is_incomplete=True, items=[item])
