@@ -440,6 +440,36 @@ def test_a_name_used_often_ranks_above_one_used_once_a_little_nearer(tmp_path: P
     assert scores["alpha"] > scores["beta"] > 0, scores
 
 
+def test_a_big_header_s_entries_weigh_less_each_than_a_small_one_s(tmp_path: Path) -> None:
+    """An outline of N > OUTLINE_ENTRIES entries weighs each by sqrt(OUTLINE_ENTRIES / N): 200 unrelated prototypes
+    of lots.h no longer crowd out one.h's one (they tied, and lots.h sorted first), while a lots.h entry whose name
+    the lines near the cursor write still comes first."""
+    big = "".join(f"int big_fn_{i}(void);\n" for i in range(200)) + "int big_fn_main_loop(void);\n"
+    root = make_repo(tmp_path, {"lots.h": big, "one.h": "int small_run(void);\n"})
+    text = '#include "lots.h"\n#include "one.h"\n\nint main(void) {\n    '
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    order = [(f.path.name, f.start_line) for f in found]
+    assert order[0] == ("lots.h", 201), order[:3]  # the control: words near the cursor still rank first
+    assert order[1] == ("one.h", 1), order[:3]
+    scores = {(f.path.name, f.start_line): f.score for f in found}
+    assert scores[("one.h", 1)] == pytest.approx(2 * scores[("lots.h", 1)], rel=0.01)  # sqrt(50 / 201)
+
+
+@pytest.mark.parametrize("below, counted", [(50, True), (150, True), (250, False)])
+def test_uses_below_the_cursor_are_read_200_lines_down(tmp_path: Path, below: int, counted: bool) -> None:
+    """A name imported and used only further down (rxjs's `Subscription` in a types file) ranks by those uses up
+    to 200 lines below the cursor (100 before: 150 lines down was not read); further down it is not read."""
+    root = make_repo(tmp_path, {"sub.ts": "export class Sub {}\n", "other.ts": "export const other = 1;\n"})
+    head = "import { Sub } from './sub';\nimport { other } from './other';\n\nother;\n"
+    text = head + "\n" + "let x = 1;\n" * (below - 1) + "let s: Sub;\n"
+    language = resolver_for(root / "app.ts")
+    found = language.candidates(repository_at(root), root / "app.ts", text, len(head), {}, Deadline.never())
+    names = {f.path.name for f in found}
+    assert "other.ts" in names  # the control: a use above the cursor
+    assert ("sub.ts" in names) is counted, [(f.path.name, f.why) for f in found]
+
+
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
     outside = make_repo(tmp_path / "outside", {"secret.ts": "export function secret() {}\n"})
     (outside / "secret.h").write_text("int secret(void);\n")
