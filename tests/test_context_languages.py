@@ -414,6 +414,40 @@ def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
     assert (point.signature, point.name_line) == (2, 7)
 
 
+API_HEADER = (
+    '#if defined(__cplusplus)\nextern "C" {\n#endif\n'
+    "LIB_API LIB_BOOLEAN lib_set_level(int level);\n"  # line 4: C++'s grammar reads `LIB_BOOLEAN lib_set_level`
+    "int plain_call(void);\n"  # line 5
+    "LIB_API struct compression_dictionary_state *\nlib_prepare_dictionary(int size);\n"  # the name on line 7
+    "static int\nshort_type(void);\n"  # line 9
+    "#if defined(__cplusplus)\n}\n#endif\n"
+)
+
+
+@pytest.mark.parametrize(("name", "line"), [("lib_set_level", 4), ("plain_call", 5), ("lib_prepare_dictionary", 7)])
+def test_a_c_api_macro_before_the_type_keeps_the_function_s_name(tmp_path: Path, name: str, line: int) -> None:
+    """`API T f(...)` in an `extern "C"` block: C++'s grammar (which reads every .h) takes `T f` for a name
+    qualified by T; the name is f, so a use of f resolves (it was `LIB_BOOLEAN lib_set_level`, used nowhere).
+    plain_call is the control."""
+    root = make_repo(tmp_path, {"api.h": API_HEADER})
+    assert_resolved(context_at(root, "main.c", f'#include "api.h"\n\nint main(void) {{\n    {name}('), "api.h", line)
+
+
+def test_a_c_head_starts_on_the_line_that_writes_the_function_s_name(tmp_path: Path) -> None:
+    """`T *` above `f(...)`: gather()'s first cut of a head shows its first lines, so a head starts on f's line when the
+    return type's line does not fit HEAD_CHARS with it (it showed only the type), and above it when it does."""
+    root = make_repo(tmp_path, {"api.h": API_HEADER})
+    names = {d.name: d for d in top_level("cpp", parse("cpp", API_HEADER))}
+    assert (names["lib_prepare_dictionary"].signature, names["lib_prepare_dictionary"].name_line) == (6, 7)
+    assert names["plain_call"].name_line == 0  # one line: nothing to reach
+    text = '#include "api.h"\n\nint main(void) {\n    lib_prepare_dictionary(1);\n    short_type();\n    '
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    starts = {f.start_line: f for f in found}
+    assert 7 in starts and 6 not in starts, sorted(starts)
+    assert 8 in starts and starts[8].end_line >= 9  # the control: `static int` fits with its name's line
+
+
 def test_a_header_included_directly_outlines_before_one_included_through_it(tmp_path: Path) -> None:
     root = make_repo(
         tmp_path,

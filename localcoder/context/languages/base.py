@@ -16,7 +16,8 @@ where that cut shows the line that writes the definition's name: the signature, 
 when both fit HEAD_CHARS (Go's and Rust's docs are above the signature: a doc that filled the cut hid it, and
 recall@1024 on the tuning repositories of `make bench-context-langs` fell to 38% on regex-syntax and 60% on go-cmp;
 starting at the signature, 98% and 95%); C's `typedef struct {...} T;` names T on its closing line, so its head
-starts at the lines right above that one (brotli 48% -> 78%).
+starts at the lines right above that one (brotli 48% -> 78%), and `T *` above `f(...)` names f below its type
+(92% -> 95%).
 
 Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
 path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
@@ -344,7 +345,7 @@ class TreeSitterLanguage:
                 head_end, end = definition.head_end, definition.end_line
             else:  # the signature alone, without the doc above it, so that many fit
                 head_end = end = max(start, min(definition.head_end, start + COMPACT_LINES - 1))
-            if definition.name_line:  # `typedef struct {...} T;`: the head ends on the name's line
+            if definition.name_line:  # `typedef struct {...} T;`, `T *` above `f(...)`: reach the name
                 head_end, end = max(head_end, definition.name_line), max(end, definition.name_line)
                 start = _fit_above(file_lines, definition.name_line, start, HEAD_CHARS)  # a long one: its last lines
             prefix = "" if why.startswith("outline") else "definition of "

@@ -13,12 +13,14 @@ many projects include their own public headers so; `<stdio.h>` is the system's.
 On a blank line a header included by the buffer itself offers its outline twice as strongly as one included by a
 header (with the typedef heads of `base` and a typedef's tag and name outlined once, brotli 68% -> 72%). Weighing
 each name by its nearest use only, and the buffer's own header (`foo.h` for `foo.c`) above the others, were tried on
-brotli and changed nothing or lost (72% -> 62%), so they are not done. Nor, in the fourth round (brotli 85%, then
-90% with base.py's weighing of a big header's outline entries by its size): the buffer's own header's outline
-weighed twice or three times (85%, 88% with the size rule: it wins some cases and loses as many), each name's
-uses counted over the whole file (82%, 90%: no gain, 5 ms more a warm call), an outline weighed by how many of its
-header's names the buffer already uses (80% to 68%: the big common headers are the used ones), and words compared
-without a plural `s` or `ed` (88%) or by their first five or six letters (90%: no gain).
+brotli and changed nothing or lost (72% -> 62%), so they are not done. Nor, in the fourth round (brotli 85%; 90%
+with base.py's weighing of a big header's outline entries by its size, 92% when `API T f(...)`, which C++'s grammar
+reads as a name qualified by T, is named f and not `T f`, 95% when the head of `T *` above `f(...)` starts on f's
+line): the buffer's own header's outline weighed twice or three times (85%, 88% with the size rule: it wins some
+cases and loses as many), each name's uses counted over the whole file (82%, 90%: no gain, and a slower warm call),
+an outline weighed by how many of its header's names the buffer already uses (80% to 68%: the big common headers are
+the used ones), and words compared without a plural `s` or `ed` (88%) or by their first five or six letters (90%: no
+gain).
 """
 
 from __future__ import annotations
