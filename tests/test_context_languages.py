@@ -187,6 +187,23 @@ def test_go_packages(tmp_path: Path, rule: str, text: str, gold) -> None:
     assert not covering(context, "store/store_test.go", 3)  # a test file is not the package an import sees
 
 
+def test_a_comment_after_code_is_not_the_next_declaration_s_doc(tmp_path: Path) -> None:
+    """`A struct{...} // about A` then `B ...`: the comment is A's, so B starts on its own line (it started on A's,
+    both had one key, and B was shown as A's one-line head); a comment on its own line is still a doc."""
+    shapes = (
+        "package shapes\n\ntype (\n\tSquare struct{ X int } // Equal on value receiver\n"
+        "\tCircle struct{ R int } // Equal on pointer receiver\n\t// Triangle has three sides.\n"
+        "\tTriangle struct{ A, B, C int }\n)\n"
+    )  # Square on line 4, Circle on 5, Triangle's doc on 6
+    names = {d.name: d for d in top_level("go", parse("go", shapes))}
+    assert [names[n].start_line for n in ("Square", "Circle", "Triangle")] == [4, 5, 6]
+    root = make_repo(tmp_path, {"go.mod": "module example.com/m\n\ngo 1.22\n", "shapes/shapes.go": shapes})
+    text = 'package main\n\nimport "example.com/m/shapes"\n\nvar a = shapes.Square{}\nvar b = shapes.Circle{'
+    context = context_at(root, "main.go", text)
+    assert_resolved(context, "shapes/shapes.go", 4)
+    assert_resolved(context, "shapes/shapes.go", 5)
+
+
 def test_go_dot_import_puts_the_package_in_scope(tmp_path: Path) -> None:
     root = make_repo(tmp_path, GO)
     dotted = 'package main\n\nimport . "example.com/shop/store"\n\nfunc run() {\n\tOpen('

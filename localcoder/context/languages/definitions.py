@@ -135,6 +135,9 @@ def definition(name: str, node: Node, outer: Node | None = None, name_line: int 
     start = top.start_point.row
     above = top.prev_named_sibling
     while above is not None and above.type in DOC_ABOVE and above.end_point.row >= start - 1:
+        before = above.prev_sibling
+        if before is not None and before.end_point.row == above.start_point.row:
+            break  # `A struct{...} // about A` above B: a comment after code on its line is that code's, not B's doc
         start = above.start_point.row
         above = above.prev_named_sibling
     end = top.end_point.row
