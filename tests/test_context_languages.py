@@ -557,6 +557,29 @@ def test_files_are_parsed_once_per_version(tmp_path: Path) -> None:
     assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 4)  # a changed file is parsed again
 
 
+def test_a_header_s_includes_are_parsed_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first warm call reuses what the cold one read of the headers' includes (it parsed them all again: they
+    were kept from the second call on); a header that changes is read again (the control)."""
+    from localcoder.context.languages import c
+
+    parsed: list[str] = []
+    real_parse = c.parse
+    monkeypatch.setattr(c, "parse", lambda grammar, text: parsed.append(text) or real_parse(grammar, text))
+    root = make_repo(
+        tmp_path,
+        {"outer.h": '#include "inner.h"\n', "inner.h": "int inner_run(void);\n", "other.h": "int other_run(void);\n"},
+    )
+    text = '#include "outer.h"\n\nint main(void) {\n    '
+    assert_resolved(context_at(root, "main.c", text), "inner.h", 1)
+    assert parsed  # the cold call parsed outer.h for its includes
+    parsed.clear()
+    context_at(root, "main.c", text)
+    assert parsed == []
+    (root / "outer.h").write_text('#include "other.h"\n#include "inner.h"\n')
+    assert_resolved(context_at(root, "main.c", text), "other.h", 1)
+    assert parsed
+
+
 def test_an_expired_deadline_returns_at_once(tmp_path: Path) -> None:
     root = make_repo(tmp_path, GO)
     edited = root / "cmd/serve/run.go"
