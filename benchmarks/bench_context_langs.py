@@ -29,7 +29,9 @@ cursor first, until the budget is full), in one run; the time of a cold call (a 
 and parsed anew, the interpreter already started) and of a warm one (the same call again in the process, as in
 `serve` and the language server), with the bundled CodeGen tokenizer counting. `--serve N` also times the first N
 cases of each tuning repository inside a running `localcoder serve` (its POST /infill's own `timings_ms.context`,
-the model's tokenizer counting; the random-weight model of `bench-context`, built once into --dir).
+the model's tokenizer counting; the random-weight model of `bench-context`, built once into --dir). `--split tuning`
+runs one half only; with BENCH_SHOW_MISSES=1 set, the tuning repositories' misses are listed (never the held-out
+ones'); `--cases 0` leaves the `localcoder context` timing (--runs per language) alone.
 """
 
 from __future__ import annotations
