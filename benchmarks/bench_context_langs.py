@@ -2,6 +2,7 @@
 beside Copilot's Jaccard windows.
 
     python benchmarks/bench_context_langs.py [--cases 40] [--budget 1024] [--languages go,rust] [--cache DIR]
+        [--split tuning] [--runs 3]
         [--serve N [--dir bench-out]]
 
 Corpora are fetched at run time into the cache folder (default ~/.cache/localcoder-bench/context-langs, or
@@ -28,7 +29,9 @@ cursor first, until the budget is full), in one run; the time of a cold call (a 
 and parsed anew, the interpreter already started) and of a warm one (the same call again in the process, as in
 `serve` and the language server), with the bundled CodeGen tokenizer counting. `--serve N` also times the first N
 cases of each tuning repository inside a running `localcoder serve` (its POST /infill's own `timings_ms.context`,
-the model's tokenizer counting; the random-weight model of `bench-context`, built once into --dir).
+the model's tokenizer counting; the random-weight model of `bench-context`, built once into --dir). `--split tuning`
+runs one half only; with BENCH_SHOW_MISSES=1 set, the tuning repositories' misses are listed (never the held-out
+ones'); `--cases 0` leaves the `localcoder context` timing (--runs per language) alone.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ WRAPPERS = {  # nodes whose children are top-level too
     "linkage_specification", "declaration_list", "type_declaration", "const_declaration", "var_declaration",
     "lexical_declaration", "variable_declaration", "template_declaration",
 }  # fmt: skip
-SHOW_MISSES = bool(os.environ.get("BENCH_SHOW_MISSES"))  # for tuning on the tuning half only
+SHOW_MISSES = bool(os.environ.get("BENCH_SHOW_MISSES"))  # lists the tuning half's misses (never the held-out's)
 USE_TYPES = {
     "identifier", "type_identifier", "property_identifier", "field_identifier", "shorthand_property_identifier"
 }  # fmt: skip
@@ -306,7 +309,7 @@ def score(ranked: list[tuple[str, int, int]], gold: tuple[str, int]) -> float:
     return 0.0
 
 
-def run_corpus(repo: Path, language: str, limit: int, budget: int) -> dict[str, list[float]]:
+def run_corpus(repo: Path, language: str, limit: int, budget: int, misses: bool = False) -> dict[str, list[float]]:
     cases = cases_of(repo, language, limit)
     baseline = Baseline(repo, language)
     out: dict[str, list[float]] = {"ours": [], "base": [], "cold_s": [], "warm_s": []}
@@ -322,7 +325,7 @@ def run_corpus(repo: Path, language: str, limit: int, budget: int) -> dict[str, 
         assert context.tokens <= budget
         ranked = [(s.path, s.start_line, s.end_line) for s in sorted(context.snippets, key=lambda s: s.rank)]
         out["ours"].append(score(ranked, case.gold))
-        if SHOW_MISSES and not out["ours"][-1]:
+        if misses and not out["ours"][-1]:
             print(f"    miss {case.file.relative_to(repo)}:{case.line} gold {case.gold[0]}:{case.gold[1]}: "
                   f"{text.split(chr(10))[case.line - 1]!r} / {ranked[:4]}")  # fmt: skip
         out["base"].append(score(baseline.rank(case, text, offset, budget), case.gold))
@@ -385,6 +388,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(default_cache) / "context-langs")
     parser.add_argument("--serve", type=int, default=0, help="N cases of each tuning repository timed inside serve")
     parser.add_argument("--dir", type=Path, default=Path("bench-out"), help="where the bench model is kept")
+    parser.add_argument("--split", choices=("tuning", "held-out"), help="only the repositories of this half")
     args = parser.parse_args()
     print(f"{date.today()}  {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"budget {args.budget} tokens; recall = a snippet covers the line of the definition's name; corpora in "
@@ -399,11 +403,11 @@ def main() -> None:
     for language in args.languages.split(","):
         totals = {split: {k: [] for k in keys} for split in ("tuning", "held-out")}
         cli: list[float] = []
-        for corpus in (c for c in CORPORA if c.language == language):
+        for corpus in (c for c in CORPORA if c.language == language and args.split in (None, c.split)):
             repo = fetch(corpus, args.cache)
             if repo is None:
                 continue
-            got = run_corpus(repo, language, args.cases, args.budget)
+            got = run_corpus(repo, language, args.cases, args.budget, SHOW_MISSES and corpus.split == "tuning")
             for key in keys:
                 totals[corpus.split][key] += got[key]
             print(row(f"{language}/{corpus.name} ({corpus.split[0]})", got))

@@ -187,6 +187,23 @@ def test_go_packages(tmp_path: Path, rule: str, text: str, gold) -> None:
     assert not covering(context, "store/store_test.go", 3)  # a test file is not the package an import sees
 
 
+def test_a_comment_after_code_is_not_the_next_declaration_s_doc(tmp_path: Path) -> None:
+    """`A struct{...} // about A` then `B ...`: the comment is A's, so B starts on its own line (it started on A's,
+    both had one key, and B was shown as A's one-line head); a comment on its own line is still a doc."""
+    shapes = (
+        "package shapes\n\ntype (\n\tSquare struct{ X int } // Equal on value receiver\n"
+        "\tCircle struct{ R int } // Equal on pointer receiver\n\t// Triangle has three sides.\n"
+        "\tTriangle struct{ A, B, C int }\n)\n"
+    )  # Square on line 4, Circle on 5, Triangle's doc on 6
+    names = {d.name: d for d in top_level("go", parse("go", shapes))}
+    assert [names[n].start_line for n in ("Square", "Circle", "Triangle")] == [4, 5, 6]
+    root = make_repo(tmp_path, {"go.mod": "module example.com/m\n\ngo 1.22\n", "shapes/shapes.go": shapes})
+    text = 'package main\n\nimport "example.com/m/shapes"\n\nvar a = shapes.Square{}\nvar b = shapes.Circle{'
+    context = context_at(root, "main.go", text)
+    assert_resolved(context, "shapes/shapes.go", 4)
+    assert_resolved(context, "shapes/shapes.go", 5)
+
+
 def test_go_dot_import_puts_the_package_in_scope(tmp_path: Path) -> None:
     root = make_repo(tmp_path, GO)
     dotted = 'package main\n\nimport . "example.com/shop/store"\n\nfunc run() {\n\tOpen('
@@ -414,6 +431,40 @@ def test_a_typedef_struct_shows_the_line_that_names_it(tmp_path: Path) -> None:
     assert (point.signature, point.name_line) == (2, 7)
 
 
+API_HEADER = (
+    '#if defined(__cplusplus)\nextern "C" {\n#endif\n'
+    "LIB_API LIB_BOOLEAN lib_set_level(int level);\n"  # line 4: C++'s grammar reads `LIB_BOOLEAN lib_set_level`
+    "int plain_call(void);\n"  # line 5
+    "LIB_API struct compression_dictionary_state *\nlib_prepare_dictionary(int size);\n"  # the name on line 7
+    "static int\nshort_type(void);\n"  # line 9
+    "#if defined(__cplusplus)\n}\n#endif\n"
+)
+
+
+@pytest.mark.parametrize(("name", "line"), [("lib_set_level", 4), ("plain_call", 5), ("lib_prepare_dictionary", 7)])
+def test_a_c_api_macro_before_the_type_keeps_the_function_s_name(tmp_path: Path, name: str, line: int) -> None:
+    """`API T f(...)` in an `extern "C"` block: C++'s grammar (which reads every .h) takes `T f` for a name
+    qualified by T; the name is f, so a use of f resolves (it was `LIB_BOOLEAN lib_set_level`, used nowhere).
+    plain_call is the control."""
+    root = make_repo(tmp_path, {"api.h": API_HEADER})
+    assert_resolved(context_at(root, "main.c", f'#include "api.h"\n\nint main(void) {{\n    {name}('), "api.h", line)
+
+
+def test_a_c_head_starts_on_the_line_that_writes_the_function_s_name(tmp_path: Path) -> None:
+    """`T *` above `f(...)`: gather()'s first cut of a head shows its first lines, so a head starts on f's line when the
+    return type's line does not fit HEAD_CHARS with it (it showed only the type), and above it when it does."""
+    root = make_repo(tmp_path, {"api.h": API_HEADER})
+    names = {d.name: d for d in top_level("cpp", parse("cpp", API_HEADER))}
+    assert (names["lib_prepare_dictionary"].signature, names["lib_prepare_dictionary"].name_line) == (6, 7)
+    assert names["plain_call"].name_line == 0  # one line: nothing to reach
+    text = '#include "api.h"\n\nint main(void) {\n    lib_prepare_dictionary(1);\n    short_type();\n    '
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    starts = {f.start_line: f for f in found}
+    assert 7 in starts and 6 not in starts, sorted(starts)
+    assert 8 in starts and starts[8].end_line >= 9  # the control: `static int` fits with its name's line
+
+
 def test_a_header_included_directly_outlines_before_one_included_through_it(tmp_path: Path) -> None:
     root = make_repo(
         tmp_path,
@@ -438,6 +489,36 @@ def test_a_name_used_often_ranks_above_one_used_once_a_little_nearer(tmp_path: P
     found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
     scores = {f.why.split(".")[0].split(" ")[-1]: f.score for f in found if f.why.startswith("definition")}
     assert scores["alpha"] > scores["beta"] > 0, scores
+
+
+def test_a_big_header_s_entries_weigh_less_each_than_a_small_one_s(tmp_path: Path) -> None:
+    """An outline of N > OUTLINE_ENTRIES entries weighs each by sqrt(OUTLINE_ENTRIES / N): 200 unrelated prototypes
+    of lots.h no longer crowd out one.h's one (they tied, and lots.h sorted first), while a lots.h entry whose name
+    the lines near the cursor write still comes first."""
+    big = "".join(f"int big_fn_{i}(void);\n" for i in range(200)) + "int big_fn_main_loop(void);\n"
+    root = make_repo(tmp_path, {"lots.h": big, "one.h": "int small_run(void);\n"})
+    text = '#include "lots.h"\n#include "one.h"\n\nint main(void) {\n    '
+    language = resolver_for(root / "main.c")
+    found = language.candidates(repository_at(root), root / "main.c", text, len(text), {}, Deadline.never())
+    order = [(f.path.name, f.start_line) for f in found]
+    assert order[0] == ("lots.h", 201), order[:3]  # the control: words near the cursor still rank first
+    assert order[1] == ("one.h", 1), order[:3]
+    scores = {(f.path.name, f.start_line): f.score for f in found}
+    assert scores[("one.h", 1)] == pytest.approx(2 * scores[("lots.h", 1)], rel=0.01)  # sqrt(50 / 201)
+
+
+@pytest.mark.parametrize("below, counted", [(50, True), (150, True), (250, False)])
+def test_uses_below_the_cursor_are_read_200_lines_down(tmp_path: Path, below: int, counted: bool) -> None:
+    """A name imported and used only further down (rxjs's `Subscription` in a types file) ranks by those uses up
+    to 200 lines below the cursor (100 before: 150 lines down was not read); further down it is not read."""
+    root = make_repo(tmp_path, {"sub.ts": "export class Sub {}\n", "other.ts": "export const other = 1;\n"})
+    head = "import { Sub } from './sub';\nimport { other } from './other';\n\nother;\n"
+    text = head + "\n" + "let x = 1;\n" * (below - 1) + "let s: Sub;\n"
+    language = resolver_for(root / "app.ts")
+    found = language.candidates(repository_at(root), root / "app.ts", text, len(head), {}, Deadline.never())
+    names = {f.path.name for f in found}
+    assert "other.ts" in names  # the control: a use above the cursor
+    assert ("sub.ts" in names) is counted, [(f.path.name, f.why) for f in found]
 
 
 def test_nothing_outside_the_root_is_read(tmp_path: Path) -> None:
@@ -474,6 +555,29 @@ def test_files_are_parsed_once_per_version(tmp_path: Path) -> None:
     assert all(repository._stamped[key][1] is value[1] for key, value in kept.items())  # a warm call reuses them
     (root / "src/util.ts").write_text("\n\n\nexport function add(a: number) {\n  return a;\n}\n")
     assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 4)  # a changed file is parsed again
+
+
+def test_a_header_s_includes_are_parsed_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first warm call reuses what the cold one read of the headers' includes (it parsed them all again: they
+    were kept from the second call on); a header that changes is read again (the control)."""
+    from localcoder.context.languages import c
+
+    parsed: list[str] = []
+    real_parse = c.parse
+    monkeypatch.setattr(c, "parse", lambda grammar, text: parsed.append(text) or real_parse(grammar, text))
+    root = make_repo(
+        tmp_path,
+        {"outer.h": '#include "inner.h"\n', "inner.h": "int inner_run(void);\n", "other.h": "int other_run(void);\n"},
+    )
+    text = '#include "outer.h"\n\nint main(void) {\n    '
+    assert_resolved(context_at(root, "main.c", text), "inner.h", 1)
+    assert parsed  # the cold call parsed outer.h for its includes
+    parsed.clear()
+    context_at(root, "main.c", text)
+    assert parsed == []
+    (root / "outer.h").write_text('#include "other.h"\n#include "inner.h"\n')
+    assert_resolved(context_at(root, "main.c", text), "other.h", 1)
+    assert parsed
 
 
 def test_an_expired_deadline_returns_at_once(tmp_path: Path) -> None:

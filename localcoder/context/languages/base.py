@@ -2,20 +2,22 @@
 
 A language says how its imports bind names (`imports`: a local name -> a file and the name in it, or the file as a
 whole), which files' names need no import (`scope`: Go's package, Java's package), and how a file re-exports
-(`reexports`). The ranking is Python's: every name used near the cursor that resolves scores 1 / (1 + distance) on
-or above the cursor's line and half that below, and USE_FLAT more (a name used often is likely used again, however
-far); an imported name used nowhere yet scores as if on the cursor's line (it is about to be). When the cursor's
-line is blank, what the line will call is unknown, so modules imported whole (`import * as x`, a Go package, a Rust
-module, a header) and the file's own package offer their outline: what another file can reach, ordered by how many
-words of its name occur near the cursor (words that a quarter of the outline's names share, brotli's `BROTLI_`, do
-not count). The best four definitions may grow their bodies; the rest, and every outline entry, show their signature
-lines only, so that about three times as many fit in a budget. gather() first cuts every head to a small share of
-the budget (32 tokens of 1,024, its path line included) and grows heads downwards only, so a head starts where that
-cut shows the line that writes the definition's name: the signature, with the doc comment above it only when both
-fit HEAD_CHARS (Go's and Rust's docs are above the signature: a doc that filled the cut hid it, and recall@1024 on
-the tuning repositories of `make bench-context-langs` fell to 38% on regex-syntax and 60% on go-cmp; starting at the
-signature, 98% and 95%); C's `typedef struct {...} T;` names T on its closing line, so its head starts at the lines
-right above that one (brotli 48% -> 78%).
+(`reexports`). The ranking is Python's: every name used near the cursor (400 lines above it, 200 below) that
+resolves scores 1 / (1 + distance) on or above the cursor's line and half that below, and USE_FLAT more (a name used
+often is likely used again, however far); an imported name used nowhere yet scores as if on the cursor's line (it is
+about to be). When the cursor's line is blank, what the line will call is unknown, so modules imported whole
+(`import * as x`, a Go package, a Rust module, a header) and the file's own package offer their outline: what
+another file can reach, ordered by how many words of its name occur near the cursor (words that a quarter of the
+outline's names share, brotli's `BROTLI_`, do not count), each entry of an outline of N > 50 entries weighed by
+sqrt(50 / N). The best four definitions may grow their bodies; the rest, and every outline entry, show their
+signature lines only, so that about three times as many fit in a budget. gather() first cuts every head to a small
+share of the budget (32 tokens of 1,024, its path line included) and grows heads downwards only, so a head starts
+where that cut shows the line that writes the definition's name: the signature, with the doc comment above it only
+when both fit HEAD_CHARS (Go's and Rust's docs are above the signature: a doc that filled the cut hid it, and
+recall@1024 on the tuning repositories of `make bench-context-langs` fell to 38% on regex-syntax and 60% on go-cmp;
+starting at the signature, 98% and 95%); C's `typedef struct {...} T;` names T on its closing line, so its head
+starts at the lines right above that one (brotli 48% -> 78%), and `T *` above `f(...)` names f below its type
+(92% -> 95%).
 
 Warm calls read nothing that did not change: summaries (with the text they came from), package listings and
 path checks are kept per file or folder version (`Repository.stamped`), and the buffer is reparsed
@@ -40,7 +42,8 @@ from localcoder.context.resolver import Deadline, Found
 MAX_REEXPORT_DEPTH = 6
 MAX_BUFFER_CHARS = 1 << 20  # a larger buffer is read in its first lines and around the cursor only
 SCAN_LINES = 2000
-USES_ABOVE, USES_BELOW = 400, 100  # uses farther from the cursor weigh under 1/400: not worth reading
+USES_ABOVE, USES_BELOW = 400, 200  # uses farther from the cursor weigh under 1/400: not worth reading (below: 100
+# missed rxjs's `Subscription` in a types file, imported and used only further down by the declarations after it)
 NEAR_LINES = 15  # the lines around the cursor whose words rank an outline
 MANIFEST_BYTES = 1 << 16
 MAX_CANDIDATES = 64  # more than a prompt's budget can show, even as one-line outline entries
@@ -51,6 +54,9 @@ HEAD_CHARS = 40  # what gather()'s first cut of a head (32 tokens with its path 
 # the signature (or above a C typedef's name) that fit in it with that line come first (80 lost 26 points on
 # regex-syntax, 56 six; 40 and 0 scored the same on the tuning repositories)
 OUTLINE_WEIGHT = 0.3  # an outline entry against a name used on the cursor's line
+OUTLINE_ENTRIES = 50  # an outline of N entries, more than this, weighs each by sqrt(OUTLINE_ENTRIES / N): the more a
+# file offers, the less likely any one entry is the one (brotli's platform.h, 120 entries, crowded out constants.h's
+# and the buffer's own header's names: 85% -> 90%; 25-60 scored 88-90%, 100 85%; no change on the other tuning repos)
 COMMON_SHARE, MIN_COMMON_NAMES = 4, 8  # a word in over 1/4 of an outline's names (of 8 or more) ranks none of them
 USE_FLAT = 0.01  # each use counts this much besides 1 / (1 + distance): a name used often is likely again
 # (on the tuning repositories: brotli 80% -> 85%, axios 88% -> 90%, go-cmp 95% -> 98%; 0.005 and 0.03 did less)
@@ -339,7 +345,7 @@ class TreeSitterLanguage:
                 head_end, end = definition.head_end, definition.end_line
             else:  # the signature alone, without the doc above it, so that many fit
                 head_end = end = max(start, min(definition.head_end, start + COMPACT_LINES - 1))
-            if definition.name_line:  # `typedef struct {...} T;`: the head ends on the name's line
+            if definition.name_line:  # `typedef struct {...} T;`, `T *` above `f(...)`: reach the name
                 head_end, end = max(head_end, definition.name_line), max(end, definition.name_line)
                 start = _fit_above(file_lines, definition.name_line, start, HEAD_CHARS)  # a long one: its last lines
             prefix = "" if why.startswith("outline") else "definition of "
@@ -391,10 +397,11 @@ class TreeSitterLanguage:
         if public:
             hits += [hit for name in summary.exports if (hit := self.lookup(request, file, name)) is not None]
         common = _common_words([hit[1].name for hit in hits])
+        each = weight * min(1.0, (OUTLINE_ENTRIES / len(hits)) ** 0.5) if hits else weight
         for hit in hits:
             words = _words(hit[1].name) - common
             share = len(words & near) / len(words) if words else 0.0
-            add(hit, weight * (0.25 + share), why)
+            add(hit, each * (0.25 + share), why)
         for star in summary.stars if public else ():
             self._outline(request, star, weight, near, why, add, public, depth + 1)
 

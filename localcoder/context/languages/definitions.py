@@ -135,6 +135,9 @@ def definition(name: str, node: Node, outer: Node | None = None, name_line: int 
     start = top.start_point.row
     above = top.prev_named_sibling
     while above is not None and above.type in DOC_ABOVE and above.end_point.row >= start - 1:
+        before = above.prev_sibling
+        if before is not None and before.end_point.row == above.start_point.row:
+            break  # `A struct{...} // about A` above B: a comment after code on its line is that code's, not B's doc
         start = above.start_point.row
         above = above.prev_named_sibling
     end = top.end_point.row
@@ -289,10 +292,10 @@ def _c(node: Node, outer: Node | None = None) -> list[Definition]:
             found += [replace(tag, name_line=max(tag.name_line, last)) if kind == "type_definition" else tag
                       for tag in tags]  # fmt: skip
         for declarator in declarators:
-            name = _declared_name(declarator)
-            if name:
-                written = declarator.end_point.row + 1 if kind == "type_definition" else 0
-                found.append(definition(name, node, outer, written))
+            identifier = _declared(declarator)
+            if identifier is not None:  # a typedef's name is on its last line; `T *\nf(...)` names f below the type
+                written = (declarator.end_point if kind == "type_definition" else identifier.start_point).row + 1
+                found.append(definition(node_text(identifier), node, outer, written))
         name = node.child_by_field_name("name")  # C++'s `using T = ...`
         if kind == "alias_declaration" and name is not None:
             found.append(definition(node_text(name), node, outer))
@@ -308,14 +311,19 @@ C_CONTAINERS = frozenset(
 )  # fmt: skip
 
 
-def _declared_name(declarator: Node) -> str:
-    """The identifier a C declarator declares: `*f(int)` -> f, `(*p)[3]` -> p, `a = 1` -> a."""
+def _declared(declarator: Node) -> Node | None:
+    """The identifier a C declarator declares: `*f(int)` -> f, `(*p)[3]` -> p, `a = 1` -> a, `ns::f()` -> f. A
+    qualified name counts by its last part: C++'s grammar reads `API T f(...)` in an `extern "C"` block (brotli's
+    public headers) as `T f`, a name qualified by T, and the whole of that was the name."""
     node: Node | None = declarator
     while node is not None:
-        if node.type in ("identifier", "type_identifier", "field_identifier", "qualified_identifier"):
-            return node_text(node).split("::")[-1]
+        if node.type in ("identifier", "type_identifier", "field_identifier", "destructor_name", "operator_name"):
+            return node if node_text(node) else None
+        if node.type == "qualified_identifier":
+            node = node.child_by_field_name("name")
+            continue
         node = node.child_by_field_name("declarator") or (node.named_children[0] if node.named_children else None)
-    return ""
+    return None
 
 
 EXTRACTORS: dict[str, Callable[[Node], list[Definition]]] = {
