@@ -17,7 +17,7 @@ from pathlib import Path
 
 from localcoder.chat.turns import Program, Turn, truncate_turn
 from localcoder.completion.backends import run_job
-from localcoder.completion.generate import SAMPLING_BOUNDS, Job, Sampling
+from localcoder.completion.generate import SAMPLING_BOUNDS, AskCut, Job, Sampling
 from localcoder.completion.model import LoadedModel
 from localcoder.completion.prompts import FORMATS, stop_ids
 from localcoder.errors import LocalcoderError
@@ -187,7 +187,7 @@ class ChatSession:
         ids, left_out = self._context(instruction)
         streamer = _LineStreamer(self.lang, on_text)
         stop = stop_ids(FORMATS["left-to-right"], self.model.vocab)  # the model's end-of-text tokens
-        run = run_job(self.model.backend, Job(self.model.llm, ids, self._sampling(), stop), _FeedCut(streamer.feed))
+        run = run_job(self.model.backend, Job(self.model.llm, ids, self._sampling(), stop), AskCut(streamer.feed))
         code = streamer.finish()
         reason = "cut" if run.stop_reason == "scope" else run.stop_reason
         evaluated = len(ids) - run.cached_tokens
@@ -217,20 +217,6 @@ class _WholeReply:
 
     def feed(self, chunk: str) -> str:
         return chunk
-
-    def finish(self) -> str:
-        return ""
-
-
-class _FeedCut:
-    """A feed that answers whether to go on, as the TextCut an engine's generation takes."""
-
-    def __init__(self, feed: Callable[[str], bool]) -> None:
-        self._feed, self.stopped = feed, False
-
-    def feed(self, chunk: str) -> str:
-        self.stopped = not self._feed(chunk)
-        return ""
 
     def finish(self) -> str:
         return ""

@@ -18,7 +18,8 @@ from localcoder.completion.prompt_cache import common_prefix
 from localcoder.completion.prompt_read import GenerationCancelled, read_tokens
 
 __all__ = [
-    "GenerationCancelled", "Generation", "Job", "Piece", "Sampling", "TextCut", "drive", "generate", "read_prompt"
+    "AskCut", "GenerationCancelled", "Generation", "Job", "Piece", "Sampling", "TextCut", "drive", "generate",
+    "read_prompt",
 ]  # fmt: skip
 
 MAX_TEMPERATURE = 2.0  # as OpenAI's API: beyond it sampling is noise
@@ -208,11 +209,11 @@ def generate(
 ) -> Generation:
     """Run one in-process generation; `on_text` gets each new piece of text and returns False to stop early."""
     job = Job(llm, prompt_ids, sampling, stop, eom_id, cancelled)
-    return drive(local_pieces(job), job, _Ask(on_text))
+    return drive(local_pieces(job), job, AskCut(on_text))
 
 
-class _Ask:
-    """A cut that lets everything out and stops when a callback says so."""
+class AskCut:
+    """A cut that keeps nothing back and stops when a callback, given each piece of text, answers False."""
 
     def __init__(self, on_text: Callable[[str], bool]) -> None:
         self.on_text, self.stopped = on_text, False
