@@ -652,3 +652,13 @@ def test_a_missing_grammar_leaves_its_language_to_windows(monkeypatch: pytest.Mo
     languages.load()
     assert resolver._REGISTRY.get(".go") is None  # no Go grammar: Go files keep identifier windows
     assert resolver._REGISTRY.get(".ts") is not None and resolver._REGISTRY.get(".rs") is not None
+
+
+def test_a_huge_buffer_is_read_in_its_imports_and_around_the_cursor(tmp_path: Path) -> None:
+    root = make_repo(tmp_path, SCRIPT)
+    filler = "".join(f"const v{i} = {i};\n" for i in range(100_000))  # about 2 MB between the import and the use
+    text = "import { add } from './util';\n" + filler + "const x = add("
+    assert_resolved(context_at(root, "src/app.ts", text), "src/util.ts", 2)
+    # The control: the same buffer with nothing imported resolves nothing from util.ts.
+    plain = context_at(root, "src/app.ts", filler + "const x = add(")
+    assert not any(s.why.startswith("definition of") and s.path == "src/util.ts" for s in plain.snippets)

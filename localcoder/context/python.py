@@ -28,11 +28,9 @@ from pathlib import Path
 from localcoder.context.python_buffer import BufferView, view_of
 from localcoder.context.python_modules import Definition, ModuleSummary, PythonResolver, Target
 from localcoder.context.repository import Repository
-from localcoder.context.resolver import Deadline, Found, register
+from localcoder.context.resolver import Deadline, Found, around_cursor, register
 
-MAX_SCAN_CHARS = 1 << 20  # a larger buffer is read around the cursor only
-SCAN_LINES_ABOVE = 2000
-SCAN_LINES_BELOW = 500
+SCAN_LINES_BELOW = 500  # a huge buffer is read this far below the cursor (resolver.around_cursor)
 TYPE_CHECKING_WEIGHT = 0.2
 OUTLINE_WEIGHT = 0.5  # of the module's summed uses: the names used nearest come before the module's outline
 MAX_OUTLINES = 3  # modules whose outline is offered, the most used near the cursor first
@@ -41,29 +39,6 @@ USE_LINES = 2000  # uses farther from the cursor weigh under 1/2000 each: left o
 STAR_LINES = 300  # with a star import, names this near the cursor are looked up in the star-imported modules
 NEIGHBOUR_ANCHORS = 4  # a definition weighs at least a share of what these weigh, its module's names used nearest,
 NEIGHBOUR_SHARE = 0.5  # over 1 + how many definitions are between them (code uses neighbours together)
-
-
-def _around(text: str, offset: int) -> tuple[str, int]:
-    """A buffer to read: the whole when it is small; else its first lines (the imports) and a window around the
-    cursor, so a 50 MB file costs no more than a large one."""
-    if len(text) <= MAX_SCAN_CHARS:
-        return text, offset
-    head_end = _line_boundary(text, 0, SCAN_LINES_ABOVE, forward=True)
-    start = max(_line_boundary(text, offset, SCAN_LINES_ABOVE, forward=False), head_end)
-    end = _line_boundary(text, offset, SCAN_LINES_BELOW, forward=True)
-    if start <= head_end:
-        return text[:end], offset
-    return text[:head_end] + "\n" + text[start:end], head_end + 1 + offset - start
-
-
-def _line_boundary(text: str, offset: int, lines: int, forward: bool) -> int:
-    position = offset
-    for _ in range(lines):
-        found = text.find("\n", position + 1) if forward else text.rfind("\n", 0, position)
-        if found < 0:
-            return len(text) if forward else 0
-        position = found
-    return position if forward else position + 1
 
 
 def _weight(distance: int) -> float:
@@ -88,7 +63,7 @@ class PythonLanguage:
         deadline: Deadline,
     ) -> list[Found]:
         resolver = PythonResolver(repository, edited, overlay)
-        text, offset = _around(text, offset)
+        text, offset = around_cursor(text, offset, SCAN_LINES_BELOW)
         view = view_of(str(resolver.path), text, offset)
         imports = resolver.buffer_imports(view)
         if not imports:

@@ -52,6 +52,34 @@ class Resolver(Protocol):
         ...
 
 
+MAX_BUFFER_CHARS = 1 << 20  # a larger buffer is read in its first lines and around the cursor only
+HEAD_LINES = 2000  # its first lines (the imports), and as many above the cursor
+
+
+def around_cursor(text: str, offset: int, lines_below: int) -> tuple[str, int]:
+    """The buffer a resolver reads, and the cursor in it: the whole when it is small; else its first HEAD_LINES
+    lines and the lines around the cursor (HEAD_LINES above, `lines_below` below), so a 50 MB file costs no more
+    than a large one."""
+    if len(text) <= MAX_BUFFER_CHARS:
+        return text, offset
+    head_end = _line_boundary(text, 0, HEAD_LINES, forward=True)
+    start = max(_line_boundary(text, offset, HEAD_LINES, forward=False), head_end)
+    end = _line_boundary(text, offset, lines_below, forward=True)
+    if start <= head_end:
+        return text[:end], offset
+    return text[:head_end] + "\n" + text[start:end], head_end + 1 + offset - start
+
+
+def _line_boundary(text: str, offset: int, lines: int, forward: bool) -> int:
+    position = offset
+    for _ in range(lines):
+        found = text.find("\n", position + 1) if forward else text.rfind("\n", 0, position)
+        if found < 0:
+            return len(text) if forward else 0
+        position = found
+    return position if forward else position + 1
+
+
 _REGISTRY: dict[str, Resolver] = {}
 
 

@@ -37,11 +37,10 @@ from tree_sitter import Tree
 
 from localcoder.context.languages.definitions import Definition, parse, parse_buffer, top_level
 from localcoder.context.repository import Repository
-from localcoder.context.resolver import Deadline, Found
+from localcoder.context.resolver import Deadline, Found, around_cursor
 
 MAX_REEXPORT_DEPTH = 6
-MAX_BUFFER_CHARS = 1 << 20  # a larger buffer is read in its first lines and around the cursor only
-SCAN_LINES = 2000
+SCAN_LINES_BELOW = 2000  # a huge buffer is read this far below the cursor (resolver.around_cursor)
 USES_ABOVE, USES_BELOW = 400, 200  # uses farther from the cursor weigh under 1/400: not worth reading (below: 100
 # missed rxjs's `Subscription` in a types file, imported and used only further down by the declarations after it)
 NEAR_LINES = 15  # the lines around the cursor whose words rank an outline
@@ -264,7 +263,7 @@ class TreeSitterLanguage:
         deadline: Deadline,
     ) -> list[Found]:
         request = Request(repository, Path(os.path.realpath(edited)), overlay, deadline)
-        text, offset = _view(text, offset)
+        text, offset = around_cursor(text, offset, SCAN_LINES_BELOW)
         tree = parse_buffer(str(request.edited), self.grammar(edited), text)
         if tree is None:
             return []
@@ -445,25 +444,6 @@ def _common_words(names: list[str]) -> frozenset[str]:
 @functools.lru_cache(maxsize=16384)
 def _words(text: str) -> frozenset[str]:
     return frozenset(w.lower() for w in _WORDS.findall(text) if len(w) > 1)
-
-
-def _view(text: str, offset: int) -> tuple[str, int]:
-    """A huge buffer (over MAX_BUFFER_CHARS) as its first SCAN_LINES lines and SCAN_LINES around the cursor."""
-    if len(text) <= MAX_BUFFER_CHARS:
-        return text, offset
-    head = text[: _nth_newline(text, 0, SCAN_LINES)]
-    start = text.rfind("\n", 0, max(offset - SCAN_LINES * 80, 0)) + 1
-    end = _nth_newline(text, offset, SCAN_LINES)
-    return head + "\n" + text[start:end], len(head) + 1 + offset - start
-
-
-def _nth_newline(text: str, start: int, count: int) -> int:
-    position = start
-    for _ in range(count):
-        position = text.find("\n", position + 1)
-        if position < 0:
-            return len(text)
-    return position
 
 
 __all__ = ["Imported", "Request", "Summary", "TreeSitterLanguage"]
