@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from localcoder import schemas
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def localcoder(
@@ -94,3 +97,17 @@ def checked_document(name: str, text_or_value: str | dict[str, Any]) -> dict[str
     document = json.loads(text_or_value) if isinstance(text_or_value, str) else text_or_value
     jsonschema.Draft202012Validator(schemas.schema(name)).validate(document)
     return document
+
+
+def make_venv(parent: Path, python: str | None = None) -> Path:
+    """A virtual environment under `parent` (of `python`, else this interpreter's base) holding a copy of
+    localcoder's code; returns its interpreter."""
+    venv = parent / "venv"
+    base = python or getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    interpreter = venv / "bin" / "python"
+    site = subprocess.run([str(interpreter), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    for package in ("localcoder", "ggufkit"):
+        shutil.copytree(REPO / package, Path(site) / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return interpreter

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -107,6 +108,28 @@ class Server:
     def rss_kb(self) -> int:
         with open(f"/proc/{self.process.pid}/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def open_stream(server: Server, path: str, body: dict[str, Any]) -> tuple[socket.socket, bytes]:
+    """Send a streamed request and read until its first event: the model is leased and generating."""
+    payload = json.dumps({**body, "stream": True}).encode()
+    connection = socket.create_connection(("127.0.0.1", server.port), timeout=120)
+    connection.sendall(post_head(path, len(payload)) + payload)
+    received = b""
+    while b"data: " not in received:
+        chunk = connection.recv(65536)
+        assert chunk, received
+        received += chunk
+    return connection, received
+
+
+def read_to_end(connection: socket.socket, received: bytes) -> list[Any]:
+    """The rest of a stream opened by open_stream, until the server closes it: each event's JSON (or "[DONE]")."""
+    while chunk := connection.recv(65536):
+        received += chunk
+    connection.close()
+    lines = [line[6:] for line in received.decode().split("\n") if line.startswith("data: ")]
+    return [line if line == "[DONE]" else json.loads(line) for line in lines]
 
 
 def serving_home(directory: Path, models: dict[str, Path]) -> dict[str, str]:

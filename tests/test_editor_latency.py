@@ -17,7 +17,7 @@ from ggufkit.vocab.codegen25 import codegen25_tokenizer
 from localcoder.bench import sample_source
 from localcoder.completion.prompt_read import READ_BATCH
 from tests.bigram import GARBAGE, bigram_model, chain_for
-from tests.server_run import Server, post_head, running_server
+from tests.server_run import Server, open_stream, post_head, read_to_end, running_server
 
 pytest.importorskip("llama_cpp")
 
@@ -147,28 +147,6 @@ def test_openai_completions_type_through_too(typing_server):
 def endless(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model that never writes <eom>: a request runs to its n_predict unless something stops it."""
     return bigram_model(tmp_path_factory.mktemp("endless"), "x = 1", end=GARBAGE)
-
-
-def open_stream(server: Server, path: str, body: dict) -> tuple[socket.socket, bytes]:
-    """Send a streamed request and read until its first event: the model is leased and generating."""
-    payload = json.dumps({**body, "stream": True}).encode()
-    connection = socket.create_connection(("127.0.0.1", server.port), timeout=120)
-    connection.sendall(post_head(path, len(payload)))
-    connection.sendall(payload)
-    received = b""
-    while b"data: " not in received:
-        chunk = connection.recv(65536)
-        assert chunk, received
-        received += chunk
-    return connection, received
-
-
-def read_to_end(connection: socket.socket, received: bytes) -> list:
-    while chunk := connection.recv(65536):
-        received += chunk
-    connection.close()
-    lines = [line[6:] for line in received.decode().split("\n") if line.startswith("data: ")]
-    return [line if line == "[DONE]" else json.loads(line) for line in lines]
 
 
 @pytest.mark.parametrize("path", ["/infill", "/v1/completions"])

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from localcoder.evaluate.datasets import load_tasks
+from tests.helpers import make_venv
 
 pytestmark = [
     pytest.mark.usefixtures("os_sandbox"),
@@ -186,19 +187,6 @@ os._exit(0)
 def with_token(source: str) -> tuple[str, str]:
     token = secrets.token_hex(12)
     return token, f"print({token!r}, flush=True)\n" + textwrap.dedent(source)
-
-
-def make_venv(parent: Path) -> Path:
-    """A virtual environment under `parent` holding a copy of localcoder's code; returns its interpreter."""
-    venv = parent / "venv"
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
-    interpreter = venv / "bin" / "python"
-    site = subprocess.run([str(interpreter), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    for package in ("localcoder", "ggufkit"):
-        shutil.copytree(REPO / package, Path(site) / package, ignore=shutil.ignore_patterns("__pycache__"))
-    return interpreter
 
 
 @pytest.fixture(scope="module", params=["outside-tmp", "venv-under-tmp"])

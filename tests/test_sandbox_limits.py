@@ -30,6 +30,7 @@ from localcoder.evaluate.datasets import BENCHMARKS, load_tasks
 from localcoder.evaluate.results import ResultsFile
 from localcoder.evaluate.runner import score
 from localcoder.sandbox import Limits, SandboxFailed, run_program
+from tests.helpers import make_venv
 
 pytestmark = [
     pytest.mark.usefixtures("os_sandbox"),
@@ -76,18 +77,6 @@ def python_for(user: int | None) -> str:
     if _reachable_by_others("/usr/bin/python3"):
         return "/usr/bin/python3"
     pytest.skip("no Python interpreter that an ordinary user may run (this one is in a private directory)")
-
-
-def make_venv(parent: Path, python: str) -> Path:
-    """A virtual environment under `parent` holding a copy of localcoder's code; returns its interpreter."""
-    venv = parent / "venv"
-    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
-    interpreter = venv / "bin" / "python"
-    site = subprocess.run([str(interpreter), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    for package in ("localcoder", "ggufkit"):
-        shutil.copytree(REPO / package, Path(site) / package, ignore=shutil.ignore_patterns("__pycache__"))
-    return interpreter
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import pwd
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from localcoder.completion.request import CompletionRequest
 from localcoder.server.client import LoadedCompleter, LoadOptions, ServedCompleter, open_completer
 from localcoder.source import read_source_bytes
 from tests.bigram import GARBAGE, bigram_model
-from tests.server_run import Server, post_head, running_server
+from tests.server_run import Server, open_stream, read_to_end, running_server
 
 pytest.importorskip("llama_cpp")
 
@@ -287,45 +286,24 @@ def editor_body(prefix: str, tokens: int, **extra: Any) -> dict[str, Any]:
             "n_predict": tokens, "temperature": 0, **extra}  # fmt: skip
 
 
-def open_stream(server: Server, body: dict[str, Any]) -> tuple[socket.socket, bytes]:
-    """Send a streamed request and read until its first event: it holds the model and is generating."""
-    payload = json.dumps({**body, "stream": True}).encode()
-    connection = socket.create_connection(("127.0.0.1", server.port), timeout=120)
-    connection.sendall(post_head("/infill", len(payload)) + payload)
-    received = b""
-    while b"data: " not in received:
-        chunk = connection.recv(65536)
-        assert chunk, received
-        received += chunk
-    return connection, received
-
-
-def last_event(connection: socket.socket, received: bytes) -> dict[str, Any]:
-    while chunk := connection.recv(65536):
-        received += chunk
-    connection.close()
-    events = [line[6:] for line in received.decode().split("\n") if line.startswith("data: ")]
-    return json.loads(events[-1])
-
-
 def test_editors_on_slot_0_do_not_cancel_each_other_but_the_same_editor_does(endless: Server) -> None:
     # Two editors, two documents, both id_slot 0 from 127.0.0.1: both answered in full.
-    first, received = open_stream(endless, editor_body(DOC_A, 24))
+    first, received = open_stream(endless, "/infill", editor_body(DOC_A, 24))
     status, other = endless.post("/infill", editor_body(DOC_B, 8))
     assert status == 200 and other["tokens_predicted"] == 8
-    final = last_event(first, received)
+    final = read_to_end(first, received)[-1]
     assert not final.get("superseded") and final["tokens_predicted"] == 24, final
     # A warm-up (n_predict 0, llama.vim's on moving around) does not empty the completion in flight.
-    first, received = open_stream(endless, editor_body(DOC_A, 24))
+    first, received = open_stream(endless, "/infill", editor_body(DOC_A, 24))
     warm = {**editor_body("", 0), "input_suffix": "", "input_extra": [{"text": DOC_B, "filename": "b.py"}]}
     assert endless.post("/infill", warm)[0] == 200
-    final = last_event(first, received)
+    final = read_to_end(first, received)[-1]
     assert not final.get("superseded") and final["tokens_predicted"] == 24, final
     # The same editor typing on in the same document still stops its older request (control).
-    first, received = open_stream(endless, editor_body(DOC_A, 1024))
+    first, received = open_stream(endless, "/infill", editor_body(DOC_A, 1024))
     status, newer = endless.post("/infill", editor_body(DOC_A + "    zz", 8))
     assert status == 200 and newer["tokens_predicted"] == 8
-    final = last_event(first, received)
+    final = read_to_end(first, received)[-1]
     assert final.get("superseded") is True, final
     assert endless.request("GET", "/health")[1]["cache"]["superseded"] == 1
 
